@@ -1,0 +1,929 @@
+"""The one-command suite run: backend, Locust master and workers, analysis, one exit code.
+
+`compliance-loadtest` (also `python -m locust_scenarios`) replaces the seed suite's
+`run_performance_tests.py`. It starts the reference backend unless `--host` is given, one headless
+Locust master and N Locust workers on loopback, shows progress while they run, writes one run folder
+and runs `python -m analysis` on it; its exit code is the analysis's (0 pass, 1 a threshold or
+regression failed, 2 bad input, 3 the run is not valid evidence).
+
+Every process it starts is its own child, in a session of its own so a terminal's Ctrl-C reaches only
+this process, which then stops them in order (master first, so it can tell the workers to quit and
+write its reports; then workers; then the backend). On Linux each child is also told to receive
+SIGTERM should this process die, so none is orphaned.
+
+This module must not import Locust: importing Locust monkey-patches the process with gevent, and this
+process only starts and watches others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from locust_scenarios import locustfile_path
+
+__all__ = [
+    "CATEGORIES",
+    "Category",
+    "SeedConfig",
+    "SuitePlan",
+    "SuiteUsageError",
+    "build_plan",
+    "main",
+    "parse_duration",
+    "read_seed_config",
+    "resolve_categories",
+]
+
+PROG = "compliance-loadtest"
+
+# Exit codes, the analysis's: 0 pass, 1 threshold/regression failed, 2 bad input, 3 invalid run.
+EXIT_USAGE = 2
+EXIT_INVALID_RUN = 3
+
+# The seed runner's defaults (performance_config.json without a `locust` block).
+SEED_USERS = 10
+SEED_SPAWN_RATE = 2.0
+SEED_DURATION = "60s"
+
+LOOPBACK = "127.0.0.1"
+BACKEND_READY_TIMEOUT_S = 90.0
+WORKERS_CONNECT_TIMEOUT_S = 90
+MASTER_STOP_TIMEOUT_S = 30.0
+WORKER_STOP_TIMEOUT_S = 15.0
+PROGRESS_EVERY_S = 5.0
+# A run is ended by Locust itself (-t, or the profile's last stage); this is the suite's own bound on
+# top of that, for a master that never returns.
+RUN_GRACE_S = 120.0
+
+
+class SuiteUsageError(Exception):
+    """A bad option, config file or value; the message names it. Exit code 2."""
+
+
+class SuiteRunError(Exception):
+    """The run could not be made (backend or Locust did not start). Exit code 3: no valid run."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Categories: the seed runner's suite names, mapped onto user classes.
+
+
+@dataclass(frozen=True)
+class Category:
+    """One of the seed runner's suites, and the user classes that carry it out here."""
+
+    key: str
+    """Short form accepted by --include / --exclude (`api`, `db`, ...)."""
+    title: str
+    """The seed runner's suite name ("API Performance", ...), also accepted."""
+    user_classes: tuple[str, ...]
+    """Locust user classes run for this category."""
+    load_test: bool = False
+    """Run only when load tests are asked for (--load-tests, a profile, or the config), as in the seed."""
+
+    def names(self) -> tuple[str, ...]:
+        return (self.key, self.title)
+
+
+CATEGORIES: tuple[Category, ...] = (
+    Category("api", "API Performance", ("ApiBenchmarkUser",)),
+    Category("db", "Database Performance", ("DbBenchmarkUser",)),
+    Category(
+        "load",
+        "Load Testing",
+        ("ComplianceUser", "AIAssistantUser", "ReportingUser", "ChatWebSocketUser"),
+        load_test=True,
+    ),
+    Category("memory", "Memory Testing", ("DatabaseStressUser",)),
+    Category("concurrency", "Concurrency Testing", ("StressTestUser", "PeakTrafficScenario")),
+)
+
+
+def _category_named(name: str, option: str) -> Category:
+    wanted = " ".join(name.split()).casefold()
+    for category in CATEGORIES:
+        if wanted in (n.casefold() for n in category.names()):
+            return category
+    known = ", ".join(f"{c.key} ({c.title!r})" for c in CATEGORIES)
+    raise SuiteUsageError(f"{option}: unknown category {name!r}; known categories: {known}")
+
+
+def resolve_categories(
+    include: Sequence[str], exclude: Sequence[str], *, load_tests: bool
+) -> tuple[Category, ...]:
+    """The categories to run, in CATEGORIES order.
+
+    As the seed runner: everything but the load tests by default, the load tests too when asked for;
+    `--include` names exactly what runs (naming `load` there asks for the load tests), `--exclude`
+    removes from that.
+    """
+    included = [_category_named(n, "--include") for n in include]
+    excluded = {_category_named(n, "--exclude").key for n in exclude}
+    if included:
+        chosen = {c.key for c in included}
+        if load_tests:
+            chosen |= {c.key for c in CATEGORIES if c.load_test}
+    else:
+        chosen = {c.key for c in CATEGORIES if load_tests or not c.load_test}
+    result = tuple(c for c in CATEGORIES if c.key in chosen and c.key not in excluded)
+    if not result:
+        raise SuiteUsageError(
+            "--include/--exclude: no category left to run "
+            f"(included {sorted(chosen)}, excluded {sorted(excluded)})"
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Durations and the seed's performance_config.json
+
+_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
+
+
+def parse_duration(text: str, option: str = "--duration") -> int:
+    """Seconds in `120`, `120s`, `2m`, `1h30m` or `1h30m15s`; a clear error otherwise."""
+    value = str(text).strip()
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        match = _DURATION.fullmatch(value)
+        if not value or match is None or not any(match.groupdict().values()):
+            raise SuiteUsageError(
+                f"{option}: {text!r} is not a duration; use seconds or h/m/s units, e.g. 120s, 2m, 1h30m"
+            )
+        parts = {k: int(v) for k, v in match.groupdict().items() if v}
+        seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    if seconds <= 0:
+        raise SuiteUsageError(f"{option}: {text!r} must be longer than zero seconds")
+    return seconds
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    """The seed suite's performance_config.json: defaults that command-line options override."""
+
+    path: Path | None = None
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration_s: int | None = None
+    host: str | None = None
+    run_load_tests: bool | None = None
+    warmup_iterations: int | None = None
+    benchmark_rounds: int | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+
+_TOP_KEYS = ("warmup_iterations", "benchmark_rounds", "run_load_tests", "locust", "thresholds")
+_LOCUST_KEYS = ("users", "spawn_rate", "duration", "host")
+
+
+def _int_key(where: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SuiteUsageError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _number_key(where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SuiteUsageError(f"{where} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def read_seed_config(path: Path) -> SeedConfig:
+    """Read and check performance_config.json; every error names the file and the key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SuiteUsageError(f"--config: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SuiteUsageError(
+            f"--config: {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise SuiteUsageError(f"--config: {path} must hold a JSON object, got {type(data).__name__}")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise SuiteUsageError(f"{path}: unknown key {key!r} (known keys: {', '.join(_TOP_KEYS)})")
+    values: dict[str, Any] = {"path": path}
+    if "warmup_iterations" in data:
+        values["warmup_iterations"] = _int_key(
+            f"{path}: key 'warmup_iterations'", data["warmup_iterations"], 0
+        )
+    if "benchmark_rounds" in data:
+        values["benchmark_rounds"] = _int_key(f"{path}: key 'benchmark_rounds'", data["benchmark_rounds"], 1)
+    if "run_load_tests" in data:
+        if not isinstance(data["run_load_tests"], bool):
+            raise SuiteUsageError(
+                f"{path}: key 'run_load_tests' must be true or false, got {data['run_load_tests']!r}"
+            )
+        values["run_load_tests"] = data["run_load_tests"]
+    locust = data.get("locust", {})
+    if not isinstance(locust, dict):
+        raise SuiteUsageError(f"{path}: key 'locust' must be an object, got {locust!r}")
+    for key in locust:
+        if key not in _LOCUST_KEYS:
+            raise SuiteUsageError(
+                f"{path}: unknown key 'locust.{key}' (known keys: {', '.join(_LOCUST_KEYS)})"
+            )
+    if "users" in locust:
+        values["users"] = _int_key(f"{path}: key 'locust.users'", locust["users"], 1)
+    if "spawn_rate" in locust:
+        values["spawn_rate"] = _number_key(f"{path}: key 'locust.spawn_rate'", locust["spawn_rate"])
+    if "duration" in locust:
+        values["duration_s"] = parse_duration(str(locust["duration"]), f"{path}: key 'locust.duration'")
+    if "host" in locust:
+        if not isinstance(locust["host"], str) or not locust["host"].strip():
+            raise SuiteUsageError(f"{path}: key 'locust.host' must be a URL, got {locust['host']!r}")
+        values["host"] = locust["host"].strip()
+    thresholds = data.get("thresholds", {})
+    if not isinstance(thresholds, dict):
+        raise SuiteUsageError(f"{path}: key 'thresholds' must be an object, got {thresholds!r}")
+    values["thresholds"] = {
+        str(k): _number_key(f"{path}: key 'thresholds.{k}'", v) for k, v in thresholds.items()
+    }
+    return SeedConfig(**values)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plan: every decision made from the options, before anything starts.
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """What one suite run does; built from the options and config, then carried out by `run_suite`."""
+
+    categories: tuple[Category, ...]
+    host: str | None
+    """Target URL; None starts the reference backend on loopback."""
+    workers: int
+    users: int | None
+    spawn_rate: float | None
+    run_time_s: int | None
+    """Locust's -t; None when a load profile ends the run itself."""
+    load_profile: str | None
+    profile_time_scale: float
+    run_dir: Path
+    thresholds: Path | None
+    baseline: Path | None
+    benchmark_compare: Path | None
+    config: SeedConfig
+    backend_database_url: str | None = None
+    db_url: str | None = None
+    locust_args: tuple[str, ...] = ()
+
+    @property
+    def user_classes(self) -> tuple[str, ...]:
+        return tuple(name for c in self.categories for name in c.user_classes)
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _positive_int(option: str) -> Any:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+        return value
+
+    convert.__name__ = option
+    return convert
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors raise SuiteUsageError (exit 2, message naming the option) instead of exiting."""
+
+    def error(self, message: str) -> Any:
+        raise SuiteUsageError(message)
+
+
+def _parser() -> _Parser:
+    p = _Parser(
+        prog=PROG,
+        description="Run the compliance load-test suite: the reference backend (unless --host), a "
+        "headless Locust master with N workers on loopback, then the analysis. Exit code: 0 pass, "
+        "1 a threshold or regression failed, 2 bad input, 3 the run is invalid.",
+        epilog="Options after `--` go to the Locust master unchanged (e.g. -- --scenario-seed 7). "
+        "Categories: " + "; ".join(f"{c.key} = {c.title!r}" for c in CATEGORIES) + ".",
+    )
+    p.add_argument(
+        "-c", "--config", type=Path, help="performance_config.json in the seed's format (defaults)"
+    )
+    sel = p.add_argument_group("what runs")
+    sel.add_argument(
+        "--include",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="CATEGORY",
+        help="run only these categories",
+    )
+    sel.add_argument(
+        "--exclude", action="extend", nargs="+", default=[], metavar="CATEGORY", help="skip these categories"
+    )
+    sel.add_argument(
+        "--load-tests",
+        action="store_true",
+        default=None,
+        help="also run the load-test users (the seed's --load-tests)",
+    )
+    load = p.add_argument_group("load")
+    load.add_argument(
+        "--load-profile", metavar="NAME", help="a load profile (smoke, ramp, ...) or a YAML path"
+    )
+    load.add_argument(
+        "--profile-time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="multiply the profile's durations by F (default 1)",
+    )
+    load.add_argument(
+        "-u",
+        "--users",
+        type=_positive_int("--users"),
+        help=f"peak number of users (default {SEED_USERS}, or the config's)",
+    )
+    load.add_argument(
+        "-r",
+        "--spawn-rate",
+        type=_positive_float,
+        help=f"users started per second (default {SEED_SPAWN_RATE:g}, or the config's)",
+    )
+    load.add_argument(
+        "-t",
+        "--duration",
+        metavar="TIME",
+        help=f"run time: 120s, 2m, 1h30m (default {SEED_DURATION}, or the config's)",
+    )
+    load.add_argument(
+        "--workers",
+        type=_positive_int("--workers"),
+        default=None,
+        help="Locust worker processes on this machine (default: one per core)",
+    )
+    tgt = p.add_argument_group("target")
+    tgt.add_argument("-H", "--host", help="backend URL (default: start the reference backend on loopback)")
+    tgt.add_argument(
+        "--backend-database-url",
+        default=os.environ.get("CGPT_BACKEND_DATABASE_URL"),
+        metavar="URL",
+        help="storage of the started backend (default: SQLite in the run's "
+        "temporary folder); also env CGPT_BACKEND_DATABASE_URL",
+    )
+    tgt.add_argument(
+        "--db-url",
+        default=os.environ.get("CGPT_DB_URL"),
+        metavar="URL",
+        help="database for the database users (default: the started backend's); also env CGPT_DB_URL",
+    )
+    out = p.add_argument_group("output and verdict")
+    out.add_argument(
+        "--run-dir", type=Path, help="run folder (default runs/<UTC timestamp>); must be new or empty"
+    )
+    out.add_argument("--thresholds", type=Path, help="thresholds file (default: the shipped ones)")
+    out.add_argument("--baseline", type=Path, metavar="RUN", help="a previous run folder to compare with")
+    out.add_argument(
+        "--benchmark-compare",
+        type=Path,
+        metavar="FILE",
+        help="a baseline benchmark_results.json to compare the benchmarks with (the seed's)",
+    )
+    return p
+
+
+def build_plan(argv: Sequence[str]) -> SuitePlan:
+    """Every decision of the run, from the command line and the config; SuiteUsageError on bad input."""
+    argv = list(argv)
+    locust_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, locust_args = argv[:cut], argv[cut + 1 :]
+    args = _parser().parse_args(argv)
+
+    config = read_seed_config(args.config) if args.config else SeedConfig()
+    load_profile = args.load_profile.strip() if args.load_profile else None
+    if load_profile is not None and not load_profile:
+        raise SuiteUsageError("--load-profile: empty name")
+    if load_profile and (args.users is not None or args.spawn_rate is not None):
+        given = "--users" if args.users is not None else "--spawn-rate"
+        raise SuiteUsageError(f"{given} conflicts with --load-profile, which sets the users itself")
+
+    load_tests = bool(args.load_tests) or bool(config.run_load_tests) or load_profile is not None
+    categories = resolve_categories(args.include, args.exclude, load_tests=load_tests)
+
+    if args.duration is not None:
+        run_time_s: int | None = parse_duration(args.duration)
+    elif load_profile:
+        run_time_s = None
+    else:
+        run_time_s = config.duration_s or parse_duration(SEED_DURATION)
+
+    for option, path in (
+        ("--thresholds", args.thresholds),
+        ("--benchmark-compare", args.benchmark_compare),
+    ):
+        if path is not None and not path.is_file():
+            raise SuiteUsageError(f"{option}: {path} is not a file")
+    if args.baseline is not None and not args.baseline.is_dir():
+        raise SuiteUsageError(f"--baseline: {args.baseline} is not a run folder")
+    if args.baseline is not None and args.benchmark_compare is not None:
+        raise SuiteUsageError("--benchmark-compare conflicts with --baseline: give one baseline")
+
+    run_dir = args.run_dir or Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise SuiteUsageError(
+            f"--run-dir: {run_dir} already exists and is not an empty folder; "
+            "a run never writes over another, choose a new folder"
+        )
+
+    host = args.host or config.host
+    if host is not None and not re.match(r"^https?://[^/\s]+", host):
+        raise SuiteUsageError(f"--host: {host!r} is not an http:// or https:// URL")
+
+    return SuitePlan(
+        categories=categories,
+        host=host,
+        workers=args.workers or _default_workers(),
+        users=None if load_profile else (args.users or config.users or SEED_USERS),
+        spawn_rate=None if load_profile else (args.spawn_rate or config.spawn_rate or SEED_SPAWN_RATE),
+        run_time_s=run_time_s,
+        load_profile=load_profile,
+        profile_time_scale=args.profile_time_scale,
+        run_dir=run_dir,
+        thresholds=args.thresholds,
+        baseline=args.baseline,
+        benchmark_compare=args.benchmark_compare,
+        config=config,
+        backend_database_url=args.backend_database_url or None,
+        db_url=args.db_url or None,
+        locust_args=tuple(locust_args),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Child processes
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: receive SIGTERM when the suite process dies (Linux), so none is orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """One process the suite started, with its log file."""
+
+    role: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Children:
+    """The processes of a run; stops them in order and leaves none behind."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[Child] = []
+        self.descendants: dict[int, psutil.Process] = {}
+
+    def start(self, role: str, args: Sequence[str], env: Mapping[str, str]) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{role}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                list(args),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # the suite process has no other threads
+            )
+        child = Child(role, process, log_path)
+        self.started.append(child)
+        return child
+
+    def remember_descendants(self) -> None:
+        """Note grandchildren (e.g. a backend a Locust process started) so they are stopped too."""
+        for child in self.started:
+            with contextlib.suppress(psutil.Error):
+                for p in psutil.Process(child.pid).children(recursive=True):
+                    self.descendants.setdefault(p.pid, p)
+
+    def stop(self, child: Child, timeout: float, *, force: bool = False) -> None:
+        """SIGTERM (or SIGKILL when forced), wait up to timeout, then SIGKILL."""
+        self.remember_descendants()
+        if child.alive():
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+        try:
+            child.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+
+    def stop_all(self, *, force: bool = False) -> None:
+        self.remember_descendants()
+        for child in self.started:
+            self.stop(child, 0 if force else WORKER_STOP_TIMEOUT_S, force=force)
+        for p in self.descendants.values():
+            with contextlib.suppress(psutil.Error):
+                if p.is_running():
+                    p.terminate()
+        _gone, alive = psutil.wait_procs(list(self.descendants.values()), timeout=5)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------
+# The run
+
+
+class _Signals:
+    """SIGINT/SIGTERM only set flags here; the suite's loops notice them and stop the children in order."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.forced = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.received is not None:
+            self.forced = True
+        self.received = signum
+
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", flush=True)
+
+
+def _read_ready_file(path: Path) -> dict[str, Any] | None:
+    """The backend's ready file: JSON with at least `url`, or a URL, or a port; None until written."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return None  # being written
+        return data if isinstance(data, dict) and data.get("url") else None
+    if text.startswith("http"):
+        return {"url": text}
+    if text.isdigit():
+        return {"url": f"http://{LOOPBACK}:{text}"}
+    return None
+
+
+def _start_backend(
+    plan: SuitePlan, children: Children, signals: _Signals, work_dir: Path
+) -> tuple[str, Child]:
+    """Start `python -m reference_backend serve` on a free loopback port and wait until it is ready."""
+    ready_file = work_dir / "backend-ready.json"
+    args = [
+        sys.executable,
+        "-m",
+        "reference_backend",
+        "serve",
+        "--host",
+        LOOPBACK,
+        "--port",
+        "0",
+        "--ready-file",
+        str(ready_file),
+        "--demo-data",
+    ]
+    env: dict[str, str] = {}
+    if plan.backend_database_url:
+        env["CGPT_DATABASE_URL"] = plan.backend_database_url  # not in argv: ps shows argv
+    backend = children.start("backend", args, _child_env(env))
+    deadline = time.monotonic() + BACKEND_READY_TIMEOUT_S
+    while True:
+        ready = _read_ready_file(ready_file)
+        if ready is not None:
+            return str(ready["url"]).rstrip("/"), backend
+        if not backend.alive():
+            raise SuiteRunError(
+                f"the reference backend exited with code {backend.process.returncode} before it was "
+                f"ready; its log ({backend.log_path}):\n{backend.log_tail()}"
+            )
+        if signals.received is not None:
+            raise KeyboardInterrupt
+        if time.monotonic() > deadline:
+            raise SuiteRunError(
+                f"the reference backend was not ready after {BACKEND_READY_TIMEOUT_S:.0f}s; "
+                f"its log ({backend.log_path}):\n{backend.log_tail()}"
+            )
+        time.sleep(0.1)
+
+
+def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) -> list[str]:
+    run_dir = plan.run_dir
+    args = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        locustfile_path(),
+        "--headless",
+        "--master",
+        "--master-bind-host",
+        LOOPBACK,
+        "--master-bind-port",
+        str(port),
+        "--expect-workers",
+        str(plan.workers),
+        "--expect-workers-max-wait",
+        str(WORKERS_CONNECT_TIMEOUT_S),
+        "--host",
+        host,
+        "--run-dir",
+        str(run_dir),
+        "--csv",
+        str(run_dir / "locust"),
+        "--json-file",
+        str(run_dir / "locust"),
+        "--html",
+        str(run_dir / "locust.html"),
+        "--only-summary",
+    ]
+    if plan.load_profile:
+        args += ["--load-profile", plan.load_profile, "--profile-time-scale", f"{plan.profile_time_scale:g}"]
+    else:
+        args += ["--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}"]
+    if plan.run_time_s is not None:
+        args += ["--run-time", f"{plan.run_time_s}s"]
+    if target_pid is not None:
+        args += ["--target-pid", str(target_pid)]
+    if plan.config.path is not None:
+        args += ["--benchmark-config", str(plan.config.path)]
+    args += list(plan.locust_args)
+    args += list(plan.user_classes)
+    return args
+
+
+def _worker_args(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        locustfile_path(),
+        "--worker",
+        "--master-host",
+        LOOPBACK,
+        "--master-port",
+        str(port),
+    ]
+
+
+@dataclass
+class _Progress:
+    """Reads the master's `locust_stats_history.csv` (flushed every ~5 s) for one line of progress."""
+
+    history: Path
+    run_time_s: int | None
+    load_started: float | None = None
+    last_line_at: float = 0.0
+
+    def latest(self) -> dict[str, str] | None:
+        try:
+            with self.history.open(encoding="utf-8", newline="") as f:
+                text = f.read()
+        except OSError:
+            return None
+        lines = text.splitlines(keepends=True)
+        complete = [ln for ln in lines if ln.endswith("\n")]
+        if len(complete) < 2:
+            return None
+        header = next(csv.reader(io.StringIO(complete[0])))
+        for line in reversed(complete[1:]):
+            row = dict(zip(header, next(csv.reader(io.StringIO(line))), strict=False))
+            if row.get("Name") == "Aggregated":
+                return row
+        return None
+
+    def line(self, now: float, stage: str) -> str | None:
+        if now - self.last_line_at < PROGRESS_EVERY_S:
+            return None
+        self.last_line_at = now
+        row = self.latest()
+        if row is None:
+            return f"[{stage}] waiting for the first statistics"
+        try:
+            users = int(float(row.get("User Count") or 0))
+            rps = float(row.get("Requests/s") or 0)
+            total = int(float(row.get("Total Request Count") or 0))
+            failed = int(float(row.get("Total Failure Count") or 0))
+        except ValueError:
+            return None
+        if self.load_started is None and (users or total):
+            self.load_started = now
+        share = f"{100.0 * failed / total:.1f}%" if total else "0%"
+        text = f"[{stage}] users {users}, {rps:.1f} req/s, {total} requests, {failed} failures ({share})"
+        if self.run_time_s is not None and self.load_started is not None:
+            left = max(0, int(self.run_time_s - (now - self.load_started)))
+            text += f", ~{left}s left"
+        return text
+
+
+def _run_locust(
+    plan: SuitePlan, host: str, children: Children, signals: _Signals, target_pid: int | None
+) -> list[str]:
+    """Run master + workers until the master ends; return what went wrong with the workers (if anything)."""
+    port = _free_port()
+    env = _child_env({"CGPT_DB_URL": plan.db_url} if plan.db_url else {})
+    master = children.start("master", _master_args(plan, host, port, target_pid), env)
+    workers = [children.start(f"worker-{i}", _worker_args(port), env) for i in range(1, plan.workers + 1)]
+    _say(
+        f"master pid {master.pid} on {LOOPBACK}:{port}, {len(workers)} worker(s) "
+        f"(pids {', '.join(str(w.pid) for w in workers)}), logs in {children.log_dir}"
+    )
+    progress = _Progress(plan.run_dir / "locust_stats_history.csv", plan.run_time_s)
+    problems: list[str] = []
+    reported: set[int] = set()
+    started = time.monotonic()
+    bound = (plan.run_time_s or 0) + WORKERS_CONNECT_TIMEOUT_S + RUN_GRACE_S
+    profile_bound = plan.run_time_s is None  # a profile ends the run; its length is the profile's business
+    while master.alive():
+        if signals.received is not None:
+            raise KeyboardInterrupt
+        for w in workers:
+            if w.pid not in reported and not w.alive():
+                reported.add(w.pid)
+                problem = f"{w.role} (pid {w.pid}) ended during the run with code {w.process.returncode}"
+                problems.append(problem)
+                _say(f"{problem}; its log: {w.log_path}")
+        if all(not w.alive() for w in workers) and progress.load_started is None:
+            _say("every worker ended before the load started; stopping the master")
+            children.stop(master, MASTER_STOP_TIMEOUT_S)
+            break
+        if not profile_bound and time.monotonic() - started > bound:
+            problems.append(f"the master did not end within {bound:.0f}s; stopped")
+            _say(problems[-1])
+            children.stop(master, MASTER_STOP_TIMEOUT_S)
+            break
+        line = progress.line(time.monotonic(), "load" if progress.load_started else "starting")
+        if line:
+            _say(line)
+        children.remember_descendants()
+        time.sleep(0.25)
+    code = master.process.wait()
+    _say(f"master ended with code {code}")
+    if code not in (0, 1):
+        _say(f"master log ({master.log_path}), last lines:\n{master.log_tail()}")
+    # The master tells the workers to quit when it ends; give them a moment, then make sure.
+    for w in workers:
+        children.stop(w, WORKER_STOP_TIMEOUT_S if w.alive() else 0)
+    return problems
+
+
+def _analysis_args(plan: SuitePlan, out_dir: Path) -> list[str]:
+    args = [sys.executable, "-m", "analysis", str(plan.run_dir), "--out", str(out_dir)]
+    if plan.thresholds is not None:
+        args += ["--thresholds", str(plan.thresholds)]
+    if plan.baseline is not None:
+        args += ["--baseline", str(plan.baseline)]
+    if plan.benchmark_compare is not None:
+        args += ["--baseline", str(plan.benchmark_compare)]
+    return args
+
+
+def run_suite(plan: SuitePlan) -> int:
+    """Carry out a plan; the exit code is the analysis's (or 3 when no valid run could be made)."""
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = plan.run_dir / "logs"
+    children = Children(work_dir)
+    _say(
+        f"run folder {plan.run_dir}; categories: {', '.join(c.title for c in plan.categories)}; "
+        f"user classes: {', '.join(plan.user_classes)}"
+    )
+    with _Signals() as signals:
+        try:
+            target_pid = None
+            if plan.host is None:
+                _say("starting the reference backend")
+                host, backend = _start_backend(plan, children, signals, work_dir)
+                target_pid = backend.pid
+                _say(f"reference backend ready at {host} (pid {backend.pid})")
+            else:
+                host = plan.host
+            problems = _run_locust(plan, host, children, signals, target_pid)
+        except KeyboardInterrupt:
+            signum = signals.received or signal.SIGINT
+            _say(f"{signal.Signals(signum).name} received: stopping the master, workers and backend")
+            master = next((c for c in children.started if c.role == "master"), None)
+            if master is not None and not signals.forced:
+                children.stop(master, MASTER_STOP_TIMEOUT_S)
+            children.stop_all(force=signals.forced)
+            _say(f"stopped; what was written is in {plan.run_dir} (no verdict for an interrupted run)")
+            return 128 + int(signum)
+        except SuiteRunError as exc:
+            children.stop_all()
+            _say(f"error: {exc}")
+            return EXIT_INVALID_RUN
+        finally:
+            children.stop_all()
+
+    _say("running the analysis")
+    analysis = subprocess.run(_analysis_args(plan, plan.run_dir / "report"), check=False)
+    code = analysis.returncode
+    if problems and code in (0, 1):
+        _say("the analysis passed a run in which " + "; ".join(problems) + ": not valid evidence, exit 3")
+        code = EXIT_INVALID_RUN
+    _say(f"exit code {code}")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `compliance-loadtest` command."""
+    try:
+        plan = build_plan(sys.argv[1:] if argv is None else argv)
+    except SuiteUsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"Try `{PROG} --help`.", file=sys.stderr)
+        return EXIT_USAGE
+    return run_suite(plan)
