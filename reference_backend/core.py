@@ -1,0 +1,129 @@
+"""What every route module shares: the per-app state, the caller's identity, JSON answers, id checks.
+
+Handlers that touch the database are plain `def` functions (FastAPI runs them in its threadpool, where
+each thread holds its own connection); authentication is an `async def` dependency because checking an
+HS256 signature is cheaper than a hop to the threadpool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordBearer
+from starlette.responses import Response
+
+from reference_backend.db import Database, new_id, now_iso
+from reference_backend.security import TokenError, decode_token
+from reference_backend.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Everything a request may need, created once per app by `create_app`."""
+
+    settings: Settings
+    db: Database
+    faults: Any = None
+    counter: Any = None
+    limiter: Any = None
+    model: Any = None
+    reports: Any = None
+    active_streams: dict[str, int] = field(default_factory=dict)
+
+
+def state(request: Request) -> AppState:
+    s: AppState = request.app.state.backend
+    return s
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a user of one organisation."""
+
+    user_id: str
+    org_id: str
+
+
+# Declared for OpenAPI (Swagger's Authorize button posts to /api/auth/token); the check itself is ours.
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def principal_from_token(settings: Settings, token: str | None) -> Principal:
+    if not token:
+        raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        claims = decode_token(settings.jwt_secret, token, "access")
+    except TokenError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    return Principal(str(claims["sub"]), str(claims["org"]))
+
+
+async def authenticated(request: Request, token: Annotated[str | None, Depends(_oauth2)]) -> Principal:
+    return principal_from_token(state(request).settings, token)
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer without FastAPI's generic encoder pass (rows are already plain JSON types)."""
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def not_found(what: str) -> HTTPException:
+    return HTTPException(404, f"{what} not found")
+
+
+def check_id(value: str, what: str) -> str:
+    """A path id as canonical UUID text; anything that is not a UUID cannot exist, so 404."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise not_found(what) from None
+
+
+def validation_error(field_path: list[str | int], message: str, where: str = "body") -> HTTPException:
+    """A 422 shaped like FastAPI's own, naming the field."""
+    return HTTPException(422, [{"loc": [where, *field_path], "msg": message, "type": "value_error"}])
+
+
+def parse_time(value: str | None, name: str) -> str | None:
+    """An ISO date or datetime query parameter as the UTC timestamp text the tables compare with."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise validation_error([name], f"not an ISO 8601 date or datetime: {value!r}", "query") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """Repeated (`?x=a&x=b`) and comma-separated (`?x=a,b`) query values, flattened."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def page_count(total: int, page_size: int) -> int:
+    return max(1, math.ceil(total / page_size)) if page_size else 1
+
+
+def audit(
+    db: Database, p: Principal, action: str, entity_type: str, entity_id: str, details: Any = None
+) -> None:
+    db.execute(
+        "INSERT INTO audit_log (id, organization_id, user_id, action, entity_type, entity_id, details,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (new_id(), p.org_id, p.user_id, action, entity_type, entity_id, json.dumps(details or {}), now_iso()),
+    )
