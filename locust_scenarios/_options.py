@@ -16,9 +16,25 @@ from locust import events
 SECRET_OPTIONS = frozenset({"login_password", "db_url", "backend_database_url"})
 
 
+class _Group:
+    """An argument group that takes Locust's web-UI keywords (`include_in_web_ui`, `is_secret`).
+
+    Locust's parser accepts them in its own `add_argument` only; an argparse group rejects them.
+    """
+
+    def __init__(self, parser: Any, title: str) -> None:
+        self._group = parser.add_argument_group(title)
+
+    def add_argument(self, *args: Any, include_in_web_ui: bool = True, is_secret: bool = False, **kw: Any) -> Any:
+        action = self._group.add_argument(*args, **kw)
+        action.include_in_web_ui = include_in_web_ui
+        action.is_secret = is_secret
+        return action
+
+
 @events.init_command_line_parser.add_listener
 def _add_options(parser: Any) -> None:
-    g = parser.add_argument_group("compliance scenarios")
+    g = _Group(parser, "compliance scenarios")
     g.add_argument(
         "--scenario-seed",
         type=int,
@@ -69,7 +85,7 @@ def _add_options(parser: Any) -> None:
         help="Seconds a ReportingUser waits for a report job before failing it",
     )
 
-    e = parser.add_argument_group("embedded reference backend (started when no --host is given)")
+    e = _Group(parser, "embedded reference backend (started when no --host is given)")
     e.add_argument(
         "--backend-database-url",
         default="",
@@ -103,7 +119,7 @@ def _add_options(parser: Any) -> None:
         help="Simulated model's delay per token in the embedded backend (default: the backend's)",
     )
 
-    p = parser.add_argument_group("load profiles")
+    p = _Group(parser, "load profiles")
     p.add_argument(
         "--load-profile",
         default="",
@@ -119,7 +135,7 @@ def _add_options(parser: Any) -> None:
         help="Multiply every duration of the load profile by this factor (0.1 runs it ten times faster)",
     )
 
-    r = parser.add_argument_group("run output")
+    r = _Group(parser, "run output")
     r.add_argument(
         "--run-dir",
         default="",
