@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -28,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ from typing import Any
 import psutil
 
 from locust_scenarios import locustfile_path
+from locust_scenarios._profiles import Profile, ProfileError
+from locust_scenarios._profiles import load_profile as load_profile_file
 
 __all__ = [
     "CATEGORIES",
@@ -282,6 +286,8 @@ class SuitePlan:
     """Locust's -t; None when a load profile ends the run itself."""
     load_profile: str | None
     profile_time_scale: float
+    profile: Profile | None
+    """The load profile, validated and already scaled by the time scale."""
     run_dir: Path
     thresholds: Path | None
     baseline: Path | None
@@ -293,7 +299,18 @@ class SuitePlan:
 
     @property
     def user_classes(self) -> tuple[str, ...]:
-        return tuple(name for c in self.categories for name in c.user_classes)
+        """The categories' classes, and any class the profile's mixes name (Locust spawns a shape's
+        classes only from those it was given)."""
+        names = [name for c in self.categories for name in c.user_classes]
+        if self.profile is not None:
+            names += sorted(self.profile.class_names() - set(names))
+        return tuple(names)
+
+    @property
+    def load_seconds(self) -> float | None:
+        """How long the load lasts: -t, or the profile's length, whichever ends it first."""
+        lengths = [x for x in (self.run_time_s, self.profile.duration if self.profile else None) if x]
+        return min(lengths) if lengths else None
 
 
 def _default_workers() -> int:
@@ -439,9 +456,13 @@ def build_plan(argv: Sequence[str]) -> SuitePlan:
     args = _parser().parse_args(argv)
 
     config = read_seed_config(args.config) if args.config else SeedConfig()
-    load_profile = args.load_profile.strip() if args.load_profile else None
-    if load_profile is not None and not load_profile:
-        raise SuiteUsageError("--load-profile: empty name")
+    load_profile = args.load_profile.strip() if args.load_profile is not None else None
+    profile = None
+    if load_profile is not None:
+        try:
+            profile = load_profile_file(load_profile).scaled(args.profile_time_scale)
+        except ProfileError as exc:
+            raise SuiteUsageError(f"--load-profile: {exc}") from None
     if load_profile and (args.users is not None or args.spawn_rate is not None):
         given = "--users" if args.users is not None else "--spawn-rate"
         raise SuiteUsageError(f"{given} conflicts with --load-profile, which sets the users itself")
@@ -487,6 +508,7 @@ def build_plan(argv: Sequence[str]) -> SuitePlan:
         run_time_s=run_time_s,
         load_profile=load_profile,
         profile_time_scale=args.profile_time_scale,
+        profile=profile,
         run_dir=run_dir,
         thresholds=args.thresholds,
         baseline=args.baseline,
@@ -599,8 +621,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+def _child_env(extra: Mapping[str, str], drop: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment minus Locust's own settings (the suite decides those) and `drop`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_") and k not in drop}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -611,7 +634,8 @@ def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 class _Signals:
-    """SIGINT/SIGTERM only set flags here; the suite's loops notice them and stop the children in order."""
+    """SIGINT/SIGTERM only set flags here; the suite's loops notice them and stop the children in order.
+    A second signal forces: the children are killed at once."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -632,104 +656,72 @@ class _Signals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
+    def check(self) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+
 
 def _say(message: str) -> None:
     print(f"{PROG}: {message}", flush=True)
 
 
+@dataclass(frozen=True)
+class _Backend:
+    url: str
+    pid: int
+    database_url: str
+
+
 def _read_ready_file(path: Path) -> dict[str, Any] | None:
-    """The backend's ready file: JSON with at least `url`, or a URL, or a port; None until written."""
+    """The backend's ready file, `{"url", "pid", "database_url"}`; None until it is written."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if not text:
-        return None
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            return None  # being written
-        return data if isinstance(data, dict) and data.get("url") else None
-    if text.startswith("http"):
-        return {"url": text}
-    if text.isdigit():
-        return {"url": f"http://{LOOPBACK}:{text}"}
-    return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # not there yet (the backend writes it whole, by rename)
+    return data if isinstance(data, dict) and data.get("url") else None
 
 
-def _start_backend(
-    plan: SuitePlan, children: Children, signals: _Signals, work_dir: Path
-) -> tuple[str, Child]:
-    """Start `python -m reference_backend serve` on a free loopback port and wait until it is ready."""
-    ready_file = work_dir / "backend-ready.json"
-    args = [
-        sys.executable,
-        "-m",
-        "reference_backend",
-        "serve",
-        "--host",
-        LOOPBACK,
-        "--port",
-        "0",
-        "--ready-file",
-        str(ready_file),
-        "--demo-data",
-    ]
-    env: dict[str, str] = {}
-    if plan.backend_database_url:
-        env["CGPT_DATABASE_URL"] = plan.backend_database_url  # not in argv: ps shows argv
-    backend = children.start("backend", args, _child_env(env))
+def _start_backend(plan: SuitePlan, children: Children, signals: _Signals, data_dir: Path) -> _Backend:
+    """Start the reference backend on a free loopback port, with demo data, and wait until it serves.
+
+    The suite starts it rather than letting the master do so, because then the backend is known
+    before any Locust process exists (a backend that cannot start is reported as such), its database
+    can be handed to the workers, which are separate processes, not forks of the master, and it is
+    stopped by the suite after the workers, however the master ended.
+    """
+    ready_file = data_dir / "ready.json"
+    database_url = plan.backend_database_url or f"sqlite:///{data_dir / 'backend.db'}"
+    args = [sys.executable, "-m", "reference_backend", "serve"]
+    args += ["--host", LOOPBACK, "--port", "0", "--ready-file", str(ready_file), "--demo-data"]
+    # Through the environment, not argv: `ps` shows argv, and the URL may hold a password.
+    env = _child_env({"CGPT_DATABASE_URL": database_url}, drop=("DATABASE_URL",))
+    backend = children.start("backend", args, env)
     deadline = time.monotonic() + BACKEND_READY_TIMEOUT_S
-    while True:
-        ready = _read_ready_file(ready_file)
-        if ready is not None:
-            return str(ready["url"]).rstrip("/"), backend
+    while (ready := _read_ready_file(ready_file)) is None:
+        signals.check()
         if not backend.alive():
             raise SuiteRunError(
                 f"the reference backend exited with code {backend.process.returncode} before it was "
-                f"ready; its log ({backend.log_path}):\n{backend.log_tail()}"
+                f"ready; end of its log ({backend.log_path}):\n{backend.log_tail()}"
             )
-        if signals.received is not None:
-            raise KeyboardInterrupt
         if time.monotonic() > deadline:
             raise SuiteRunError(
                 f"the reference backend was not ready after {BACKEND_READY_TIMEOUT_S:.0f}s; "
-                f"its log ({backend.log_path}):\n{backend.log_tail()}"
+                f"end of its log ({backend.log_path}):\n{backend.log_tail()}"
             )
         time.sleep(0.1)
+    return _Backend(str(ready["url"]).rstrip("/"), int(ready.get("pid") or backend.pid), database_url)
 
 
 def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) -> list[str]:
     run_dir = plan.run_dir
-    args = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        locustfile_path(),
-        "--headless",
-        "--master",
-        "--master-bind-host",
-        LOOPBACK,
-        "--master-bind-port",
-        str(port),
-        "--expect-workers",
-        str(plan.workers),
-        "--expect-workers-max-wait",
-        str(WORKERS_CONNECT_TIMEOUT_S),
-        "--host",
-        host,
-        "--run-dir",
-        str(run_dir),
-        "--csv",
-        str(run_dir / "locust"),
-        "--json-file",
-        str(run_dir / "locust"),
-        "--html",
-        str(run_dir / "locust.html"),
-        "--only-summary",
-    ]
+    args = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--headless", "--master"]
+    args += ["--master-bind-host", LOOPBACK, "--master-bind-port", str(port)]
+    args += ["--expect-workers", str(plan.workers)]
+    args += ["--expect-workers-max-wait", str(WORKERS_CONNECT_TIMEOUT_S)]
+    args += ["--host", host, "--run-dir", str(run_dir)]
+    args += ["--csv", str(run_dir / "locust"), "--json-file", str(run_dir / "locust")]
+    args += ["--html", str(run_dir / "locust.html"), "--only-summary"]
     if plan.load_profile:
         args += ["--load-profile", plan.load_profile, "--profile-time-scale", f"{plan.profile_time_scale:g}"]
     else:
@@ -740,24 +732,12 @@ def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) 
         args += ["--target-pid", str(target_pid)]
     if plan.config.path is not None:
         args += ["--benchmark-config", str(plan.config.path)]
-    args += list(plan.locust_args)
-    args += list(plan.user_classes)
-    return args
+    return [*args, *plan.locust_args, *plan.user_classes]
 
 
 def _worker_args(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        locustfile_path(),
-        "--worker",
-        "--master-host",
-        LOOPBACK,
-        "--master-port",
-        str(port),
-    ]
+    args = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--worker"]
+    return [*args, "--master-host", LOOPBACK, "--master-port", str(port)]
 
 
 @dataclass
@@ -765,18 +745,17 @@ class _Progress:
     """Reads the master's `locust_stats_history.csv` (flushed every ~5 s) for one line of progress."""
 
     history: Path
-    run_time_s: int | None
+    load_seconds: float | None
+    profile: Profile | None = None
     load_started: float | None = None
     last_line_at: float = 0.0
 
     def latest(self) -> dict[str, str] | None:
         try:
-            with self.history.open(encoding="utf-8", newline="") as f:
-                text = f.read()
+            text = self.history.read_text(encoding="utf-8")
         except OSError:
             return None
-        lines = text.splitlines(keepends=True)
-        complete = [ln for ln in lines if ln.endswith("\n")]
+        complete = [ln for ln in text.splitlines(keepends=True) if ln.endswith("\n")]
         if len(complete) < 2:
             return None
         header = next(csv.reader(io.StringIO(complete[0])))
@@ -786,13 +765,26 @@ class _Progress:
                 return row
         return None
 
-    def line(self, now: float, stage: str) -> str | None:
+    def load_ever_ran(self) -> bool:
+        """Whether the history shows users or requests at any time (read once the master has ended)."""
+        try:
+            rows = list(csv.DictReader(io.StringIO(self.history.read_text(encoding="utf-8"))))
+        except (OSError, csv.Error):
+            return False
+        return any(
+            float(r.get("User Count") or 0) > 0 or float(r.get("Total Request Count") or 0) > 0
+            for r in rows
+            if r.get("Name") == "Aggregated"
+        )
+
+    def line(self, now: float) -> str | None:
+        """A progress line, at most one every PROGRESS_EVERY_S seconds."""
         if now - self.last_line_at < PROGRESS_EVERY_S:
             return None
         self.last_line_at = now
         row = self.latest()
         if row is None:
-            return f"[{stage}] waiting for the first statistics"
+            return "[starting] waiting for the workers and the first statistics"
         try:
             users = int(float(row.get("User Count") or 0))
             rps = float(row.get("Requests/s") or 0)
@@ -801,63 +793,75 @@ class _Progress:
         except ValueError:
             return None
         if self.load_started is None and (users or total):
-            self.load_started = now
+            self.load_started = now - PROGRESS_EVERY_S / 2  # the history file lags by up to one flush
+        stage = "load" if self.load_started is not None else "starting"
+        if self.profile is not None and self.load_started is not None:
+            at = self.profile.stage_at(now - self.load_started)
+            if at is not None:
+                stage = f"{self.profile.name} stage {at.stage.number}/{len(self.profile.stages)}"
         share = f"{100.0 * failed / total:.1f}%" if total else "0%"
         text = f"[{stage}] users {users}, {rps:.1f} req/s, {total} requests, {failed} failures ({share})"
-        if self.run_time_s is not None and self.load_started is not None:
-            left = max(0, int(self.run_time_s - (now - self.load_started)))
-            text += f", ~{left}s left"
+        if self.load_seconds is not None and self.load_started is not None:
+            text += f", ~{max(0, int(self.load_seconds - (now - self.load_started)))}s left"
         return text
 
 
 def _run_locust(
-    plan: SuitePlan, host: str, children: Children, signals: _Signals, target_pid: int | None
+    plan: SuitePlan,
+    host: str,
+    children: Children,
+    signals: _Signals,
+    target_pid: int | None,
+    db_url: str | None,
 ) -> list[str]:
     """Run master + workers until the master ends; return what went wrong with the workers (if anything)."""
     port = _free_port()
-    env = _child_env({"CGPT_DB_URL": plan.db_url} if plan.db_url else {})
+    # The master hands its options (the database URL too) to the workers when the test starts.
+    env = _child_env({"CGPT_DB_URL": db_url} if db_url else {}, drop=("CGPT_EMBEDDED_BACKEND",))
     master = children.start("master", _master_args(plan, host, port, target_pid), env)
     workers = [children.start(f"worker-{i}", _worker_args(port), env) for i in range(1, plan.workers + 1)]
     _say(
         f"master pid {master.pid} on {LOOPBACK}:{port}, {len(workers)} worker(s) "
-        f"(pids {', '.join(str(w.pid) for w in workers)}), logs in {children.log_dir}"
+        f"(pids {', '.join(str(w.pid) for w in workers)}); logs in {children.log_dir}"
     )
-    progress = _Progress(plan.run_dir / "locust_stats_history.csv", plan.run_time_s)
+    progress = _Progress(plan.run_dir / "locust_stats_history.csv", plan.load_seconds, plan.profile)
     problems: list[str] = []
-    reported: set[int] = set()
+    bound = (plan.load_seconds or 0) + WORKERS_CONNECT_TIMEOUT_S + RUN_GRACE_S
     started = time.monotonic()
-    bound = (plan.run_time_s or 0) + WORKERS_CONNECT_TIMEOUT_S + RUN_GRACE_S
-    profile_bound = plan.run_time_s is None  # a profile ends the run; its length is the profile's business
     while master.alive():
-        if signals.received is not None:
-            raise KeyboardInterrupt
+        signals.check()
         for w in workers:
-            if w.pid not in reported and not w.alive():
-                reported.add(w.pid)
-                problem = f"{w.role} (pid {w.pid}) ended during the run with code {w.process.returncode}"
-                problems.append(problem)
-                _say(f"{problem}; its log: {w.log_path}")
+            # A worker ends with code 0 when the master tells it to quit; any other end is a loss.
+            code = w.process.poll()
+            if code not in (None, 0) and not any(p.startswith(f"{w.role} ") for p in problems):
+                problems.append(f"{w.role} (pid {w.pid}) ended during the run with code {code}")
+                _say(f"{problems[-1]}; its log: {w.log_path}")
         if all(not w.alive() for w in workers) and progress.load_started is None:
             _say("every worker ended before the load started; stopping the master")
             children.stop(master, MASTER_STOP_TIMEOUT_S)
             break
-        if not profile_bound and time.monotonic() - started > bound:
-            problems.append(f"the master did not end within {bound:.0f}s; stopped")
-            _say(problems[-1])
+        if time.monotonic() - started > bound:
+            problems.append(f"the master had not ended {bound:.0f}s after it started")
+            _say(f"{problems[-1]}: stopping it")
             children.stop(master, MASTER_STOP_TIMEOUT_S)
             break
-        line = progress.line(time.monotonic(), "load" if progress.load_started else "starting")
-        if line:
+        if line := progress.line(time.monotonic()):
             _say(line)
         children.remember_descendants()
         time.sleep(0.25)
     code = master.process.wait()
-    _say(f"master ended with code {code}")
-    if code not in (0, 1):
-        _say(f"master log ({master.log_path}), last lines:\n{master.log_tail()}")
-    # The master tells the workers to quit when it ends; give them a moment, then make sure.
+    # The master tells the workers to quit as it ends; give them a moment, then make sure.
     for w in workers:
-        children.stop(w, WORKER_STOP_TIMEOUT_S if w.alive() else 0)
+        children.stop(w, WORKER_STOP_TIMEOUT_S)
+    _say(f"master ended with code {code}")
+    if code == 2 and not progress.load_ever_ran():
+        # Locust's own usage errors (and the library's bad-input errors) end a run with 2 before it starts.
+        raise SuiteUsageError(
+            f"Locust refused the run (exit code 2); end of the master's log ({master.log_path}):\n"
+            + master.log_tail()
+        )
+    if code not in (0, 1):
+        _say(f"end of the master's log ({master.log_path}):\n{master.log_tail()}")
     return problems
 
 
@@ -874,45 +878,46 @@ def _analysis_args(plan: SuitePlan, out_dir: Path) -> list[str]:
 
 def run_suite(plan: SuitePlan) -> int:
     """Carry out a plan; the exit code is the analysis's (or 3 when no valid run could be made)."""
+    if importlib.util.find_spec("analysis.__main__") is None:
+        print(f"{PROG}: error: the analysis package is not installed (pip install compliance-loadtest)")
+        return EXIT_USAGE
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = plan.run_dir / "logs"
-    children = Children(work_dir)
+    children = Children(plan.run_dir / "logs")
     _say(
         f"run folder {plan.run_dir}; categories: {', '.join(c.title for c in plan.categories)}; "
         f"user classes: {', '.join(plan.user_classes)}"
     )
-    with _Signals() as signals:
+    with _Signals() as signals, tempfile.TemporaryDirectory(prefix="compliance-suite-") as data_dir:
         try:
-            target_pid = None
-            if plan.host is None:
+            host, target_pid, db_url = plan.host, None, plan.db_url
+            if host is None:
                 _say("starting the reference backend")
-                host, backend = _start_backend(plan, children, signals, work_dir)
-                target_pid = backend.pid
+                backend = _start_backend(plan, children, signals, Path(data_dir))
+                host, target_pid, db_url = backend.url, backend.pid, db_url or backend.database_url
                 _say(f"reference backend ready at {host} (pid {backend.pid})")
-            else:
-                host = plan.host
-            problems = _run_locust(plan, host, children, signals, target_pid)
+            problems = _run_locust(plan, host, children, signals, target_pid, db_url)
         except KeyboardInterrupt:
             signum = signals.received or signal.SIGINT
-            _say(f"{signal.Signals(signum).name} received: stopping the master, workers and backend")
+            _say(f"{signal.Signals(signum).name} received: stopping the master, the workers and the backend")
             master = next((c for c in children.started if c.role == "master"), None)
             if master is not None and not signals.forced:
                 children.stop(master, MASTER_STOP_TIMEOUT_S)
             children.stop_all(force=signals.forced)
-            _say(f"stopped; what was written is in {plan.run_dir} (no verdict for an interrupted run)")
+            _say(f"stopped; what was written is in {plan.run_dir} (an interrupted run gets no verdict)")
             return 128 + int(signum)
         except SuiteRunError as exc:
-            children.stop_all()
             _say(f"error: {exc}")
             return EXIT_INVALID_RUN
+        except SuiteUsageError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
         finally:
             children.stop_all()
 
     _say("running the analysis")
-    analysis = subprocess.run(_analysis_args(plan, plan.run_dir / "report"), check=False)
-    code = analysis.returncode
+    code = subprocess.run(_analysis_args(plan, plan.run_dir / "report"), check=False).returncode
     if problems and code in (0, 1):
-        _say("the analysis passed a run in which " + "; ".join(problems) + ": not valid evidence, exit 3")
+        _say("the run is not valid evidence, whatever the thresholds say: " + "; ".join(problems))
         code = EXIT_INVALID_RUN
     _say(f"exit code {code}")
     return code

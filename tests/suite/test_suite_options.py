@@ -134,8 +134,22 @@ def test_a_load_profile_sets_the_users_itself(tmp_path: Path) -> None:
         0.1,
     )
     assert "load" in keys(plan.categories)
+    assert plan.profile is not None and plan.profile.name == "smoke"
+    assert plan.load_seconds == pytest.approx(plan.profile.duration)
+    assert plan.load_seconds == pytest.approx(0.1 * build_plan(["--load-profile", "smoke"]).load_seconds)
     with pytest.raises(SuiteUsageError, match="--users conflicts with --load-profile"):
         build_plan(["--load-profile", "smoke", "--users", "5"])
+
+
+def test_an_unknown_or_broken_load_profile_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(
+        SuiteUsageError, match=r"--load-profile: nosuch: unknown profile; shipped profiles are .*smoke"
+    ):
+        build_plan(["--load-profile", "nosuch"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stages:\n  - {duration: -5, users: 2, spawn_rate: 1}\n")
+    with pytest.raises(SuiteUsageError, match=r"--load-profile: .*broken.yaml: stage 1: key 'duration'"):
+        build_plan(["--load-profile", str(broken)])
 
 
 def test_options_after_a_double_dash_go_to_locust_unchanged(tmp_path: Path) -> None:
