@@ -1,0 +1,38 @@
+"""PeakTrafficScenario: the morning rush and the deadline crunch of the original suite."""
+
+from __future__ import annotations
+
+from locust import between, tag, task
+
+from locust_scenarios._base import AuthenticatedUser
+
+
+class PeakTrafficScenario(AuthenticatedUser):
+    """The two peaks of a compliance team's week, as the original suite modelled them.
+
+    The morning rush (weight 3: it happens every day, to everyone) opens the dashboard
+    `GET /api/users/dashboard`, the first page of evidence `GET /api/evidence` and the compliance
+    status `GET /api/compliance/status` in a row, as a team starting its day does. The deadline crunch
+    (weight 1) starts an urgent report `POST /api/reports/generate` with `priority: urgent` and uploads
+    `uploads_per_crunch` pieces of evidence `POST /api/evidence` right after, as a team does the day
+    before an audit. The report is not waited for here (ReportingUser measures that); its acceptance is.
+    """
+
+    wait_time = between(0.5, 2)
+
+    uploads_per_crunch: int = 3
+    """Evidence uploads in one deadline crunch."""
+
+    @tag("read", "peak")
+    @task(3)
+    def morning_rush(self) -> None:
+        self.call("GET", "users.dashboard")
+        self.call("GET", "evidence.list", params={"page": 1, "page_size": 20})
+        self.call("GET", "compliance.status")
+
+    @tag("write", "report", "peak")
+    @task(1)
+    def deadline_crunch(self) -> None:
+        self.call("POST", "reports.generate", json=self.api.report_payload(self.rng, priority="urgent"))
+        for _ in range(self.uploads_per_crunch):
+            self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng))
