@@ -735,9 +735,11 @@ def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) 
     return [*args, *plan.locust_args, *plan.user_classes]
 
 
-def _worker_args(port: int) -> list[str]:
+def _worker_args(plan: SuitePlan, port: int) -> list[str]:
+    """A worker names the master's user classes too: Locust sends a worker the users to start but not
+    the class list, and classes that are left out unless named (the benchmark users) must be there."""
     args = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--worker"]
-    return [*args, "--master-host", LOOPBACK, "--master-port", str(port)]
+    return [*args, "--master-host", LOOPBACK, "--master-port", str(port), *plan.user_classes]
 
 
 @dataclass
@@ -819,7 +821,9 @@ def _run_locust(
     # The master hands its options (the database URL too) to the workers when the test starts.
     env = _child_env({"CGPT_DB_URL": db_url} if db_url else {}, drop=("CGPT_EMBEDDED_BACKEND",))
     master = children.start("master", _master_args(plan, host, port, target_pid), env)
-    workers = [children.start(f"worker-{i}", _worker_args(port), env) for i in range(1, plan.workers + 1)]
+    workers = [
+        children.start(f"worker-{i}", _worker_args(plan, port), env) for i in range(1, plan.workers + 1)
+    ]
     _say(
         f"master pid {master.pid} on {LOOPBACK}:{port}, {len(workers)} worker(s) "
         f"(pids {', '.join(str(w.pid) for w in workers)}); logs in {children.log_dir}"
