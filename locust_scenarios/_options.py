@@ -167,3 +167,8 @@ def _add_options(parser: Any) -> None:
         include_in_web_ui=False,
         help="performance_config.json in the seed suite's format (warmup_iterations, benchmark_rounds, ...)",
     )
+
+
+# The run folder's listeners (request record, resource samples, run.json) are active in every run that
+# loads a scenario file; imported here, after SECRET_OPTIONS, which it uses.
+import locust_scenarios._run_output  # noqa: E402, F401

@@ -1,0 +1,648 @@
+"""The run folder (`--run-dir`): exact request record, resource samples, summary.json and run.json.
+
+Layout and columns: docs/run-folder.md. Everything is written by the master (or the single local
+process). A worker sends its record rows and its own resource samples inside Locust's stats report
+(`report_to_master`): its rows and Locust's statistics for the same requests travel in the same message,
+so the record and Locust's totals agree also when a worker dies. Workers report every second while they
+have rows, besides Locust's own report every three seconds.
+
+At the end of a run the master asks the workers to quit (as Locust does) and keeps reading their final
+reports, bounded by `FINAL_REPORT_GRACE_S` after the stop timeout, before Locust prints its final
+statistics: the terminal summary, summary.json and the record then count the same requests, also when
+the run ends by SIGTERM or Ctrl-C. Workers that went missing, stopped reporting or never sent a final
+report are named in run.json, which also says whether a load generator's CPU was saturated.
+
+Listeners are registered at import; this module is imported once, by dotted name, from `_options`.
+It must not import scenario files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+import locust
+from locust import events, log, stats
+from locust.html import get_html_report
+from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunner, WorkerRunner
+
+from locust_scenarios._monitor import (
+    SAMPLE_INTERVAL_S,
+    ProcessSampler,
+    ResourceLog,
+    Sample,
+    find_listening_pid,
+    is_loopback_host,
+    own_sampler,
+    target_address,
+)
+from locust_scenarios._options import SECRET_OPTIONS
+from locust_scenarios._record import PartWriter, RequestRecorder, column_count
+
+logger = logging.getLogger(__name__)
+
+# Key of the library's part of a worker's stats report.
+REPORT_KEY = "compliance_run_output"
+# A worker with rows waiting reports at least this often (Locust's own report comes every 3 s).
+WORKER_REPORT_INTERVAL_S = 1.0
+# The master writes a parquet part this often, or sooner when this many rows are waiting.
+PART_INTERVAL_S = 5.0
+PART_MAX_ROWS = 100_000
+# After the stop timeout, how long the master waits for the workers' final reports.
+FINAL_REPORT_GRACE_S = 10.0
+# A running worker that has not reported for this long is counted as lost.
+REPORT_STALE_S = 15.0
+
+REDACTED = "<redacted>"
+_URL_PASSWORD = re.compile(r"://([^/@:\s]+):[^/@\s]+@")
+
+
+def utc_iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def redacted_options(options: Any) -> dict[str, Any]:
+    """The parsed options as JSON values, secrets replaced (SECRET_OPTIONS and passwords inside URLs)."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(vars(options).items()):
+        if key in SECRET_OPTIONS or "password" in key or "secret" in key or "token" in key:
+            out[key] = REDACTED if value else value
+        elif value is None or isinstance(value, bool | int | float):
+            out[key] = value
+        elif isinstance(value, str):
+            out[key] = _URL_PASSWORD.sub(r"://\1:" + REDACTED + "@", value)
+        elif isinstance(value, list | tuple):
+            out[key] = [_URL_PASSWORD.sub(r"://\1:" + REDACTED + "@", str(v)) for v in value]
+        else:
+            out[key] = _URL_PASSWORD.sub(r"://\1:" + REDACTED + "@", str(value))
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunDirError(Exception):
+    """A --run-dir that cannot be used; the message says which folder and why."""
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create the folder; refuse one that already holds a run, so nothing of it is overwritten."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run-dir {run_dir}: exists and is not a folder")
+    leftovers = [p.name for p in (run_dir / "run.json", run_dir / "summary.json") if p.exists()]
+    if (run_dir / "requests").is_dir() and any((run_dir / "requests").glob("part-*.parquet")):
+        leftovers.append("requests/part-*.parquet")
+    if leftovers:
+        raise RunDirError(
+            f"--run-dir {run_dir}: already holds a run ({', '.join(leftovers)}); give an empty or new folder"
+        )
+    try:
+        (run_dir / "requests").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"--run-dir {run_dir}: cannot create it ({e.strerror})") from e
+
+
+class WorkerOutput:
+    """A worker's side: records its requests and samples itself, and reports both to the master.
+
+    Whether a run records is the master's decision (its --run-dir reaches the workers with the spawn
+    message), so it is settled at test_start, not at init.
+    """
+
+    def __init__(self, environment: Any, runner: WorkerRunner) -> None:
+        self.environment = environment
+        self.runner = runner
+        self.recorder = RequestRecorder(runner.client_id)
+        self.listening = False
+        self.record = False
+        self.monitor = False
+        self.sampler: ProcessSampler | None = None
+        self.samples: list[Sample] = []
+        environment.events.test_start.add_listener(self.on_test_start)
+        environment.events.report_to_master.add_listener(self.on_report_to_master)
+        environment.events.quitting.add_listener(self.on_quitting)
+        runner.greenlet.spawn(self._tick)
+
+    def on_test_start(self, environment: Any, **_kw: Any) -> None:
+        opts = environment.parsed_options
+        self.monitor = bool(opts and getattr(opts, "run_dir", ""))
+        self.record = self.monitor and not getattr(opts, "no_request_record", False)
+        if self.record and not self.listening:
+            environment.events.request.add_listener(self.recorder.on_request)
+            self.listening = True
+        if self.monitor and self.sampler is None:
+            self.sampler = own_sampler(self.runner.client_id)
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+        columns = self.recorder.take_columns() if len(self.recorder) else None
+        data[REPORT_KEY] = {
+            "rows": columns,
+            "samples": self.samples,
+            "stopped": self.runner.state in (STATE_INIT, STATE_STOPPED),
+        }
+        self.samples = []
+
+    def send_report(self) -> None:
+        """Send Locust's stats and the waiting rows now, in one message, as Locust's own report does."""
+        data: dict[str, Any] = {}
+        self.environment.events.report_to_master.fire(client_id=self.runner.client_id, data=data)
+        self.runner.send_message("stats", data)
+
+    def _tick(self) -> None:
+        while True:
+            gevent.sleep(WORKER_REPORT_INTERVAL_S)
+            try:
+                if self.sampler is not None and (s := self.sampler.sample()):
+                    self.samples.append(s)
+                if len(self.recorder):
+                    self.send_report()
+            except Exception:
+                logger.exception("run output: worker report failed")
+
+    def on_quitting(self, environment: Any, **_kw: Any) -> None:
+        # Runs before Locust's own quitting listener says goodbye to the master (listeners run in
+        # reverse order): stop the users so their last requests are recorded, then report them.
+        if not self.monitor:
+            return
+        try:
+            self.runner.stop()
+            self.send_report()
+        except Exception:
+            logger.exception("run output: final worker report failed")
+
+
+class _WorkerSeen:
+    def __init__(self) -> None:
+        self.rows = 0
+        self.stopped = False
+        self.last_report = time.monotonic()
+
+
+class RunOutput:
+    """The master's (or local process's) side: gathers, writes and sums up the run folder."""
+
+    def __init__(self, environment: Any, runner: Any, run_dir: Path) -> None:
+        opts = environment.parsed_options
+        self.environment = environment
+        self.runner = runner
+        self.run_dir = run_dir
+        self.is_master = isinstance(runner, MasterRunner)
+        self.role = "master" if self.is_master else "local"
+        self.started = time.time()
+        self.test_started: float | None = None
+        self.ended_by: str | None = None
+        self.notes: list[str] = []
+        self.problems: list[str] = []
+        # Locust may run its shutdown twice at once (SIGTERM handler and main greenlet): the first call of
+        # each end step does the work, later ones wait for it, so nothing exits half-way through a write.
+        self.collecting = False
+        self.collected = gevent.event.Event()
+        self.finished = False
+        self.written = gevent.event.Event()
+        self.stats_reset = bool(getattr(opts, "reset_stats", False))
+
+        self.record = not getattr(opts, "no_request_record", False)
+        self.parts = PartWriter(run_dir / "requests")
+        self.recorder = RequestRecorder(self.role)
+        self.pending: list[dict[str, list[Any]]] = []
+        self.pending_rows = 0
+        self.last_part = time.monotonic()
+
+        self.resources = ResourceLog(run_dir / "resources.csv")
+        self.own = own_sampler(self.role)
+        self.target: ProcessSampler | None = None
+        self.target_settled = False
+        self.target_attempt = 0.0
+
+        self.workers: dict[str, _WorkerSeen] = {}
+        self.lost: dict[str, str] = {}
+        self.expected_workers = int(getattr(opts, "expect_workers", 0) or 0) if self.is_master else 0
+
+        # Locust's files, unless the command line names its own.
+        self.csv_writer: stats.StatsCSVFileWriter | None = None
+        self.csv_greenlet: gevent.Greenlet | None = None
+        if opts.csv_prefix is None:
+            self.csv_writer = stats.StatsCSVFileWriter(
+                environment,
+                stats.PERCENTILES_TO_REPORT,
+                str(run_dir / "locust"),
+                bool(getattr(opts, "stats_history_enabled", False)),
+            )
+            self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
+        self.write_json_file = opts.json_file is None
+        self.write_html_file = opts.html_file is None
+
+        ev = environment.events
+        if self.record:
+            ev.request.add_listener(self.recorder.on_request)
+        ev.test_start.add_listener(self.on_test_start)
+        ev.reset_stats.add_listener(self.on_reset_stats)
+        ev.quitting.add_listener(self.on_quitting)
+        ev.quit.add_listener(self.on_quit)
+        if self.is_master:
+            ev.worker_report.add_listener(self.on_worker_report)
+            ev.worker_connect.add_listener(self.on_worker_connect)
+        self._watch_signals()
+        self.tick_greenlet = runner.greenlet.spawn(self._tick)
+        self.write_run_json(exit_code=None)
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def _watch_signals(self) -> None:
+        # Registered before Locust's own SIGTERM handler, so it runs first and the run knows why it ends.
+        self._sigterm = gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self.ended_by = self.ended_by or "SIGINT"
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                raise KeyboardInterrupt
+
+        with contextlib.suppress(ValueError):  # not the main thread (embedded use): keep Python's handler
+            signal.signal(signal.SIGINT, on_sigint)
+
+    def _on_sigterm(self) -> None:
+        self.ended_by = self.ended_by or "SIGTERM"
+
+    # --- during the run --------------------------------------------------------------------------
+
+    def on_test_start(self, environment: Any, **_kw: Any) -> None:
+        if self.test_started is None:
+            self.test_started = time.time()
+        self._settle_target()
+
+    def on_reset_stats(self, **_kw: Any) -> None:
+        self.stats_reset = True
+
+    def on_worker_connect(self, client_id: str, **_kw: Any) -> None:
+        self.workers.setdefault(client_id, _WorkerSeen())
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+        payload = data.get(REPORT_KEY)
+        if payload is None:
+            return
+        seen = self.workers.setdefault(client_id, _WorkerSeen())
+        seen.last_report = time.monotonic()
+        seen.stopped = bool(payload.get("stopped"))
+        rows = payload.get("rows")
+        if rows and self.record and not self.finished:
+            n = column_count(rows)
+            seen.rows += n
+            self.pending.append(rows)
+            self.pending_rows += n
+        if payload.get("samples"):
+            self.resources.add(payload["samples"])
+
+    def _settle_target(self) -> None:
+        """Find the backend process to sample: --target-pid, the embedded backend, or a loopback port."""
+        if self.target_settled:
+            return
+        now = time.monotonic()
+        if now - self.target_attempt < 5.0:
+            return
+        self.target_attempt = now
+        opts = self.environment.parsed_options
+        pid: int | None = getattr(opts, "target_pid", None)
+        source = "--target-pid"
+        if pid is None:
+            try:
+                from locust_scenarios._embedded import embedded_backend
+            except ImportError:
+                embedded = None
+            else:
+                embedded = embedded_backend()
+            if embedded is not None:
+                pid, source = int(embedded.pid), "embedded backend"
+        if pid is None:
+            host = self.environment.host or getattr(opts, "host", None)
+            if not host:
+                return  # not known yet (web UI): try again later
+            address = target_address(host)
+            if address is None or not is_loopback_host(address[0]):
+                self.target_settled = True
+                self.notes.append(f"target {host} is not on this machine's loopback: not sampled")
+                return
+            pid = find_listening_pid(address[1])
+            source = f"listening on port {address[1]}"
+            if pid is None:
+                return
+        try:
+            self.target = ProcessSampler(pid, "target", "target")
+        except Exception as e:
+            self.notes.append(f"target process {pid} ({source}) cannot be sampled: {e}")
+        else:
+            self.notes.append(f"target process {pid} ({source}) sampled")
+        self.target_settled = True
+
+    def _tick(self) -> None:
+        while True:
+            gevent.sleep(SAMPLE_INTERVAL_S)
+            try:
+                self._sample()
+                self._take_local_rows()
+                if self.pending_rows >= PART_MAX_ROWS or time.monotonic() - self.last_part >= PART_INTERVAL_S:
+                    self._write_part()
+                if self.is_master:
+                    self._check_workers()
+            except Exception:
+                logger.exception("run output: periodic write failed")
+
+    def _sample(self) -> None:
+        self._settle_target()
+        samples = [s for s in (self.own.sample(), self.target.sample() if self.target else None) if s]
+        self.resources.add(samples)
+
+    def _take_local_rows(self) -> None:
+        if len(self.recorder):
+            columns = self.recorder.take_columns()
+            self.pending.append(columns)
+            self.pending_rows += column_count(columns)
+
+    def _write_part(self) -> None:
+        batches, self.pending, self.pending_rows = self.pending, [], 0
+        self.last_part = time.monotonic()
+        self.parts.write(batches)
+
+    def _check_workers(self) -> None:
+        now = time.monotonic()
+        running = self.runner.state not in (STATE_INIT, STATE_STOPPED)
+        for client_id, node in list(self.runner.clients.items()):
+            seen = self.workers.setdefault(client_id, _WorkerSeen())
+            if node.state == STATE_MISSING:
+                self._mark_lost(client_id, "missing: no heartbeat")
+            elif running and not seen.stopped and now - seen.last_report > REPORT_STALE_S:
+                self._mark_lost(client_id, f"no report for {REPORT_STALE_S:.0f} s")
+
+    def _mark_lost(self, client_id: str, reason: str) -> None:
+        if client_id not in self.lost:
+            self.lost[client_id] = reason
+            logger.warning("run output: worker %s lost (%s); its last rows may be missing", client_id, reason)
+
+    # --- the end -----------------------------------------------------------------------------------
+
+    def on_quitting(self, environment: Any, **_kw: Any) -> None:
+        if not self.is_master:
+            return
+        if self.collecting:
+            self.collected.wait(self._final_wait_s() + 5.0)
+            return
+        self.collecting = True
+        try:
+            self._collect_final_reports()
+        except Exception:
+            logger.exception("run output: collecting the workers' final reports failed")
+            self.problems.append("collecting the workers' final reports failed")
+        finally:
+            self.collected.set()
+
+    def _final_wait_s(self) -> float:
+        return float(self.environment.stop_timeout or 0.0) + FINAL_REPORT_GRACE_S
+
+    def _waiting_for(self) -> list[str]:
+        return [
+            cid
+            for cid, node in self.runner.clients.items()
+            if node.state != STATE_MISSING and not self.workers.setdefault(cid, _WorkerSeen()).stopped
+        ]
+
+    def _collect_final_reports(self) -> None:
+        """Tell the workers to quit and read their final reports until all came or time is up.
+
+        Locust's master stops reading half a second after sending quit; a worker still stopping its
+        users reports later. Its messages wait in the socket: read and handle them as Locust would.
+        """
+        runner = self.runner
+        self._check_workers()
+        runner.quit()
+        deadline = time.monotonic() + self._final_wait_s()
+        while waiting := self._waiting_for():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for cid in waiting:
+                    self._mark_lost(cid, "no final report")
+                return
+            received = None
+            with gevent.Timeout(min(remaining, 0.5), False):
+                received = runner.server.recv_from_client()
+            if received is not None:
+                client_id, msg = received
+                try:
+                    runner.handle_message(client_id, msg)
+                except Exception:
+                    logger.exception("run output: handling %s from %s failed", msg.type, client_id)
+
+    def on_quit(self, exit_code: int, **_kw: Any) -> None:
+        """Locust has printed its final statistics: write everything and sum it up."""
+        if self.collecting:
+            self.collected.wait(self._final_wait_s() + 5.0)
+        if self.finished:
+            self.written.wait(60.0)
+            return
+        self.finished = True
+        try:
+            self._write_outputs(exit_code)
+        finally:
+            self.written.set()
+
+    def _write_outputs(self, exit_code: int) -> None:
+        self.tick_greenlet.kill(block=False)
+        if self.ended_by is None:
+            self.ended_by = "error" if exit_code == 2 and log.unhandled_greenlet_exception else "normal"
+        self.locust_final = self.locust_figures()
+        steps = (
+            ("the request record", self._finish_record),
+            ("summary.json", self._write_summary),
+            ("resources.csv", self._finish_resources),
+            ("Locust's CSV files", self._finish_locust_csv),
+            ("locust.json", self._finish_locust_json),
+            ("locust.html", self._finish_locust_html),
+        )
+        for what, step in steps:
+            try:
+                step()
+            except Exception as e:
+                logger.exception("run output: writing %s failed", what)
+                self.problems.append(f"writing {what} failed: {e}")
+        try:
+            self.write_run_json(exit_code=exit_code)
+        except Exception:
+            logger.exception("run output: writing run.json failed")
+
+    def _finish_record(self) -> None:
+        self._take_local_rows()
+        self._write_part()
+
+    def _finish_resources(self) -> None:
+        with contextlib.suppress(Exception):
+            self._sample()
+        self.resources.close()
+
+    def _finish_locust_csv(self) -> None:
+        if self.csv_writer is None:
+            return
+        if self.csv_greenlet is not None:
+            self.csv_greenlet.kill(block=True)
+        self.csv_writer.close_files()
+        # Locust rewrites these every second, so the last second may be missing: write the final state.
+        base = str(self.run_dir / "locust")
+        w = self.csv_writer
+        for suffix, write in (
+            ("_stats.csv", w.requests_csv),
+            ("_failures.csv", w.failures_csv),
+            ("_exceptions.csv", w.exceptions_csv),
+        ):
+            with open(base + suffix, "w", newline="", encoding="utf-8") as f:
+                write(csv.writer(f))
+
+    def _finish_locust_json(self) -> None:
+        if self.write_json_file:
+            stats.save_stats_json(self.runner.stats, str(self.run_dir / "locust"))
+
+    def _finish_locust_html(self) -> None:
+        if self.write_html_file:
+            html = get_html_report(self.environment, show_download_link=False)
+            (self.run_dir / "locust.html").write_text(html, encoding="utf-8")
+
+    def locust_figures(self) -> dict[str, Any]:
+        """Locust's final counts, total and per entry, as its terminal summary shows them.
+
+        Saving Locust's JSON empties the per-entry statistics (`serialize_stats` resets them), so this
+        runs before locust.json is written; when Locust wrote its own `--json-file`, the entries come
+        from that file.
+        """
+        s = self.runner.stats
+        opts = self.environment.parsed_options
+        entries: dict[tuple[str, str], tuple[int, int]] = {}
+        if not self.write_json_file and opts.json_file and Path(f"{opts.json_file}.json").is_file():
+            for e in json.loads(Path(f"{opts.json_file}.json").read_text(encoding="utf-8")):
+                entries[(e.get("method") or "", e["name"])] = (e["num_requests"], e["num_failures"])
+        else:
+            for e in s.entries.values():
+                if e.num_requests or e.num_failures:
+                    entries[(e.method or "", e.name)] = (e.num_requests, e.num_failures)
+        return {"total": (s.total.num_requests, s.total.num_failures), "entries": entries}
+
+    def _write_summary(self) -> None:
+        summary = self.parts.summary()
+        locust_figures = self.locust_final
+        lc, lf = locust_figures["total"]
+        summary["locust_total"] = {"count": lc, "failures": lf}
+        if not self.record:
+            summary["agrees_with_locust"] = None
+            summary["note"] = "the request record was off (--no-request-record): totals are empty"
+        elif self.stats_reset:
+            summary["agrees_with_locust"] = None
+            summary["note"] = "Locust's statistics were reset during the run; the record was not"
+        else:
+            ours = {(e["request_type"], e["name"]): (e["count"], e["failures"]) for e in summary["entries"]}
+            theirs = locust_figures["entries"]
+            differ = sorted(
+                k for k in set(ours) | set(theirs) if ours.get(k, (0, 0)) != theirs.get(k, (0, 0))
+            )
+            summary["agrees_with_locust"] = not differ and (lc, lf) == (
+                summary["total"]["count"],
+                summary["total"]["failures"],
+            )
+            if differ:
+                summary["differences"] = [
+                    {
+                        "request_type": t,
+                        "name": n,
+                        "record": dict(zip(("count", "failures"), ours.get((t, n), (0, 0)), strict=True)),
+                        "locust": dict(zip(("count", "failures"), theirs.get((t, n), (0, 0)), strict=True)),
+                    }
+                    for t, n in differ
+                ]
+            if not summary["agrees_with_locust"]:
+                self.problems.append("the record's totals differ from Locust's")
+        self.summary = summary
+        write_json(self.run_dir / "summary.json", summary)
+
+    def write_run_json(self, exit_code: int | None) -> None:
+        opts = self.environment.parsed_options
+        processes = self.resources.processes()
+        saturated = self.resources.saturated_workers()
+        target = next((p for p in processes if p["role"] == "target"), None)
+        ended = exit_code is not None
+        agrees = getattr(self, "summary", {}).get("agrees_with_locust")
+        data = {
+            "started_at": utc_iso(self.test_started or self.started),
+            "ended_at": utc_iso(time.time()) if ended else None,
+            "ended_by": self.ended_by if ended else None,
+            "exit_code": exit_code,
+            "host": self.environment.host or getattr(opts, "host", None),
+            "user_classes": sorted(c.__name__ for c in self.environment.user_classes),
+            "locust_version": locust.__version__,
+            "role": self.role,
+            "options": redacted_options(opts),
+            "workers": {
+                "expected": self.expected_workers,
+                "seen": sorted(self.workers),
+                "lost": sorted(self.lost),
+                "lost_reasons": dict(sorted(self.lost.items())),
+                "rows": {cid: w.rows for cid, w in sorted(self.workers.items())},
+            },
+            "load_generator_saturated": bool(saturated),
+            "saturated_load_generators": saturated,
+            "load_profile": getattr(opts, "load_profile", "") or None,
+            "record": {
+                "enabled": self.record,
+                "rows": self.parts.rows_written,
+                "parts": self.parts.parts_written,
+                "agrees_with_locust": agrees,
+            },
+            "resources": {
+                "target": target,
+                "load_generators": [p for p in processes if p["role"] == "load-generator"],
+                "memory_increase_mb": target["rss_increase_mb"] if target else None,
+            },
+            "complete": ended and not self.lost and not self.problems,
+            "problems": self.problems,
+            "notes": self.notes,
+            "files": self._files(),
+        }
+        write_json(self.run_dir / "run.json", data)
+
+    def _files(self) -> list[str]:
+        names = {"run.json"}
+        for p in self.run_dir.rglob("*"):
+            if p.is_file() and not p.name.startswith("."):
+                names.add(p.relative_to(self.run_dir).as_posix())
+        return sorted(names)
+
+
+@events.init.add_listener
+def _on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
+    if runner is None:
+        return
+    if isinstance(runner, WorkerRunner):
+        WorkerOutput(environment, runner)
+        return
+    opts = environment.parsed_options
+    run_dir = getattr(opts, "run_dir", "") if opts is not None else ""
+    if not run_dir:
+        return
+    try:
+        prepare_run_dir(Path(run_dir))
+    except RunDirError as e:
+        logger.error("%s", e)
+        sys.exit(2)
+    RunOutput(environment, runner, Path(run_dir))

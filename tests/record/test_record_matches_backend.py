@@ -1,0 +1,131 @@
+"""The exact record holds every request the backend received, in local, multi-process and distributed
+runs, and its totals equal Locust's final statistics (terminal summary, summary.json, locust_stats.csv)."""
+
+from __future__ import annotations
+
+import math
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.backend_process import Backend
+from tests.record.runs import (
+    HTTP_TYPES,
+    Distributed,
+    backend_count,
+    headless,
+    locust_stats_total,
+    read_outputs,
+    reset_count,
+    resource_rows,
+    run,
+    wait_for,
+    write_locustfile,
+)
+
+
+def assert_agrees(run_dir: Path, backend: Backend, log: str) -> None:
+    """The record's rows = the requests the backend received = Locust's final figures."""
+    meta, summary, record = read_outputs(run_dir)
+    http = record[record["request_type"].isin(HTTP_TYPES)]
+    assert len(http) == backend_count(backend) > 0
+    assert summary["agrees_with_locust"] is True, summary
+    assert (
+        summary["total"]
+        == summary["locust_total"]
+        == {
+            "count": len(record),
+            "failures": int((~record["success"]).sum()),
+        }
+    )
+    assert locust_stats_total(run_dir) == (len(record), int((~record["success"]).sum()))
+    aggregated = [line for line in log.splitlines() if line.strip().startswith("Aggregated")]
+    assert aggregated and str(len(record)) in aggregated[-2].split()  # the final summary table
+    assert meta["complete"] is True and meta["record"]["rows"] == len(record), meta
+
+
+def assert_columns(record: pd.DataFrame) -> None:
+    failed = record[~record["success"]]
+    assert set(failed["name"]) == {"/no-such-route"}
+    assert set(failed["error"]) == {"expected 200, got 404"}
+    assert (record.loc[record["success"], "error"] == "").all()
+    llm = record[record["request_type"] == "LLM"].iloc[0]
+    assert llm["response_time_ms"] == 123.456789  # not rounded to Locust's buckets
+    assert (llm["ttft_ms"], llm["tokens"], llm["group"]) == (4.25, 11.0, "ai")
+    http = record[record["request_type"] == "GET"]
+    assert (http["group"] == "api").all() and http["ttft_ms"].isna().all()
+    assert (record["user_class"] == "RecordProbeUser").all() and (record["tags"] == "probe").all()
+    assert record["timestamp"].between(1.7e9, 2.1e9).all()
+    assert not http["response_time_ms"].map(lambda v: float(v).is_integer()).all()
+    assert math.isnan(llm["intended_start"])
+
+
+def test_local_run_records_every_request_the_backend_received(backend: Backend, tmp_path: Path) -> None:
+    locustfile = write_locustfile(tmp_path)
+    run_dir = tmp_path / "run"
+    reset_count(backend)
+    rc, log = run(headless(locustfile, backend.url, run_dir, 3, 3), tmp_path)
+    assert rc == 1, log  # the failing task makes Locust exit 1
+    assert_agrees(run_dir, backend, log)
+    _, _, record = read_outputs(run_dir)
+    assert_columns(record)
+    assert set(record["worker"]) == {"local"}
+    for name in ("locust.json", "locust.html", "locust_stats_history.csv", "locust_failures.csv"):
+        assert (run_dir / name).stat().st_size > 0, name
+
+
+@pytest.mark.postgres
+def test_local_run_against_postgres_backend_records_every_request(
+    pg_backend: Backend, tmp_path: Path
+) -> None:
+    locustfile = write_locustfile(tmp_path)
+    run_dir = tmp_path / "run"
+    reset_count(pg_backend)
+    rc, log = run(headless(locustfile, pg_backend.url, run_dir, 3, 3), tmp_path)
+    assert rc == 1, log
+    assert_agrees(run_dir, pg_backend, log)
+
+
+def test_processes_run_gathers_both_workers_records_on_the_master(backend: Backend, tmp_path: Path) -> None:
+    locustfile = write_locustfile(tmp_path)
+    run_dir = tmp_path / "run"
+    reset_count(backend)
+    rc, log = run(headless(locustfile, backend.url, run_dir, 4, 4, "--processes", "2"), tmp_path)
+    assert rc == 1, log
+    assert_agrees(run_dir, backend, log)
+    meta, _, record = read_outputs(run_dir)
+    assert meta["workers"]["expected"] == 2 and len(meta["workers"]["seen"]) == 2
+    assert set(record["worker"]) == set(meta["workers"]["seen"])
+    generators = set(resource_rows(run_dir).query("role == 'load-generator'")["worker"])
+    assert generators == {"master", *meta["workers"]["seen"]}
+
+
+def test_master_and_two_worker_processes_agree_with_backend(backend: Backend, tmp_path: Path) -> None:
+    locustfile = write_locustfile(tmp_path)
+    run_dir = tmp_path / "run"
+    reset_count(backend)
+    d = Distributed(tmp_path, locustfile, backend.url, run_dir, workers=2, seconds=4)
+    rc = d.finish()
+    assert rc == 1, d.log()
+    assert_agrees(run_dir, backend, d.log())
+    meta, _, record = read_outputs(run_dir)
+    assert meta["workers"]["lost"] == [] and len(meta["workers"]["seen"]) == 2
+    assert record.groupby("worker").size().to_dict() == meta["workers"]["rows"]
+
+
+def test_sigterm_to_distributed_master_leaves_complete_agreeing_outputs(
+    backend: Backend, tmp_path: Path
+) -> None:
+    locustfile = write_locustfile(tmp_path)
+    run_dir = tmp_path / "run"
+    reset_count(backend)
+    d = Distributed(tmp_path, locustfile, backend.url, run_dir, workers=2, seconds=60)
+    wait_for(lambda: backend_count(backend) > 200, 30, "requests to reach the backend")
+    d.signal_master(signal.SIGTERM)
+    rc = d.finish()
+    assert rc == 1, d.log()
+    meta, _, _ = read_outputs(run_dir)
+    assert meta["ended_by"] == "SIGTERM", meta
+    assert_agrees(run_dir, backend, d.log())
