@@ -1,0 +1,86 @@
+"""Run `locust` headless as a subprocess for the benchmark tests, and read what the run left behind.
+
+A real command line, so what is tested is what a user runs: class selection, the run ending by itself,
+the exit code, `benchmark_results.json` and Locust's own CSV stats.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import locust_scenarios
+
+SCENARIOS = Path(locust_scenarios.locustfile_path())
+LOCUST = str(Path(sys.executable).with_name("locust"))
+
+# A safety bound only: every run here ends by itself long before it.
+RUN_TIME_LIMIT = "100s"
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    output: str
+    run_dir: Path
+
+    @property
+    def ended_by_itself(self) -> bool:
+        return (
+            "benchmark users finished their rounds" in self.output
+            and "--run-time limit reached" not in self.output
+        )
+
+    def results(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.run_dir / "benchmark_results.json").read_text())
+        return data
+
+    def stats(self) -> dict[tuple[str, str], dict[str, str]]:
+        """Locust's own CSV stats, keyed by (type, name)."""
+        with (self.run_dir / "locust_stats.csv").open(newline="") as f:
+            return {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
+
+
+def write_config(path: Path, **values: Any) -> Path:
+    path.write_text(json.dumps(values))
+    return path
+
+
+def run_locust(
+    run_dir: Path,
+    *args: str,
+    locustfiles: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 150,
+) -> LocustRun:
+    """`locust -f <files> --headless ... --run-dir run_dir --csv run_dir/locust <args>`."""
+    files = locustfiles or str(SCENARIOS)
+    cmd = [
+        LOCUST,
+        "-f",
+        files,
+        "--headless",
+        "-t",
+        RUN_TIME_LIMIT,
+        "--run-dir",
+        str(run_dir),
+        "--csv",
+        str(run_dir / "locust"),
+        "--only-summary",
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=run_dir,
+    )
+    return LocustRun(proc.returncode, proc.stdout + proc.stderr, run_dir)
