@@ -1,0 +1,157 @@
+"""`python -m analysis RUN` / `compliance-analysis RUN`: a run folder in, reports and an exit code out.
+
+Exit codes: 0 all thresholds held (and no regression), 1 a threshold or regression failed,
+2 bad input or usage, 3 invalid run. The command line only parses arguments and calls the pure
+functions of the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from analysis._analyse import Analysis, analyse
+from analysis._html import to_html
+from analysis._load import load_run
+from analysis._reports import to_console, to_json, to_junit, to_markdown
+from analysis._thresholds import Thresholds, load_thresholds
+from analysis.errors import EXIT_BAD_INPUT, AnalysisError, UsageError
+
+REPORTS = ("json", "md", "junit", "html", "console")
+SUFFIXES = {"json": ".json", "md": ".md", "junit": ".junit.xml", "html": ".html"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="compliance-analysis",
+        description="Turn a load-test run folder into a verdict: thresholds, regressions against baselines, "
+        "reports (JSON, Markdown, JUnit XML, HTML, console). "
+        "Exit 0 pass, 1 fail, 2 bad input, 3 invalid run.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run folder, or a Locust --csv prefix (e.g. out/locust)")
+    p.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        action="append",
+        default=None,
+        help="thresholds YAML (repeatable; default: the shipped analysis/thresholds.yaml)",
+    )
+    p.add_argument(
+        "--baseline", metavar="RUN", nargs="+", action="extend", default=[], help="baseline run(s), pooled"
+    )
+    p.add_argument(
+        "--out", metavar="DIR", default=None, help="folder for the reports (default: the run folder)"
+    )
+    p.add_argument(
+        "--report",
+        default="json,md,junit,html,console",
+        help=f"comma-separated reports to write, of {','.join(REPORTS)} (default: all); 'none' for none",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="the seed's performance_config.json, whose thresholds block adds rules "
+        "(default: performance_config.json in the run folder, if any)",
+    )
+    p.add_argument(
+        "--no-step-summary",
+        action="store_true",
+        help="do not append the Markdown report to $GITHUB_STEP_SUMMARY when it is set",
+    )
+    return p
+
+
+def parse_reports(value: str) -> tuple[str, ...]:
+    if value.strip().lower() == "none":
+        return ()
+    chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [c for c in chosen if c not in REPORTS]
+    if unknown:
+        raise UsageError(
+            f"unknown report {unknown[0]!r}; choose from {', '.join(REPORTS)} or none", key="--report"
+        )
+    return chosen
+
+
+def merge_thresholds(files: Sequence[str] | None) -> Thresholds:
+    if not files:
+        return load_thresholds(None)
+    loaded = [load_thresholds(f) for f in files]
+    rules = tuple(r for t in loaded for r in t.rules)
+    ids = [r.id for r in rules]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup is not None:
+        raise UsageError(f"rule id {dup!r} appears in more than one --thresholds file", key="--thresholds")
+    last = loaded[-1]
+    return Thresholds(rules, last.regression, last.issues, ", ".join(t.source for t in loaded))
+
+
+def _free_path(folder: Path, stem: str, suffix: str) -> Path:
+    path = folder / f"{stem}{suffix}"
+    n = 1
+    while path.exists():
+        path = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return path
+
+
+def _write(path: Path, text: str) -> None:
+    """Write to a temporary name, then rename: a report is whole or absent, never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_reports(analysis: Analysis, out: Path, reports: Sequence[str]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"performance_report_{analysis.generated_at.strftime('%Y%m%d_%H%M%S')}"
+    renderers = {"json": to_json, "md": to_markdown, "junit": to_junit, "html": to_html}
+    written = []
+    for kind in reports:
+        if kind in renderers:
+            path = _free_path(out, stem, SUFFIXES[kind])
+            _write(path, renderers[kind](analysis))
+            written.append(path)
+    return written
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    reports = parse_reports(args.report)
+    thresholds = merge_thresholds(args.thresholds)
+    current = load_run(args.run, config=args.config)
+    baselines = [load_run(b) for b in args.baseline]
+    analysis = analyse(current, thresholds, baselines)
+    out = Path(args.out) if args.out else current.path
+    try:
+        written = write_reports(analysis, out, reports)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary and "md" in reports and not args.no_step_summary:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(to_markdown(analysis))
+    except OSError as exc:
+        raise UsageError(f"cannot write reports: {exc.strerror or exc}", file=exc.filename or out) from None
+    if "console" in reports:
+        sys.stdout.write(to_console(analysis))
+        for path in written:
+            sys.stdout.write(f"wrote {path}\n")
+    return analysis.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except AnalysisError as exc:
+        print(f"compliance-analysis: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("compliance-analysis: interrupted", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""From loaded runs to a verdict: thresholds, regressions, issues, validity. No file is written here."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from analysis._load import RunData
+from analysis._regression import RegressionResult, compare_runs
+from analysis._stats import RunStats, compute_stats, entry_label
+from analysis._system import SystemMetrics, system_metrics
+from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate
+from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS
+
+
+class Verdict(enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    INVALID = "invalid"
+
+    @property
+    def exit_code(self) -> int:
+        return {Verdict.PASS: EXIT_PASS, Verdict.FAIL: EXIT_FAIL, Verdict.INVALID: EXIT_INVALID_RUN}[self]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A finding of the seed's issue detection. Issues inform; thresholds and regressions decide, except
+    an invalid run, which is never a pass."""
+
+    kind: str
+    severity: Literal["critical", "warning", "info"]
+    message: str
+    entry: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    run: RunData
+    stats: RunStats
+    system: SystemMetrics
+    thresholds: Thresholds
+    rules: tuple[Rule, ...]
+    results: tuple[ThresholdResult, ...]
+    regressions: tuple[RegressionResult, ...]
+    issues: tuple[Issue, ...]
+    invalid_reasons: tuple[str, ...]
+    verdict: Verdict
+    baselines: tuple[str, ...]
+    generated_at: datetime
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.exit_code
+
+    @property
+    def failed(self) -> tuple[ThresholdResult, ...]:
+        return tuple(r for r in self.results if r.status == "fail")
+
+
+def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
+    """Why a run cannot be judged: no requests, a lost worker, a saturated load generator."""
+    reasons = []
+    has_bench = bool(len(stats.entries)) and bool((stats.entries["source"] == "benchmark").any())
+    if stats.total_count == 0 and not has_bench:
+        reasons.append("the run made zero requests")
+    info = run.run_info or {}
+    workers = info.get("workers")
+    if isinstance(workers, Mapping):
+        lost = workers.get("lost")
+        if isinstance(lost, list | tuple) and lost:
+            reasons.append(f"worker(s) lost during the run: {', '.join(str(w) for w in lost)}")
+        elif isinstance(lost, int) and not isinstance(lost, bool) and lost > 0:
+            reasons.append(f"{lost} worker(s) lost during the run")
+        expected, seen = workers.get("expected"), workers.get("seen")
+        if isinstance(expected, int) and isinstance(seen, int) and seen < expected:
+            reasons.append(f"only {seen} of {expected} expected workers took part")
+    if info.get("load_generator_saturated") is True:
+        reasons.append(
+            "the load generator was saturated (CPU-bound): the latencies measure it, not the target"
+        )
+    return tuple(reasons)
+
+
+def detect_issues(
+    run: RunData,
+    stats: RunStats,
+    system: SystemMetrics,
+    regressions: Sequence[RegressionResult],
+    t: Thresholds,
+) -> tuple[Issue, ...]:
+    s = t.issues
+    issues: list[Issue] = []
+    e = stats.entries
+    for rec in e.to_dict("records"):
+        label = entry_label((str(rec["request_type"]), str(rec["name"])))
+        mean = float(rec["mean"])
+        if rec["measure"] != "tokens_per_s" and not math.isnan(mean) and mean > s.slow_mean_ms:
+            issues.append(
+                Issue("slow-response", "warning", f"mean {mean:,.0f} ms > {s.slow_mean_ms:,.0f} ms", label)
+            )
+        if int(rec["count"]) and float(rec["failure_ratio"]) > s.failure_ratio:
+            issues.append(
+                Issue(
+                    "high-failure-rate",
+                    "warning",
+                    f"{float(rec['failure_ratio']):.1%} of {int(rec['count'])} requests failed "
+                    f"(> {s.failure_ratio:.0%})",
+                    label,
+                )
+            )
+    if stats.total_count and stats.total_failures / stats.total_count > s.failure_ratio:
+        ratio = stats.total_failures / stats.total_count
+        issues.append(
+            Issue(
+                "high-failure-rate",
+                "critical",
+                f"{ratio:.1%} of all {stats.total_count} requests failed (> 5%)",
+            )
+        )
+    if system.sampled:
+        for label, v in (("target", system.target_cpu_max), ("load generator", system.loadgen_cpu_max)):
+            if not math.isnan(v) and v > s.cpu_percent:
+                issues.append(
+                    Issue(
+                        "resource-cpu", "warning", f"{label} CPU peaked at {v:.0f}% (> {s.cpu_percent:.0f}%)"
+                    )
+                )
+        m = system.target_memory_percent_max
+        if not math.isnan(m) and m > s.memory_percent:
+            issues.append(
+                Issue(
+                    "resource-memory",
+                    "warning",
+                    f"target memory peaked at {m:.0f}% (> {s.memory_percent:.0f}%)",
+                )
+            )
+    for r in regressions:
+        if r.regressed:
+            issues.append(
+                Issue("regression", "critical" if r.status == "fail" else "warning", r.message, r.entry)
+            )
+    info = run.run_info or {}
+    if run.run_info is not None and (
+        info.get("complete") is False or info.get("ended_by") not in (None, "normal")
+    ):
+        issues.append(
+            Issue(
+                "interrupted-run",
+                "warning",
+                f"the run ended by {info.get('ended_by', 'unknown')} and is incomplete; "
+                "analysed with what exists"
+                + (f" (missing: {', '.join(run.missing)})" if run.missing else ""),
+            )
+        )
+    if isinstance(run.arrival, Mapping | list):
+        stages = run.arrival.get("stages", []) if isinstance(run.arrival, Mapping) else run.arrival
+        for i, st in enumerate(stages if isinstance(stages, list) else []):
+            if isinstance(st, Mapping) and isinstance(st.get("dropped"), int | float) and st["dropped"] > 0:
+                issues.append(
+                    Issue(
+                        "arrival-dropped",
+                        "warning",
+                        f"arrival stage {i + 1} (target {st.get('target_rate')}/s) dropped "
+                        f"{st['dropped']} iterations: "
+                        "the load generator could not start them on time",
+                    )
+                )
+    if run.exceptions is not None and len(run.exceptions):
+        n = int(run.exceptions["count"].sum())
+        issues.append(
+            Issue("exceptions", "warning", f"{n} exception(s) in user code (see locust_exceptions.csv)")
+        )
+    for reason in invalid_reasons(run, stats):
+        issues.append(Issue("invalid-run", "critical", reason))
+    return tuple(issues)
+
+
+def analyse(
+    run: RunData,
+    thresholds: Thresholds,
+    baselines: Sequence[RunData] = (),
+    extra_rules: Sequence[Rule] = (),
+    now: datetime | None = None,
+) -> Analysis:
+    """The whole analysis of one run against thresholds and (optionally) pooled baseline runs."""
+    stats = compute_stats(run)
+    base_stats = [compute_stats(b) for b in baselines]
+    system = system_metrics(run.resources, run.run_info)
+    rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
+    results = evaluate(stats, system, rules)
+    regressions = compare_runs(stats, base_stats, thresholds.regression) if base_stats else ()
+    issues = detect_issues(run, stats, system, regressions, thresholds)
+    invalid = invalid_reasons(run, stats)
+    if invalid:
+        verdict = Verdict.INVALID
+    elif any(r.status == "fail" for r in results) or any(r.status == "fail" for r in regressions):
+        verdict = Verdict.FAIL
+    else:
+        verdict = Verdict.PASS
+    return Analysis(
+        run=run,
+        stats=stats,
+        system=system,
+        thresholds=thresholds,
+        rules=tuple(rules),
+        results=results,
+        regressions=regressions,
+        issues=issues,
+        invalid_reasons=invalid,
+        verdict=verdict,
+        baselines=tuple(b.label for b in baselines),
+        generated_at=now or datetime.now(UTC),
+    )
+
+
+def summary_counts(a: Analysis) -> Mapping[str, Any]:
+    def count(items: Sequence[Any], status: str) -> int:
+        return sum(1 for r in items if r.status == status)
+
+    return {
+        "thresholds": {s: count(a.results, s) for s in ("pass", "fail", "warn", "no-data")},
+        "regressions": {s: count(a.regressions, s) for s in ("pass", "fail", "warn")},
+    }

@@ -1,0 +1,540 @@
+"""Read a run folder (or a Locust `--csv` prefix) into validated DataFrames.
+
+Everything here checks columns and types as it reads, and raises `RunFolderError` naming the file,
+row and column of the first bad cell. A file that does not exist is not an error: an interrupted run
+is analysed with what it left, and `RunData.missing` says what was not there. Nothing here computes
+statistics; `_stats.py` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import RunFolderError, UsageError
+
+# Locust's CSV headers (locust/stats.py, StatsCSV), mapped to our column names.
+STATS_COLUMNS = {
+    "Type": "request_type",
+    "Name": "name",
+    "Request Count": "count",
+    "Failure Count": "failures",
+    "Median Response Time": "median",
+    "Average Response Time": "mean",
+    "Min Response Time": "min",
+    "Max Response Time": "max",
+    "Average Content Size": "avg_content_size",
+    "Requests/s": "rps",
+    "Failures/s": "fail_rps",
+}
+HISTORY_COLUMNS = {
+    "Timestamp": "timestamp",
+    "User Count": "users",
+    "Type": "request_type",
+    "Name": "name",
+    "Requests/s": "rps",
+    "Failures/s": "fail_rps",
+    "Total Request Count": "count",
+    "Total Failure Count": "failures",
+    "Total Median Response Time": "median",
+    "Total Average Response Time": "mean",
+    "Total Min Response Time": "min",
+    "Total Max Response Time": "max",
+    "Total Average Content Size": "avg_content_size",
+}
+FAILURES_COLUMNS = {"Method": "request_type", "Name": "name", "Error": "error", "Occurrences": "occurrences"}
+FAILURES_OPTIONAL = {"First Seen": "first_seen", "Last Seen": "last_seen"}
+EXCEPTIONS_COLUMNS = {"Count": "count", "Message": "message", "Traceback": "traceback", "Nodes": "nodes"}
+RESOURCES_COLUMNS = ("timestamp", "role", "worker", "pid", "rss_mb", "cpu_percent", "threads", "open_files")
+RESOURCES_NUMERIC = ("timestamp", "pid", "rss_mb", "cpu_percent", "threads", "open_files")
+
+# The exact request record (docs/run-folder.md): column -> the kind of arrow type it must have.
+RECORD_REQUIRED = {
+    "timestamp": "float",
+    "request_type": "string",
+    "name": "string",
+    "response_time_ms": "float",
+    "success": "bool",
+}
+RECORD_OPTIONAL = {
+    "response_length": "int",
+    "error": "string",
+    "user_class": "string",
+    "worker": "string",
+    "group": "string",
+    "ttft_ms": "float",
+    "tokens": "float",
+    "intended_start": "float",
+    "tags": "string",
+}
+# What the analysis reads from the record; other columns are left on disk.
+RECORD_READ = ("timestamp", "request_type", "name", "response_time_ms", "success", "group", "tags")
+RECORD_READ_STREAM = ("ttft_ms", "tokens", "intended_start")
+RECORD_CATEGORICAL = ("request_type", "name", "group", "tags")
+
+NA_CELLS = frozenset({"", "N/A", "nan", "NaN"})
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What one run left behind, validated; `None` for each part it did not leave."""
+
+    path: Path
+    prefix: str | None
+    stats: pd.DataFrame | None
+    history: pd.DataFrame | None
+    failures: pd.DataFrame | None
+    exceptions: pd.DataFrame | None
+    locust_json: tuple[Mapping[str, Any], ...] | None
+    record: pd.DataFrame | None
+    resources: pd.DataFrame | None
+    run_info: Mapping[str, Any] | None
+    arrival: Any
+    benchmarks: pd.DataFrame | None
+    perf_config: Mapping[str, Any] | None
+    present: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return str(self.path if self.prefix in (None, "locust") else self.path / self.prefix)
+
+
+def resolve_run(run: Path | str) -> tuple[Path, str | None]:
+    """(folder, prefix) of a run folder, or of a Locust `--csv` prefix (`out/locust` for
+    `out/locust_stats.csv`)."""
+    p = Path(run)
+    if p.is_dir():
+        if (p / "locust_stats.csv").exists() or (p / "locust.json").exists():
+            return p, "locust"
+        prefixes = sorted(f.name[: -len("_stats.csv")] for f in p.glob("*_stats.csv"))
+        if len(prefixes) > 1:
+            raise UsageError(
+                f"holds several Locust CSV prefixes ({', '.join(prefixes)}): pass one as RUN, e.g. "
+                f"{p / prefixes[0]}",
+                file=p,
+            )
+        return p, (prefixes[0] if prefixes else None)
+    if Path(f"{p}_stats.csv").exists() or Path(f"{p}.json").exists():
+        return p.parent, p.name
+    raise UsageError(
+        "is neither a run folder nor a Locust --csv prefix (no such folder, no <RUN>_stats.csv)", file=p
+    )
+
+
+def load_run(run: Path | str, config: Path | str | None = None, with_stream_columns: bool = True) -> RunData:
+    """Read everything a run folder holds; raise `RunFolderError` on the first malformed file."""
+    folder, prefix = resolve_run(run)
+    present: list[str] = []
+    missing: list[str] = []
+
+    def path_of(name: str) -> Path | None:
+        p = folder / name
+        if p.exists():
+            present.append(name)
+            return p
+        missing.append(name)
+        return None
+
+    stats = history = failures = exceptions = None
+    locust_json = None
+    pre = prefix or "locust"
+    if (p := path_of(f"{pre}_stats.csv")) is not None:
+        stats = read_stats_csv(p)
+    if (p := path_of(f"{pre}_stats_history.csv")) is not None:
+        history = read_history_csv(p)
+    if (p := path_of(f"{pre}_failures.csv")) is not None:
+        failures = read_failures_csv(p)
+    if (p := path_of(f"{pre}_exceptions.csv")) is not None:
+        exceptions = read_exceptions_csv(p)
+    if (p := path_of(f"{pre}.json")) is not None:
+        locust_json = read_locust_json(p)
+    record = None
+    req_dir = folder / "requests"
+    if req_dir.is_dir() and any(req_dir.glob("*.parquet")):
+        present.append("requests/")
+        record = read_record(req_dir, with_stream_columns=with_stream_columns)
+    else:
+        missing.append("requests/")
+    resources = read_resources_csv(p) if (p := path_of("resources.csv")) is not None else None
+    run_info = _read_json_object(p) if (p := path_of("run.json")) is not None else None
+    arrival = read_json(p) if (p := _optional(folder / "arrival.json", present)) is not None else None
+    benchmarks = None
+    if (p := _optional(folder / "benchmark_results.json", present)) is not None:
+        benchmarks = read_benchmarks(p)
+    config_path = (
+        Path(config) if config is not None else _optional(folder / "performance_config.json", present)
+    )
+    if config is not None and not Path(config).exists():
+        raise UsageError("no such file (given with --config)", file=config)
+    perf_config = _read_json_object(config_path) if config_path is not None else None
+    return RunData(
+        path=folder,
+        prefix=prefix,
+        stats=stats,
+        history=history,
+        failures=failures,
+        exceptions=exceptions,
+        locust_json=locust_json,
+        record=record,
+        resources=resources,
+        run_info=run_info,
+        arrival=arrival,
+        benchmarks=benchmarks,
+        perf_config=perf_config,
+        present=tuple(present),
+        missing=tuple(missing),
+    )
+
+
+def _optional(p: Path, present: list[str]) -> Path | None:
+    """Files only some runs write (arrival-rate runs, benchmarks): absent is not worth listing as missing."""
+    if p.exists():
+        present.append(p.name)
+        return p
+    return None
+
+
+# --- CSV ---------------------------------------------------------------------------------------------
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV file; every row must have as many fields as the header."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunFolderError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    if not text.strip():
+        raise RunFolderError(
+            "is empty (no header row): the run may have been killed while writing it", file=path
+        )
+    try:
+        rows = list(csv.reader(text.splitlines(keepends=True), strict=True))
+    except csv.Error as exc:
+        raise RunFolderError(f"is not valid CSV ({exc})", file=path) from None
+    header, body = rows[0], rows[1:]
+    for i, row in enumerate(body):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise RunFolderError(
+                f"has {len(row)} fields where the header has {len(header)} (file truncated or malformed)",
+                file=path,
+                row=i + 2,
+            )
+    return header, [r for r in body if r]
+
+
+def _frame(
+    path: Path,
+    mapping: Mapping[str, str],
+    optional: Mapping[str, str] | None = None,
+    keep_percentiles: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
+    header, rows = _read_csv_rows(path)
+    absent = [c for c in mapping if c not in header]
+    if absent:
+        raise RunFolderError(
+            f"lacks column(s) {', '.join(repr(c) for c in absent)}; found {', '.join(header)}",
+            file=path,
+            column=absent[0],
+        )
+    raw = (
+        pd.DataFrame(rows, columns=header, dtype=object)
+        if rows
+        else pd.DataFrame(columns=header, dtype=object)
+    )
+    names = dict(mapping)
+    names.update({k: v for k, v in (optional or {}).items() if k in header})
+    percentile_cols: list[str] = []
+    if keep_percentiles:
+        for c in header:
+            if c.endswith("%") and not c.startswith("Total"):
+                names[c] = "p" + c[:-1]
+                percentile_cols.append("p" + c[:-1])
+    frame = raw[list(names)].rename(columns=names)
+    return frame, percentile_cols
+
+
+def _to_numeric(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    path: Path,
+    original: Mapping[str, str],
+    allow_na: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Convert columns to float, naming the first cell that is not a number."""
+    out = frame.copy()
+    for col in columns:
+        values = out[col].astype(str)
+        converted = pd.to_numeric(values.where(~values.isin(NA_CELLS), other=np.nan), errors="coerce")
+        bad = converted.isna() & ~values.isin(NA_CELLS)
+        empty = values.isin(NA_CELLS) & (col not in allow_na)
+        if bool(bad.any()):
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise RunFolderError(
+                f"{values.iloc[i]!r} is not a number", file=path, row=i + 2, column=original.get(col, col)
+            )
+        if bool(empty.any()):
+            i = int(np.flatnonzero(empty.to_numpy())[0])
+            raise RunFolderError(
+                "is empty where a number belongs (file truncated or malformed)",
+                file=path,
+                row=i + 2,
+                column=original.get(col, col),
+            )
+        out[col] = converted.astype("float64")
+    return out
+
+
+def _inverse(*mappings: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in mappings:
+        out.update({v: k for k, v in m.items()})
+    return out
+
+
+def read_stats_csv(path: Path) -> pd.DataFrame:
+    """Locust's `_stats.csv`: one row per entry plus the `Aggregated` row, percentiles as `p50`, `p99.9`..."""
+    frame, pcols = _frame(path, STATS_COLUMNS, keep_percentiles=True)
+    original = _inverse(STATS_COLUMNS, {p: p[1:] + "%" for p in pcols})
+    numeric = [c for c in STATS_COLUMNS.values() if c not in ("request_type", "name")]
+    # Locust writes N/A for percentiles of an entry with no requests, and for min/median when empty.
+    frame = _to_numeric(frame, numeric + pcols, path, original, allow_na=[*pcols, "median", "min", "max"])
+    return frame
+
+
+def read_history_csv(path: Path) -> pd.DataFrame:
+    frame, pcols = _frame(path, HISTORY_COLUMNS, keep_percentiles=True)
+    original = _inverse(HISTORY_COLUMNS, {p: p[1:] + "%" for p in pcols})
+    numeric = [c for c in HISTORY_COLUMNS.values() if c not in ("request_type", "name")]
+    return _to_numeric(frame, numeric + pcols, path, original, allow_na=[*pcols, "median", "min", "max"])
+
+
+def read_failures_csv(path: Path) -> pd.DataFrame:
+    frame, _ = _frame(path, FAILURES_COLUMNS, FAILURES_OPTIONAL)
+    return _to_numeric(frame, ["occurrences"], path, _inverse(FAILURES_COLUMNS))
+
+
+def read_exceptions_csv(path: Path) -> pd.DataFrame:
+    frame, _ = _frame(path, EXCEPTIONS_COLUMNS)
+    return _to_numeric(frame, ["count"], path, _inverse(EXCEPTIONS_COLUMNS))
+
+
+def read_resources_csv(path: Path) -> pd.DataFrame:
+    mapping = {c: c for c in RESOURCES_COLUMNS}
+    frame, _ = _frame(path, mapping)
+    frame = _to_numeric(frame, [c for c in RESOURCES_NUMERIC if c not in ("threads", "open_files")], path, {})
+    frame = _to_numeric(frame, ["threads", "open_files"], path, {}, allow_na=["threads", "open_files"])
+    roles = set(frame["role"].unique())
+    unknown = roles - {"target", "load-generator"}
+    if unknown:
+        i = int(np.flatnonzero(frame["role"].isin(unknown).to_numpy())[0])
+        raise RunFolderError(
+            f"role {frame['role'].iloc[i]!r} is neither 'target' nor 'load-generator'",
+            file=path,
+            row=i + 2,
+            column="role",
+        )
+    return frame
+
+
+# --- JSON --------------------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise RunFolderError("is empty: the run may have been killed while writing it", file=path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(
+            f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", file=path
+        ) from None
+
+
+def _read_json_object(path: Path) -> Mapping[str, Any]:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise RunFolderError(f"must hold a JSON object, not {type(data).__name__}", file=path)
+    return data
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def read_locust_json(path: Path) -> tuple[Mapping[str, Any], ...]:
+    """Locust's `--json-file` output: a list of per-entry stats with `response_times` histograms."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise RunFolderError(f"must hold a JSON list of entries, not {type(data).__name__}", file=path)
+    entries: list[Mapping[str, Any]] = []
+    for i, e in enumerate(data):
+        where = f"[{i}]"
+        if not isinstance(e, dict):
+            raise RunFolderError("is not an object", file=path, key=where)
+        for k in ("name", "method"):
+            if not isinstance(e.get(k), str):
+                raise RunFolderError("is missing or not a string", file=path, key=f"{where}.{k}")
+        for k in ("num_requests", "num_failures", "total_response_time", "max_response_time"):
+            if not _is_number(e.get(k)):
+                raise RunFolderError(
+                    f"is missing or not a number: {e.get(k)!r}", file=path, key=f"{where}.{k}"
+                )
+        rt = e.get("response_times")
+        if not isinstance(rt, dict):
+            raise RunFolderError("is missing or not an object", file=path, key=f"{where}.response_times")
+        try:
+            hist = {int(float(k)): int(v) for k, v in rt.items()}
+        except (TypeError, ValueError):
+            raise RunFolderError(
+                "must map response times to counts (numbers)", file=path, key=f"{where}.response_times"
+            ) from None
+        entries.append({**e, "response_times": hist})
+    return tuple(entries)
+
+
+def read_benchmarks(path: Path) -> pd.DataFrame:
+    """pytest-benchmark's JSON layout: `benchmarks[]` of `{name, group, stats{min, max, mean, ...}}`,
+    in seconds."""
+    data = _read_json_object(path)
+    benches = data.get("benchmarks")
+    if not isinstance(benches, list):
+        raise RunFolderError("is missing or not a list", file=path, key="benchmarks")
+    rows: list[dict[str, Any]] = []
+    for i, b in enumerate(benches):
+        where = f"benchmarks[{i}]"
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
+            raise RunFolderError("needs a string 'name'", file=path, key=where)
+        st = b.get("stats")
+        if not isinstance(st, dict):
+            raise RunFolderError("is missing or not an object", file=path, key=f"{where}.stats")
+        row: dict[str, Any] = {"name": b["name"], "group": b.get("group") or "bench"}
+        for k in ("min", "max", "mean"):
+            if not _is_number(st.get(k)):
+                raise RunFolderError(
+                    f"is missing or not a number: {st.get(k)!r}", file=path, key=f"{where}.stats.{k}"
+                )
+            row[k] = float(st[k])
+        for k in ("median", "stddev", "rounds", "ops"):
+            row[k] = float(st[k]) if _is_number(st.get(k)) else math.nan
+        data_points = st.get("data")
+        if isinstance(data_points, list) and all(_is_number(x) for x in data_points):
+            row["data"] = tuple(float(x) for x in data_points)
+        else:
+            row["data"] = None
+        rows.append(row)
+    return pd.DataFrame(
+        rows, columns=["name", "group", "min", "max", "mean", "median", "stddev", "rounds", "ops", "data"]
+    )
+
+
+# --- the exact request record -----------------------------------------------------------------------
+
+
+def _kind(arrow_type: Any) -> str:
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_null(t):
+        return "null"
+    return str(t)
+
+
+def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
+    """The exact request record: every `requests/*.parquet` part, only the columns the analysis needs.
+
+    Names and other labels come back as categoricals, so ten million rows take a few hundred MB.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = sorted(folder.glob("*.parquet"))
+    tables = []
+    for part in parts:
+        try:
+            schema = pq.read_schema(part)
+        except (pa.ArrowException, OSError) as exc:
+            raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
+        cols = {f.name: _kind(f.type) for f in schema}
+        for col, kind in {**RECORD_REQUIRED, **RECORD_OPTIONAL}.items():
+            if col not in cols:
+                if col in RECORD_REQUIRED:
+                    raise RunFolderError("lacks a required column of the exact record", file=part, column=col)
+                continue
+            ok = cols[col] == kind or cols[col] == "null" or (kind == "float" and cols[col] == "int")
+            if not ok:
+                raise RunFolderError(f"has type {cols[col]}, the record needs {kind}", file=part, column=col)
+        wanted = [
+            c for c in (*RECORD_READ, *(RECORD_READ_STREAM if with_stream_columns else ())) if c in cols
+        ]
+        try:
+            table = pq.read_table(
+                part, columns=wanted, read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted]
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
+        tables.append(table)
+    frames = []
+    for part, table in zip(parts, tables, strict=True):
+        frame = table.to_pandas()
+        for col in RECORD_CATEGORICAL:
+            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
+                frame[col] = frame[col].astype("category")
+        nulls = frame[["timestamp", "response_time_ms", "success"]].isna().any()
+        if bool(nulls.any()):
+            col = str(nulls[nulls].index[0])
+            i = int(np.flatnonzero(frame[col].isna().to_numpy())[0])
+            raise RunFolderError("is null where the record needs a value", file=part, row=i, column=col)
+        frames.append(frame)
+    record = frames[0] if len(frames) == 1 else _concat_categorical(frames)
+    return _fill_defaults(record)
+
+
+def _concat_categorical(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate parts keeping labels categorical (plain concat turns differing categories into objects)."""
+    from pandas.api.types import union_categoricals
+
+    out: dict[str, Any] = {}
+    for col in frames[0].columns:
+        if all(col in f for f in frames):
+            if isinstance(frames[0][col].dtype, pd.CategoricalDtype):
+                out[col] = union_categoricals([f[col] for f in frames])
+            else:
+                out[col] = np.concatenate([f[col].to_numpy() for f in frames])
+    return pd.DataFrame(out)
+
+
+def _fill_defaults(record: pd.DataFrame) -> pd.DataFrame:
+    """Optional columns absent from older parts get the documented defaults."""
+    n = len(record)
+    if "group" not in record:
+        rt = record["request_type"].astype(str)
+        record["group"] = pd.Categorical(
+            np.select([rt == "SQL", rt == "WS", rt == "LLM"], ["db", "websocket", "ai"], default="api")
+        )
+    if "tags" not in record:
+        record["tags"] = pd.Categorical([""] * n)
+    for col in RECORD_READ_STREAM:
+        if col not in record:
+            record[col] = np.full(n, np.nan)
+    record["success"] = record["success"].astype(bool)
+    return record

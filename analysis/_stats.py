@@ -1,0 +1,574 @@
+"""Per-entry statistics of a run, from the best source the run left.
+
+Sources, best first: the exact request record (every response time, exact percentiles), Locust's
+`--json-file` histograms (response times rounded to about two significant digits), Locust's
+`_stats.csv` percentile columns (only the percentiles Locust was asked to report), and
+`benchmark_results.json` (pytest-benchmark statistics; exact percentiles only if raw data was saved).
+
+Percentile definition for exact samples: numpy's "higher" method, i.e. the sorted sample at index
+ceil(q * (n - 1)). It is always a response time that was actually observed, never an interpolation
+between two, and at least a share q of the requests took no longer than it, so "p95 < 800 ms" held on
+the report means at least 95% of the requests really finished within 800 ms. Histogram percentiles use
+Locust's own rule (the bucket reached after int(n * q) requests), so they match Locust's reports.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from analysis._load import RunData
+
+FloatArray = npt.NDArray[np.float64]
+EntryKey = tuple[str, str]
+SourceKind = Literal["exact", "histogram", "csv", "benchmark"]
+
+PERCENTILE_METHOD = "higher"
+SOURCE_LABELS: Mapping[str, str] = {
+    "exact": "exact request record (numpy 'higher': an observed sample, at index ceil(q*(n-1)))",
+    "histogram": "Locust --json-file histograms (response times rounded to ~2 significant digits)",
+    "csv": "Locust _stats.csv percentile columns (only the percentiles Locust reported)",
+    "benchmark": "benchmark_results.json (pytest-benchmark statistics)",
+}
+
+# What an entry's "response time" field measures, from the stat names of docs/run-folder.md.
+MEASURE_SUFFIXES = (
+    ("time to first token", "ttft"),
+    ("inter-token latency", "itl"),
+    ("tokens/s", "tokens_per_s"),
+)
+
+
+def default_group(request_type: str) -> str:
+    return {"SQL": "db", "WS": "websocket", "LLM": "ai", "BENCH": "bench"}.get(request_type, "api")
+
+
+def measure_of(name: str) -> str:
+    low = name.lower()
+    for suffix, measure in MEASURE_SUFFIXES:
+        if low.endswith(suffix):
+            return measure
+    return "response_time"
+
+
+def entry_label(key: EntryKey) -> str:
+    return f"{key[0]} {key[1]}".strip()
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The values of one measure of one entry, in whichever form the source gives them."""
+
+    kind: SourceKind
+    sorted_values: FloatArray | None = None
+    bucket_values: FloatArray | None = None
+    bucket_counts: npt.NDArray[np.int64] | None = None
+    percentiles: Mapping[float, float] = field(default_factory=dict)
+    count: int = 0
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile (0..1), or None when the source cannot give this one."""
+        if self.count == 0:
+            return None
+        if self.sorted_values is not None:
+            return quantile_sorted(self.sorted_values, q)
+        if self.bucket_values is not None and self.bucket_counts is not None:
+            return histogram_quantile(self.bucket_values, self.bucket_counts, q)
+        for p, v in self.percentiles.items():
+            if math.isclose(p, q, abs_tol=1e-9):
+                return v
+        return None
+
+    def share_at_most(self, limit: float) -> float | None:
+        if self.count == 0:
+            return None
+        if self.sorted_values is not None:
+            return float(np.searchsorted(self.sorted_values, limit, side="right")) / self.count
+        if self.bucket_values is not None and self.bucket_counts is not None:
+            return float(self.bucket_counts[self.bucket_values <= limit].sum()) / self.count
+        return None
+
+
+def quantile_sorted(values: FloatArray, q: float) -> float:
+    """numpy's 'higher' quantile of an already sorted array, in O(1)."""
+    n = len(values)
+    return float(values[min(n - 1, math.ceil(q * (n - 1) - 1e-12))])
+
+
+def histogram_quantile(values: FloatArray, counts: npt.NDArray[np.int64], q: float) -> float:
+    """Locust's rule (stats.calculate_response_time_percentile) on a histogram sorted by value."""
+    n = int(counts.sum())
+    target = int(n * q)
+    # Walking down from the largest bucket, the answer is the first bucket after which at most
+    # `target` requests remain; i.e. the smallest value whose cumulative count exceeds target.
+    cum = np.cumsum(counts)
+    idx = int(np.searchsorted(cum, target, side="right"))
+    return float(values[min(idx, len(values) - 1)])
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """One run's entries (a DataFrame, one row per request type + name) and their distributions."""
+
+    entries: pd.DataFrame
+    response: Mapping[EntryKey, Distribution]
+    ttft: Mapping[EntryKey, Distribution]
+    itl: Mapping[EntryKey, Distribution]
+    tokens_per_s: Mapping[EntryKey, Distribution]
+    percentile_source: SourceKind | None
+    total_count: int
+    total_failures: int
+    duration_s: float | None
+    timeline: pd.DataFrame
+    record: pd.DataFrame | None = None
+    indices: Mapping[EntryKey, npt.NDArray[np.intp]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def key_list(self) -> list[EntryKey]:
+        return list(zip(self.entries["request_type"], self.entries["name"], strict=True))
+
+
+ENTRY_COLUMNS = [
+    "request_type",
+    "name",
+    "group",
+    "tags",
+    "measure",
+    "source",
+    "count",
+    "failures",
+    "failure_ratio",
+    "mean",
+    "median",
+    "min",
+    "max",
+    "p95",
+    "p99",
+    "rps",
+]
+
+
+def compute_stats(run: RunData, keep_record: bool = True) -> RunStats:
+    """Statistics per entry from the best source present (see the module docstring)."""
+    notes: list[str] = []
+    if run.record is not None and len(run.record):
+        st = _from_record(run.record, keep_record)
+    elif run.locust_json is not None:
+        st = _from_locust_json(run.locust_json)
+    elif run.stats is not None:
+        st = _from_stats_csv(run.stats)
+    else:
+        st = _empty()
+    if (
+        run.record is None
+        and run.locust_json is None
+        and run.stats is not None
+        and st.percentile_source == "csv"
+    ):
+        notes.append("percentiles from Locust's CSV columns only: other percentiles cannot be evaluated")
+    bench = _from_benchmarks(run.benchmarks) if run.benchmarks is not None and len(run.benchmarks) else None
+    timeline = _timeline(run, st)
+    entries = st.entries
+    response = dict(st.response)
+    source = st.percentile_source
+    if bench is not None:
+        # Benchmark rounds are also BENCH requests of the exact record: the record's samples win.
+        extra = bench.entries[
+            [
+                (rt, n) not in response
+                for rt, n in zip(bench.entries["request_type"], bench.entries["name"], strict=True)
+            ]
+        ]
+        if len(extra):
+            entries = pd.concat([entries, extra], ignore_index=True) if len(entries) else extra
+            response.update({k: v for k, v in bench.response.items() if k not in response})
+        source = source or "benchmark"
+    return RunStats(
+        entries=entries.reset_index(drop=True),
+        response=response,
+        ttft=st.ttft,
+        itl=st.itl,
+        tokens_per_s=st.tokens_per_s,
+        percentile_source=source,
+        total_count=st.total_count,
+        total_failures=st.total_failures,
+        duration_s=st.duration_s,
+        timeline=timeline,
+        record=st.record,
+        indices=st.indices,
+        notes=(*st.notes, *notes),
+    )
+
+
+def _empty() -> RunStats:
+    return RunStats(
+        entries=pd.DataFrame(columns=ENTRY_COLUMNS),
+        response={},
+        ttft={},
+        itl={},
+        tokens_per_s={},
+        percentile_source=None,
+        total_count=0,
+        total_failures=0,
+        duration_s=None,
+        timeline=pd.DataFrame(),
+    )
+
+
+def _entries_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=ENTRY_COLUMNS)
+    frame["failure_ratio"] = np.where(
+        frame["count"] > 0, frame["failures"] / frame["count"].clip(lower=1), 0.0
+    )
+    return frame
+
+
+def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
+    ts = record["timestamp"].to_numpy(dtype=np.float64)
+    rt = record["response_time_ms"].to_numpy(dtype=np.float64)
+    ok = record["success"].to_numpy(dtype=bool)
+    grouped = record.groupby(["request_type", "name"], observed=True, sort=True)
+    indices = grouped.indices
+    group_col = record["group"]
+    tags_col = record["tags"]
+    start, end = float(ts.min()), float(ts.max() + rt[int(np.argmax(ts))] / 1000.0)
+    duration = max(end - start, 1e-9)
+    rows: list[dict[str, Any]] = []
+    response: dict[EntryKey, Distribution] = {}
+    ttft: dict[EntryKey, Distribution] = {}
+    itl: dict[EntryKey, Distribution] = {}
+    tps: dict[EntryKey, Distribution] = {}
+    ttft_col = record["ttft_ms"].to_numpy(dtype=np.float64)
+    tokens_col = record["tokens"].to_numpy(dtype=np.float64)
+    has_stream = ~np.isnan(ttft_col)
+    any_stream = bool(has_stream.any())
+    keys: dict[EntryKey, npt.NDArray[np.intp]] = {}
+    for raw_key, raw_idx in indices.items():
+        key = _key_of(raw_key)
+        idx = np.asarray(raw_idx, dtype=np.intp)
+        keys[key] = idx
+        values = np.sort(rt[idx])
+        n = len(values)
+        fails = int(n - ok[idx].sum())
+        response[key] = Distribution("exact", sorted_values=values, count=n)
+        groups = group_col.iloc[idx[:1]]
+        tag_values = _entry_labels(tags_col, idx)
+        tags = sorted({t.strip() for v in tag_values for t in str(v).split(",") if t.strip()})
+        rows.append(
+            {
+                "request_type": key[0],
+                "name": key[1],
+                "group": str(groups.iloc[0])
+                if len(groups) and str(groups.iloc[0])
+                else default_group(key[0]),
+                "tags": ",".join(tags),
+                "measure": measure_of(key[1]),
+                "source": "exact",
+                "count": n,
+                "failures": fails,
+                "mean": float(values.mean()),
+                "median": quantile_sorted(values, 0.5),
+                "min": float(values[0]),
+                "max": float(values[-1]),
+                "p95": quantile_sorted(values, 0.95),
+                "p99": quantile_sorted(values, 0.99),
+                "rps": n / duration,
+            }
+        )
+        m = measure_of(key[1])
+        if m == "ttft":
+            ttft[key] = response[key]
+        elif m == "itl":
+            itl[key] = response[key]
+        elif m == "tokens_per_s":
+            tps[key] = response[key]
+        if any_stream:
+            sidx = idx[has_stream[idx]]
+            if len(sidx):
+                t = ttft_col[sidx]
+                ttft[key] = Distribution("exact", sorted_values=np.sort(t), count=len(t))
+                tok = tokens_col[sidx]
+                total = rt[sidx]
+                multi = tok > 1
+                if multi.any():
+                    per_token = (total[multi] - t[multi]) / (tok[multi] - 1)
+                    itl[key] = Distribution("exact", sorted_values=np.sort(per_token), count=len(per_token))
+                pos = (tok > 0) & (total > 0)
+                if pos.any():
+                    rate = tok[pos] / (total[pos] / 1000.0)
+                    tps[key] = Distribution("exact", sorted_values=np.sort(rate), count=len(rate))
+    return RunStats(
+        entries=_entries_frame(rows),
+        response=response,
+        ttft=ttft,
+        itl=itl,
+        tokens_per_s=tps,
+        percentile_source="exact",
+        total_count=len(record),
+        total_failures=int(len(record) - ok.sum()),
+        duration_s=duration,
+        timeline=pd.DataFrame(),
+        record=record if keep_record else None,
+        indices=keys if keep_record else {},
+    )
+
+
+def _key_of(raw: object) -> EntryKey:
+    assert isinstance(raw, tuple)
+    return (str(raw[0]), str(raw[1]))
+
+
+def _entry_labels(col: pd.Series, idx: npt.NDArray[np.intp]) -> Iterable[object]:
+    """The distinct labels of a categorical column among some rows, without building strings per row."""
+    codes = col.cat.codes.to_numpy()[idx]
+    return [col.cat.categories[c] for c in np.unique(codes) if c >= 0]
+
+
+def _from_locust_json(entries: Iterable[Mapping[str, Any]]) -> RunStats:
+    rows: list[dict[str, Any]] = []
+    response: dict[EntryKey, Distribution] = {}
+    special: dict[str, dict[EntryKey, Distribution]] = {"ttft": {}, "itl": {}, "tokens_per_s": {}}
+    starts, ends = [], []
+    total = fails_total = 0
+    for e in entries:
+        key = (str(e["method"]), str(e["name"]))
+        hist: Mapping[int, int] = e["response_times"]
+        values = np.array(sorted(hist), dtype=np.float64)
+        counts = np.array([hist[int(v)] for v in values], dtype=np.int64)
+        n = int(e["num_requests"])
+        fails = int(e["num_failures"])
+        dist = Distribution("histogram", bucket_values=values, bucket_counts=counts, count=int(counts.sum()))
+        response[key] = dist
+        start = float(e.get("start_time") or 0) or None
+        last = e.get("last_request_timestamp")
+        if start and last:
+            starts.append(start)
+            ends.append(float(last))
+        span = (float(last) - start) if (start and last and float(last) > start) else None
+        m = measure_of(key[1])
+        if m in special:
+            special[m][key] = dist
+        mn = e.get("min_response_time")
+        rows.append(
+            {
+                "request_type": key[0],
+                "name": key[1],
+                "group": default_group(key[0]),
+                "tags": "",
+                "measure": m,
+                "source": "histogram",
+                "count": n,
+                "failures": fails,
+                "mean": float(e["total_response_time"]) / n if n else math.nan,
+                "median": dist.quantile(0.5) if dist.count else math.nan,
+                "min": float(mn) if mn is not None else math.nan,
+                "max": float(e["max_response_time"]),
+                "p95": dist.quantile(0.95) if dist.count else math.nan,
+                "p99": dist.quantile(0.99) if dist.count else math.nan,
+                "rps": n / span if span else math.nan,
+            }
+        )
+        total += n
+        fails_total += fails
+    duration = (max(ends) - min(starts)) if starts else None
+    return RunStats(
+        entries=_entries_frame(rows),
+        response=response,
+        ttft=special["ttft"],
+        itl=special["itl"],
+        tokens_per_s=special["tokens_per_s"],
+        percentile_source="histogram",
+        total_count=total,
+        total_failures=fails_total,
+        duration_s=duration,
+        timeline=pd.DataFrame(),
+    )
+
+
+_PCOL = re.compile(r"^p(\d+(?:\.\d+)?)$")
+
+
+def _from_stats_csv(stats: pd.DataFrame) -> RunStats:
+    rows: list[dict[str, Any]] = []
+    response: dict[EntryKey, Distribution] = {}
+    special: dict[str, dict[EntryKey, Distribution]] = {"ttft": {}, "itl": {}, "tokens_per_s": {}}
+    pcols = [(c, float(m.group(1)) / 100) for c in stats.columns if (m := _PCOL.match(str(c)))]
+    total = fails_total = 0
+    for rec in stats.to_dict("records"):
+        key = (str(rec["request_type"]), str(rec["name"]))
+        n = int(rec["count"])
+        percentiles = {q: float(rec[c]) for c, q in pcols if not math.isnan(float(rec[c]))}
+        if not math.isnan(float(rec["median"])):
+            percentiles.setdefault(0.5, float(rec["median"]))
+        dist = Distribution("csv", percentiles=percentiles, count=n)
+        if key == ("", "Aggregated") or (key[1] == "Aggregated" and key[0] in ("", "nan")):
+            total, fails_total = n, int(rec["failures"])
+            continue
+        response[key] = dist
+        measure = measure_of(key[1])
+        if measure in special:
+            special[measure][key] = dist
+        rows.append(
+            {
+                "request_type": key[0],
+                "name": key[1],
+                "group": default_group(key[0]),
+                "tags": "",
+                "measure": measure,
+                "source": "csv",
+                "count": n,
+                "failures": int(rec["failures"]),
+                "mean": float(rec["mean"]),
+                "median": float(rec["median"]),
+                "min": float(rec["min"]),
+                "max": float(rec["max"]),
+                "p95": percentiles.get(0.95, math.nan),
+                "p99": percentiles.get(0.99, math.nan),
+                "rps": float(rec["rps"]),
+            }
+        )
+    if not total and rows:
+        total = sum(int(r["count"]) for r in rows)
+        fails_total = sum(int(r["failures"]) for r in rows)
+    return RunStats(
+        entries=_entries_frame(rows),
+        response=response,
+        ttft=special["ttft"],
+        itl=special["itl"],
+        tokens_per_s=special["tokens_per_s"],
+        percentile_source="csv",
+        total_count=total,
+        total_failures=fails_total,
+        duration_s=None,
+        timeline=pd.DataFrame(),
+    )
+
+
+def _from_benchmarks(benchmarks: pd.DataFrame) -> RunStats:
+    """Each pytest-benchmark result is an entry of request type BENCH; seconds become milliseconds."""
+    rows: list[dict[str, Any]] = []
+    response: dict[EntryKey, Distribution] = {}
+    for b in benchmarks.to_dict("records"):
+        key = ("BENCH", str(b["name"]))
+        rounds = int(b["rounds"]) if not math.isnan(b["rounds"]) else 0
+        data = b["data"]
+        if data:
+            values = np.sort(np.asarray(data, dtype=np.float64) * 1000.0)
+            dist = Distribution("exact", sorted_values=values, count=len(values))
+        else:
+            pct = {0.0: b["min"] * 1000.0, 1.0: b["max"] * 1000.0}
+            if not math.isnan(b["median"]):
+                pct[0.5] = b["median"] * 1000.0
+            dist = Distribution("benchmark", percentiles=pct, count=max(rounds, 1))
+        response[key] = dist
+        rows.append(
+            {
+                "request_type": "BENCH",
+                "name": key[1],
+                "group": str(b["group"]),
+                "tags": "",
+                "measure": "response_time",
+                "source": "benchmark",
+                "count": max(rounds, dist.count),
+                "failures": 0,
+                "mean": b["mean"] * 1000.0,
+                "median": b["median"] * 1000.0,
+                "min": b["min"] * 1000.0,
+                "max": b["max"] * 1000.0,
+                "p95": dist.quantile(0.95) if dist.sorted_values is not None else math.nan,
+                "p99": dist.quantile(0.99) if dist.sorted_values is not None else math.nan,
+                "rps": (1000.0 / (b["mean"] * 1000.0)) if b["mean"] > 0 else math.nan,
+            }
+        )
+    return RunStats(
+        entries=_entries_frame(rows),
+        response=response,
+        ttft={},
+        itl={},
+        tokens_per_s={},
+        percentile_source="benchmark",
+        total_count=0,
+        total_failures=0,
+        duration_s=None,
+        timeline=pd.DataFrame(),
+    )
+
+
+def _timeline(run: RunData, st: RunStats) -> pd.DataFrame:
+    """Per second: requests/s, failures/s, users, p50 and p95 (for charts)."""
+    users = None
+    if run.history is not None and len(run.history):
+        agg = run.history[run.history["name"] == "Aggregated"]
+        users = agg[["timestamp", "users"]].drop_duplicates("timestamp").set_index("timestamp")["users"]
+    if st.record is not None and len(st.record):
+        rec = st.record
+        sec = np.floor(rec["timestamp"].to_numpy(dtype=np.float64)).astype(np.int64)
+        rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
+        ok = rec["success"].to_numpy(dtype=bool)
+        order = np.lexsort((rt, sec))
+        sec_s, rt_s = sec[order], rt[order]
+        uniq, start_idx, counts = np.unique(sec_s, return_index=True, return_counts=True)
+        p50 = rt_s[start_idx + np.ceil(0.5 * (counts - 1)).astype(np.int64)]
+        p95 = rt_s[start_idx + np.ceil(0.95 * (counts - 1)).astype(np.int64)]
+        fails = np.bincount(np.searchsorted(uniq, sec[~ok]), minlength=len(uniq)) if (~ok).any() else 0
+        frame = pd.DataFrame(
+            {
+                "timestamp": uniq.astype(np.float64),
+                "rps": counts.astype(np.float64),
+                "fail_rps": fails,
+                "p50": p50,
+                "p95": p95,
+            }
+        )
+        frame["fail_rps"] = frame["fail_rps"].astype(np.float64)
+        # The first and last seconds are partial; drop them when there is enough to show.
+        if len(frame) > 4:
+            frame = frame.iloc[1:-1]
+        if users is not None:
+            frame["users"] = users.reindex(frame["timestamp"].to_numpy(), method="ffill").to_numpy()
+        return frame.reset_index(drop=True)
+    if run.history is not None and len(run.history):
+        agg = run.history[run.history["name"] == "Aggregated"].drop_duplicates("timestamp")
+        cols = {"timestamp": "timestamp", "rps": "rps", "fail_rps": "fail_rps", "users": "users"}
+        frame = agg[list(cols)].rename(columns=cols).copy()
+        for col in ("p50", "p95"):
+            frame[col] = agg.get(col, np.nan)
+        return frame.reset_index(drop=True)
+    return pd.DataFrame()
+
+
+def pooled(dists: Iterable[Distribution]) -> Distribution | None:
+    """One distribution of several entries' values (exact and histogram sources only)."""
+    ds = [d for d in dists if d.count]
+    if not ds:
+        return None
+    if all(d.sorted_values is not None for d in ds):
+        values = np.sort(np.concatenate([d.sorted_values for d in ds if d.sorted_values is not None]))
+        return Distribution("exact", sorted_values=values, count=len(values))
+    if all(d.bucket_values is not None for d in ds):
+        merged: dict[float, int] = {}
+        for d in ds:
+            assert d.bucket_values is not None and d.bucket_counts is not None
+            for v, c in zip(d.bucket_values.tolist(), d.bucket_counts.tolist(), strict=True):
+                merged[v] = merged.get(v, 0) + int(c)
+        values = np.array(sorted(merged), dtype=np.float64)
+        counts = np.array([merged[v] for v in values.tolist()], dtype=np.int64)
+        return Distribution("histogram", bucket_values=values, bucket_counts=counts, count=int(counts.sum()))
+    return None
+
+
+def dist_mean(d: Distribution) -> float | None:
+    if d.count == 0:
+        return None
+    if d.sorted_values is not None:
+        return float(d.sorted_values.mean())
+    if d.bucket_values is not None and d.bucket_counts is not None:
+        return float((d.bucket_values * d.bucket_counts).sum() / d.bucket_counts.sum())
+    return None

@@ -1,0 +1,87 @@
+"""Resource use of the target and the load generator, from `resources.csv` (one row per process
+per second)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SystemMetrics:
+    """Figures the thresholds and the issue detection use; NaN where the run did not sample them."""
+
+    sampled: bool
+    target_memory_increase_mb: float = math.nan
+    target_rss_start_mb: float = math.nan
+    target_rss_end_mb: float = math.nan
+    target_rss_max_mb: float = math.nan
+    target_cpu_mean: float = math.nan
+    target_cpu_max: float = math.nan
+    target_memory_percent_max: float = math.nan
+    loadgen_cpu_mean: float = math.nan
+    loadgen_cpu_max: float = math.nan
+    loadgen_rss_max_mb: float = math.nan
+    samples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+
+
+def _per_second(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Sum over the processes of a role, per whole second: a role may be several processes."""
+    sec = np.floor(frame["timestamp"].to_numpy(dtype=np.float64))
+    return frame.assign(_sec=sec).groupby("_sec")[column].sum()
+
+
+def system_metrics(
+    resources: pd.DataFrame | None, run_info: Mapping[str, Any] | None = None
+) -> SystemMetrics:
+    """Memory increase is end minus start of the target's RSS, summed over its processes (per pid, so a
+    process that starts late counts from its own first sample)."""
+    if resources is None or not len(resources):
+        return SystemMetrics(sampled=False)
+    target = resources[resources["role"] == "target"]
+    loadgen = resources[resources["role"] == "load-generator"]
+    out: dict[str, Any] = {"sampled": True, "samples": len(resources)}
+    if len(target):
+        ordered = target.sort_values("timestamp")
+        by_pid = ordered.groupby("pid")["rss_mb"]
+        out["target_rss_start_mb"] = float(by_pid.first().sum())
+        out["target_rss_end_mb"] = float(by_pid.last().sum())
+        out["target_memory_increase_mb"] = out["target_rss_end_mb"] - out["target_rss_start_mb"]
+        rss = _per_second(ordered, "rss_mb")
+        cpu = _per_second(ordered, "cpu_percent")
+        out["target_rss_max_mb"] = float(rss.max())
+        out["target_cpu_mean"] = float(cpu.mean())
+        out["target_cpu_max"] = float(cpu.max())
+        total_mb = _memory_total_mb(run_info)
+        if "memory_percent" in target:
+            out["target_memory_percent_max"] = float(
+                pd.to_numeric(target["memory_percent"], errors="coerce").max()
+            )
+        elif total_mb:
+            out["target_memory_percent_max"] = float(rss.max()) / total_mb * 100.0
+    if len(loadgen):
+        cpu = _per_second(loadgen, "cpu_percent")
+        out["loadgen_cpu_mean"] = float(cpu.mean())
+        out["loadgen_cpu_max"] = float(cpu.max())
+        out["loadgen_rss_max_mb"] = float(_per_second(loadgen, "rss_mb").max())
+    return SystemMetrics(**out)
+
+
+def _memory_total_mb(run_info: Mapping[str, Any] | None) -> float | None:
+    """The machine's memory if run.json states it (`memory_total_mb` at the top or under `system`)."""
+    if not run_info:
+        return None
+    for holder in (run_info, run_info.get("system"), run_info.get("machine")):
+        if isinstance(holder, Mapping):
+            v = holder.get("memory_total_mb")
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
+                return float(v)
+    return None
