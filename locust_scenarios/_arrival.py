@@ -1,0 +1,432 @@
+"""Open-model (arrival-rate) load: iterations start at a target rate, whatever the replies' latency.
+
+Closed-loop users send less when the server slows down, which hides the slowness (coordinated
+omission). Here the load shape spawns a fixed pool of users of one workflow class, and this module
+makes that class's users take *start slots*: intended start times handed out at the stage's rate. A
+user that is free sleeps until its slot and then runs one task (one iteration). A slot whose time
+passes while every user is busy may still start late, up to the profile's `max_start_delay`; after
+that it is dropped and counted.
+
+Every process that runs users has one `SlotScheduler`. The master (or the local process) tells them
+each stage through a custom message, with each process's share of the rate (rate / worker count),
+so the rate is global across workers. Workers send their started/dropped counts back in their stats
+reports; the master writes them to `arrival.json` in `--run-dir`.
+
+What a run reports:
+- stats entry `ARRIVAL` / `dropped iterations`: one event per dropped slot;
+- `intended_start` in the context of every request made during an iteration (through the user's
+  `context()`, which HTTP clients merge into each request event), so the exact record can correct;
+- for each such request a second entry, request type suffixed ` (corrected)` (`GET (corrected)`),
+  same name, whose response time counts from the intended start: the latency a user arriving on
+  schedule would have seen.
+
+Nothing here changes a class unless an arrival-rate stage runs, and the class is restored when the
+run stops. Imported by dotted name only (from `load_profile.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from locust import TaskSet, events
+
+from locust_scenarios._profiles import ArrivalStage
+
+logger = logging.getLogger(__name__)
+
+STAGE_MESSAGE = "cgpt_arrival_stage"
+REPORT_KEY = "cgpt_arrival"
+DROPPED_TYPE = "ARRIVAL"
+DROPPED_NAME = "dropped iterations"
+CORRECTED_SUFFIX = " (corrected)"
+IDLE_POLL = 0.25
+"""Seconds a pool user sleeps before asking again when the current stage has no slot left."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One arrival stage as a process runs it: when it started (epoch seconds) and its share."""
+
+    number: int
+    started_at: float
+    duration: float
+    arrival: ArrivalStage
+    share: float
+    max_start_delay: float
+    workflow: str
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "started_at": self.started_at,
+            "duration": self.duration,
+            "rate": self.arrival.rate,
+            "rate_end": self.arrival.rate_end,
+            "share": self.share,
+            "max_start_delay": self.max_start_delay,
+            "workflow": self.workflow,
+        }
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> StagePlan:
+        return cls(
+            number=int(data["number"]),
+            started_at=float(data["started_at"]),
+            duration=float(data["duration"]),
+            arrival=ArrivalStage(float(data["rate"]), float(data["rate_end"])),
+            share=float(data["share"]),
+            max_start_delay=float(data["max_start_delay"]),
+            workflow=str(data["workflow"]),
+        )
+
+
+@dataclass(frozen=True)
+class Slot:
+    """An intended start time (epoch seconds) and the stage it belongs to."""
+
+    at: float
+    stage: int
+
+
+@dataclass
+class SlotScheduler:
+    """Hands out start slots for one process. Depends only on the times it is given, so its
+    behaviour (late starts, drops) is testable without a runner."""
+
+    on_drop: Callable[[int], None] = field(default=lambda stage: None)
+    plan: StagePlan | None = None
+    next_index: int = 0
+    started: dict[int, int] = field(default_factory=dict)
+    dropped: dict[int, int] = field(default_factory=dict)
+
+    def set_stage(self, plan: StagePlan | None, now: float) -> None:
+        """Switch stage; the old stage's slots that are due and were never taken are dropped."""
+        self.finish(now)
+        self.plan = plan
+        self.next_index = 0
+
+    def finish(self, now: float) -> None:
+        """Drop every slot of the current stage that is due by `now` and was never taken."""
+        plan = self.plan
+        if plan is None:
+            return
+        while (offset := self._offset(plan, self.next_index)) is not None and plan.started_at + offset < now:
+            self.next_index += 1
+            self._drop(plan.number)
+        self.plan = None
+
+    def claim(self, now: float) -> Slot | None:
+        """The next slot for a user free at `now`, or None when the stage has none left. Slots more
+        than `max_start_delay` overdue are dropped on the way."""
+        plan = self.plan
+        if plan is None:
+            return None
+        while (offset := self._offset(plan, self.next_index)) is not None:
+            self.next_index += 1
+            at = plan.started_at + offset
+            if at < now - plan.max_start_delay:
+                self._drop(plan.number)
+                continue
+            return Slot(at, plan.number)
+        return None
+
+    def mark_started(self, stage: int) -> None:
+        self.started[stage] = self.started.get(stage, 0) + 1
+
+    def take_counts(self) -> dict[str, list[int]]:
+        """Counts since the last call, keyed by stage number (as text: they travel as JSON-ish)."""
+        stages = set(self.started) | set(self.dropped)
+        counts = {str(n): [self.started.get(n, 0), self.dropped.get(n, 0)] for n in sorted(stages)}
+        self.started.clear()
+        self.dropped.clear()
+        return counts
+
+    def _offset(self, plan: StagePlan, index: int) -> float | None:
+        return plan.arrival.slot_offset(index, plan.duration, plan.share)
+
+    def _drop(self, stage: int) -> None:
+        self.dropped[stage] = self.dropped.get(stage, 0) + 1
+        self.on_drop(stage)
+
+
+@dataclass
+class StageReport:
+    """One stage's line of `arrival.json`."""
+
+    number: int
+    duration: float
+    rate: float
+    rate_end: float
+    workflow: str
+    started: int = 0
+    dropped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        target = (self.rate + self.rate_end) / 2
+        return {
+            "stage": self.number,
+            "workflow": self.workflow,
+            "duration_s": round(self.duration, 3),
+            "target_rate": round(target, 6),
+            "rate_start": self.rate,
+            "rate_end": self.rate_end,
+            "started": self.started,
+            "dropped": self.dropped,
+            "achieved_rate": round(self.started / self.duration, 6) if self.duration > 0 else 0.0,
+        }
+
+
+class ArrivalRun:
+    """The arrival-rate machinery of one Locust process (local, master or worker)."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.scheduler = SlotScheduler(on_drop=self._fire_dropped)
+        self.reports: dict[int, StageReport] = {}
+        self.profile_name: str | None = None
+        self._instrumented: dict[type, dict[str, Any]] = {}
+
+    # --- master or local: stages ------------------------------------------------------------
+
+    def begin(self, profile_name: str, workflow: str) -> None:
+        """An arrival profile starts (master or local): forget the previous run's stages and have
+        every process make `workflow` wait for slots before its pool of users is spawned."""
+        self.profile_name = profile_name
+        self.reports.clear()
+        self.scheduler.take_counts()
+        self.environment.runner.send_message(STAGE_MESSAGE, {"number": None, "workflow": workflow})
+
+    def start_stage(self, plan: StagePlan) -> None:
+        """Called by the shape when an arrival stage begins; tells every user-running process."""
+        self.reports[plan.number] = StageReport(
+            plan.number, plan.duration, plan.arrival.rate, plan.arrival.rate_end, plan.workflow
+        )
+        self.environment.runner.send_message(STAGE_MESSAGE, plan.to_message())
+
+    def end_stages(self) -> None:
+        if self.reports:
+            self.environment.runner.send_message(STAGE_MESSAGE, {"number": None})
+
+    def add_counts(self, counts: dict[str, list[int]]) -> None:
+        for key, (started, dropped) in counts.items():
+            report = self.reports.get(int(key))
+            if report is not None:
+                report.started += started
+                report.dropped += dropped
+
+    def write_report(self) -> Path | None:
+        """Write `arrival.json` into `--run-dir` (master or local process only)."""
+        if not self.reports:
+            return None
+        from locust.runners import WorkerRunner
+
+        if isinstance(self.environment.runner, WorkerRunner):
+            return None
+        self.add_counts(self.scheduler.take_counts())
+        run_dir = getattr(self.environment.parsed_options, "run_dir", "") or ""
+        if not run_dir:
+            return None
+        path = Path(run_dir) / "arrival.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {
+            "profile": self.profile_name,
+            "dropped_entry": {"request_type": DROPPED_TYPE, "name": DROPPED_NAME},
+            "corrected_suffix": CORRECTED_SUFFIX,
+            "stages": [r.as_dict() for _, r in sorted(self.reports.items())],
+        }
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    # --- every process that runs users ------------------------------------------------------
+
+    def on_stage_message(self, data: dict[str, Any]) -> None:
+        now = time.time()
+        workflow = data.get("workflow")
+        if workflow:
+            user_class = self._user_class(str(workflow))
+            if user_class is None:
+                logger.error("arrival-rate profile: this process has no user class %r", workflow)
+                return
+            self.instrument(user_class)
+        plan = None if data.get("number") is None else StagePlan.from_message(data)
+        self.scheduler.set_stage(plan, now)
+
+    def _user_class(self, name: str) -> type | None:
+        env = self.environment
+        classes = {c.__name__: c for c in env.user_classes}
+        classes.update(env.available_user_classes or {})
+        return classes.get(name)
+
+    def instrument(self, user_class: type) -> None:
+        """Make `user_class` take start slots: a slot-fed `wait_time`, one task per slot, and
+        `intended_start` in its `context()`. Undone by `restore()`."""
+        if user_class in self._instrumented:
+            return
+        saved = {
+            name: user_class.__dict__[name]
+            for name in ("wait_time", "context")
+            if name in user_class.__dict__
+        }
+        saved["tasks"] = user_class.tasks
+        self._instrumented[user_class] = saved
+        scheduler = self.scheduler
+        original_context = user_class.context
+
+        def wait_time(user: Any) -> float:
+            slot = getattr(user, "_cgpt_slot", None)
+            if slot is None:
+                slot = scheduler.claim(time.time())
+                if slot is None:
+                    return IDLE_POLL
+                user._cgpt_slot = slot
+            return max(0.0, slot.at - time.time())
+
+        def context(user: Any) -> dict[str, Any]:
+            ctx = dict(original_context(user))
+            intended = getattr(user, "_cgpt_intended_start", None)
+            if intended is not None:
+                ctx["intended_start"] = intended
+            return ctx
+
+        user_class.wait_time = wait_time
+        user_class.context = context
+        user_class.tasks = [_one_iteration(task, scheduler) for task in user_class.tasks]
+
+    def restore(self) -> None:
+        for user_class, saved in self._instrumented.items():
+            for name in ("wait_time", "context"):
+                if name in saved:
+                    setattr(user_class, name, saved[name])
+                elif name in user_class.__dict__:
+                    delattr(user_class, name)
+            user_class.tasks = saved["tasks"]
+        self._instrumented.clear()
+
+    def _fire_dropped(self, stage: int) -> None:
+        self.environment.events.request.fire(
+            request_type=DROPPED_TYPE,
+            name=DROPPED_NAME,
+            response_time=0,
+            response_length=0,
+            exception=None,
+            context={"arrival_stage": stage},
+            start_time=time.time(),
+            response=None,
+            url=None,
+        )
+
+
+def _one_iteration(task: Any, scheduler: SlotScheduler) -> Callable[[Any], None]:
+    """Wrap a task so it runs only at a start slot, with the slot's time as `intended_start`."""
+    if getattr(task, "_cgpt_arrival_iteration", False):
+        return task  # type: ignore[no-any-return]
+
+    def iteration(user: Any) -> None:
+        while getattr(user, "_cgpt_slot", None) is None:
+            user.wait()  # the slot-fed wait_time claims a slot and sleeps until it is due
+        slot: Slot = user._cgpt_slot
+        user._cgpt_slot = None
+        user._cgpt_intended_start = slot.at
+        scheduler.mark_started(slot.stage)
+        try:
+            if inspect.isclass(task) and issubclass(task, TaskSet):
+                task(user).run()
+            else:
+                task(user)
+        finally:
+            user._cgpt_intended_start = None
+
+    if inspect.isclass(task):
+        iteration.__name__ = task.__name__
+        iteration.__dict__.update({k: v for k, v in vars(task).items() if k.startswith("locust_")})
+    else:
+        functools.update_wrapper(iteration, task)
+    iteration._cgpt_arrival_iteration = True  # type: ignore[attr-defined]
+    return iteration
+
+
+# --- per-process wiring --------------------------------------------------------------------------
+
+_runs: weakref.WeakKeyDictionary[Any, ArrivalRun] = weakref.WeakKeyDictionary()
+
+
+def arrival_run(environment: Any) -> ArrivalRun:
+    """The arrival machinery of this environment (created and wired at `init`)."""
+    run = _runs.get(environment)
+    if run is None:
+        run = _runs[environment] = ArrivalRun(environment)
+    return run
+
+
+def corrected_response_time(start_time: float, intended_start: float, response_time: float) -> float:
+    """Milliseconds from the intended start to the end of the reply; never below the measured time."""
+    return max(0.0, (start_time - intended_start) * 1000.0) + response_time
+
+
+@events.init.add_listener
+def _wire(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
+    if runner is None:
+        return
+    run = arrival_run(environment)
+    from locust.runners import MasterRunner, WorkerRunner
+
+    if not isinstance(runner, MasterRunner):
+        runner.register_message(STAGE_MESSAGE, lambda environment, msg, **_: run.on_stage_message(msg.data))
+
+    def on_request(
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int = 0,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        start_time: float | None = None,
+        **_kw: Any,
+    ) -> None:
+        intended = context.get("intended_start") if context else None
+        if intended is None or request_type.endswith(CORRECTED_SUFFIX):
+            return
+        started = start_time if start_time is not None else time.time() - response_time / 1000.0
+        ctx = {k: v for k, v in (context or {}).items() if k != "intended_start"}
+        environment.events.request.fire(
+            request_type=request_type + CORRECTED_SUFFIX,
+            name=name,
+            response_time=corrected_response_time(started, float(intended), response_time),
+            response_length=response_length,
+            exception=exception,
+            context=ctx,
+            start_time=started,
+            response=None,
+            url=None,
+        )
+
+    environment.events.request.add_listener(on_request)
+
+    def on_test_stop(**_kw: Any) -> None:
+        run.scheduler.set_stage(None, time.time())
+        run.restore()
+        run.write_report()
+
+    environment.events.test_stop.add_listener(on_test_stop)
+    environment.events.quitting.add_listener(lambda **_: run.write_report())
+
+    if isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(
+            lambda client_id, data, **_: data.__setitem__(REPORT_KEY, run.scheduler.take_counts())
+        )
+    if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(
+            lambda client_id, data, **_: run.add_counts(data.get(REPORT_KEY) or {})
+        )
