@@ -1,0 +1,179 @@
+"""Direct database access for the users that load the database itself, not the API.
+
+`connect` opens the backend's SQLite file or a PostgreSQL server (psycopg 3, the `postgres` extra);
+`database_url_for` says which database a run targets; `timed_query` turns one database call into a
+Locust request event of type `SQL`, so database timings land in the same stats, exact record and
+thresholds as HTTP.
+
+Under Locust the process is monkey-patched by gevent. psycopg chooses how it waits for its socket when
+it is first imported: after the patching it waits through the patched `select`/`selectors`, so a query
+in flight yields to the other users; imported before, it waits in C and stalls every user of the
+process. `connect` imports psycopg only when called (always after `import locust`) and refuses a
+psycopg that chose the blocking wait. SQLite calls run in C and cannot yield: keep its busy timeout short.
+
+This module must not import psycopg at import time, nor hold state shared between users.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+T = TypeVar("T")
+
+# A connection of either kind; both offer execute(), cursor() and close().
+Connection = Any
+
+
+class DatabaseUrlError(ValueError):
+    """A database URL that cannot be used; the message says which option or value and why."""
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(url: str) -> Path:
+    """The file behind a SQLite path or a SQLAlchemy-style URL.
+
+    `sqlite:///relative.db` is relative to the working directory, `sqlite:////abs/file.db` absolute,
+    as in SQLAlchemy, so the backend's own `--database-url` can be passed as is.
+    """
+    if url.startswith("sqlite:"):
+        if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+            raise DatabaseUrlError(f"SQLite URL {url!r} names no file (expected sqlite:///path/to/file.db)")
+        return Path(unquote(url[len("sqlite:///") :].split("?", 1)[0]))
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise DatabaseUrlError(
+            f"unsupported database URL scheme {scheme!r}: give a postgresql:// URL, a sqlite:/// URL or a "
+            "path to a SQLite file"
+        )
+    return Path(url)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def connect(url: str, *, busy_timeout: float = 1.0, connect_timeout: float = 10.0) -> Connection:
+    """Open `url`: a PostgreSQL URL (autocommit psycopg 3 connection) or a SQLite file (read-write).
+
+    SQLite connections are in autocommit mode too (`isolation_level=None`): statements that must go
+    together are wrapped in BEGIN/COMMIT by the caller. `busy_timeout` (seconds) is how long SQLite
+    waits for a lock before answering "database is locked"; that wait blocks the whole process.
+    """
+    if is_postgres(url):
+        return _connect_postgres(url, connect_timeout)
+    path = sqlite_path(url)
+    if not path.is_file():
+        raise DatabaseUrlError(f"SQLite database {str(path)!r} does not exist (from database URL {url!r})")
+    # mode=rw: never create an empty database where the backend's file was expected.
+    conn = sqlite3.connect(
+        f"file:{path}?mode=rw", uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    return conn
+
+
+def _connect_postgres(url: str, connect_timeout: float) -> Connection:
+    try:
+        import psycopg
+        import psycopg.waiting
+    except ImportError as exc:
+        raise ImportError(
+            "PostgreSQL needs psycopg 3: install the postgres extra "
+            "(pip install 'compliance-loadtest[postgres]')"
+        ) from exc
+    if _gevent_patched() and getattr(psycopg.waiting, "wait_c", None) is psycopg.waiting.wait:
+        raise RuntimeError(
+            "psycopg was imported before gevent patched the process, so its queries would block every "
+            "simulated user: import locust before psycopg (or set PSYCOPG_WAIT_FUNC=wait_poll)"
+        )
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
+    except psycopg.OperationalError as exc:
+        # psycopg's message may repeat the DSN; say where we connected without the password.
+        raise psycopg.OperationalError(
+            f"cannot connect to {redact(url)}: {str(exc).replace(url, redact(url))}"
+        ) from None
+
+
+def _gevent_patched() -> bool:
+    import sys
+
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey and monkey.is_module_patched("select"))
+
+
+def database_url_for(environment: Any) -> str:
+    """The database a run targets: `--db-url` if given, else the embedded backend's database."""
+    options = getattr(environment, "parsed_options", None)
+    url = str(getattr(options, "db_url", "") or "")
+    if url:
+        return url
+    from locust_scenarios._embedded import embedded_backend
+
+    backend = embedded_backend()
+    if backend is not None and backend.database_url:
+        return str(backend.database_url)
+    raise DatabaseUrlError(
+        "no database to connect to: pass --db-url (a postgresql:// URL or a SQLite path), or run without "
+        "--host so the embedded backend's database is used"
+    )
+
+
+def timed_query(
+    environment: Any,
+    name: str,
+    fn: Callable[[], T],
+    *,
+    group: str = "db",
+    context: Mapping[str, Any] | None = None,
+) -> T | None:
+    """Run `fn()` as one `SQL` request named `name`; return its result, or None when it raised.
+
+    The response length is the number of rows: `len()` of a list or tuple result, an int result as
+    is, otherwise 0. Any exception becomes the request's failure; it does not propagate, so a locked
+    or unreachable database is a failure in the stats, never a dead user.
+    """
+    start_time = time.time()
+    start = time.perf_counter()
+    result: T | None = None
+    exception: Exception | None = None
+    try:
+        result = fn()
+    except Exception as exc:
+        exception = exc
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    environment.events.request.fire(
+        request_type="SQL",
+        name=name,
+        response_time=elapsed_ms,
+        response_length=_row_count(result),
+        response=None,
+        context={**(context or {}), "group": group},
+        exception=exception,
+        start_time=start_time,
+        url=None,
+    )
+    return result
+
+
+def _row_count(result: object) -> int:
+    if isinstance(result, bool):
+        return 0
+    if isinstance(result, int):
+        return result
+    if isinstance(result, list | tuple):
+        return len(result)
+    return 0
