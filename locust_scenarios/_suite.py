@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -713,6 +714,33 @@ def _start_backend(plan: SuitePlan, children: Children, signals: _Signals, data_
     return _Backend(str(ready["url"]).rstrip("/"), int(ready.get("pid") or backend.pid), database_url)
 
 
+def available_user_classes() -> list[str]:
+    """The user classes the scenarios define, as `locust -f <scenarios> --list` prints them."""
+    args = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--list"]
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env=_child_env({}), check=False
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise SuiteRunError(f"the scenarios in {locustfile_path()} could not be loaded:\n{tail}")
+    return [ln.strip() for ln in result.stdout.splitlines()[1:] if ln.strip()]
+
+
+def _check_user_classes(plan: SuitePlan) -> None:
+    available = available_user_classes()
+    for category in plan.categories:
+        if missing := [name for name in category.user_classes if name not in available]:
+            raise SuiteUsageError(
+                f"category {category.key!r} ({category.title}) needs user classes {', '.join(missing)}, "
+                f"which the scenarios in {locustfile_path()} do not define (they define: "
+                f"{', '.join(available)}); --exclude {category.key} to run without it"
+            )
+    if plan.profile is not None and (missing := sorted(plan.profile.class_names() - set(available))):
+        raise SuiteUsageError(
+            f"--load-profile {plan.load_profile}: names unknown user classes {', '.join(missing)}"
+        )
+
+
 def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) -> list[str]:
     run_dir = plan.run_dir
     args = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--headless", "--master"]
@@ -870,13 +898,20 @@ def _run_locust(
 
 
 def _analysis_args(plan: SuitePlan, out_dir: Path) -> list[str]:
+    """`python -m analysis RUN`, with the thresholds, the seed config's thresholds block, the baseline."""
     args = [sys.executable, "-m", "analysis", str(plan.run_dir), "--out", str(out_dir)]
     if plan.thresholds is not None:
         args += ["--thresholds", str(plan.thresholds)]
+    if plan.config.path is not None:
+        args += ["--config", str(plan.config.path)]
     if plan.baseline is not None:
         args += ["--baseline", str(plan.baseline)]
     if plan.benchmark_compare is not None:
-        args += ["--baseline", str(plan.benchmark_compare)]
+        # The seed compared benchmark files; the analysis compares runs: a run holding just that file.
+        baseline = plan.run_dir / "benchmark-baseline"
+        baseline.mkdir(exist_ok=True)
+        shutil.copyfile(plan.benchmark_compare, baseline / "benchmark_results.json")
+        args += ["--baseline", str(baseline)]
     return args
 
 
@@ -885,6 +920,14 @@ def run_suite(plan: SuitePlan) -> int:
     if importlib.util.find_spec("analysis.__main__") is None:
         print(f"{PROG}: error: the analysis package is not installed (pip install compliance-loadtest)")
         return EXIT_USAGE
+    try:
+        _check_user_classes(plan)
+    except SuiteUsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except SuiteRunError as exc:
+        _say(f"error: {exc}")
+        return EXIT_INVALID_RUN
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     children = Children(plan.run_dir / "logs")
     _say(
