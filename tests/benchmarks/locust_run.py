@@ -42,7 +42,7 @@ class LocustRun:
         return data
 
     def stats(self) -> dict[tuple[str, str], dict[str, str]]:
-        """Locust's own CSV stats, keyed by (type, name)."""
+        """Locust's CSV stats (written into the run folder with their final state), keyed by (type, name)."""
         with (self.run_dir / "locust_stats.csv").open(newline="") as f:
             return {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
 
@@ -57,9 +57,10 @@ def run_locust(
     *args: str,
     locustfiles: str | None = None,
     env: dict[str, str] | None = None,
+    run_time: str = RUN_TIME_LIMIT,
     timeout: float = 150,
 ) -> LocustRun:
-    """`locust -f <files> --headless ... --run-dir run_dir --csv run_dir/locust <args>`."""
+    """`locust -f <files> --headless -t <bound> --run-dir run_dir <args>`; the run folder gets the CSV."""
     files = locustfiles or str(SCENARIOS)
     cmd = [
         LOCUST,
@@ -67,11 +68,9 @@ def run_locust(
         files,
         "--headless",
         "-t",
-        RUN_TIME_LIMIT,
+        run_time,
         "--run-dir",
         str(run_dir),
-        "--csv",
-        str(run_dir / "locust"),
         "--only-summary",
         *args,
     ]

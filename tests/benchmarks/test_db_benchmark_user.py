@@ -1,0 +1,139 @@
+"""DbBenchmarkUser runs every database benchmark on SQLite and PostgreSQL in its own tables, then stops."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.backend_process import Backend, run_backend
+from tests.benchmarks.locust_run import run_locust, write_config
+
+DB_BENCHMARKS = {
+    "db.query_scaling",
+    "db.full_text_search",
+    "db.aggregation",
+    "db.join",
+    "db.connection_pool",
+    "db.transaction",
+    "db.bulk_insert",
+    "db.indexed_query",
+    "db.unindexed_query",
+    "db.concurrent_read",
+    "db.concurrent_write",
+    "db.large_result_memory",
+    "db.connection_cleanup",
+    "db.volume_1k",
+    "db.volume_10k",
+    "db.volume_100k",
+    "db.index_with",
+    "db.index_without",
+}
+
+
+@pytest.fixture(scope="module")
+def sqlite_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The reference backend on a SQLite file whose path the benchmark is given."""
+    tmp = tmp_path_factory.mktemp("sqlite-backend")
+    with run_backend(tmp, database_url=f"sqlite:///{tmp / 'backend.db'}") as b:
+        yield b
+
+
+def _tables(backend: Backend) -> list[str]:
+    url = backend.database_url or ""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url[len("sqlite:///") :]) as conn:
+            return sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_backend(request: pytest.FixtureRequest) -> Backend:
+    name = "sqlite_backend" if request.param == "sqlite" else "pg_backend"
+    backend: Backend = request.getfixturevalue(name)
+    return backend
+
+
+def test_every_db_benchmark_runs_its_rounds_in_its_own_tables(db_backend: Backend, run_dir: Path) -> None:
+    before = _tables(db_backend)
+    config = write_config(run_dir / "performance_config.json", warmup_iterations=1, benchmark_rounds=2)
+    run = run_locust(
+        run_dir,
+        "DbBenchmarkUser",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-H",
+        db_backend.url,
+        "--db-url",
+        db_backend.database_url or "",
+        "--benchmark-config",
+        str(config),
+    )
+
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.ended_by_itself, run.output[-3000:]
+    results = run.results()
+    assert results["failed_benchmarks"] == []
+    by_name = {b["name"]: b for b in results["benchmarks"]}
+    assert set(by_name) == DB_BENCHMARKS
+    for name, bench in by_name.items():
+        assert bench["group"] == "bench-db", name
+        assert bench["stats"]["rounds"] == 2, name
+        assert len(bench["stats"]["data"]) == 2, name
+    # The same query, with and without its index, each with the plan the database chose.
+    assert "_created" in by_name["db.index_with"]["extra_info"]["query_plan"]
+    assert "_created" not in by_name["db.index_without"]["extra_info"]["query_plan"]
+    assert by_name["db.volume_100k"]["extra_info"]["rows"] == 100_000
+
+    # Warm-up rounds reached no stats: each benchmark has exactly its measured rounds.
+    stats = run.stats()
+    for name in DB_BENCHMARKS:
+        assert stats[("BENCH", name)]["Request Count"] == "2", name
+        assert stats[("BENCH", name)]["Failure Count"] == "0", name
+
+    # Its tables are gone; the backend's are untouched.
+    after = _tables(db_backend)
+    assert after == before
+    assert not [t for t in after if t.startswith("bench_")]
+
+
+@pytest.mark.postgres
+def test_two_workers_each_run_the_rounds_and_the_master_stops_the_run(
+    pg_backend: Backend, run_dir: Path
+) -> None:
+    config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
+    run = run_locust(
+        run_dir,
+        "DbBenchmarkUser",
+        "--processes",
+        "2",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-H",
+        pg_backend.url,
+        "--db-url",
+        pg_backend.database_url or "",
+        "--benchmark-config",
+        str(config),
+    )
+
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.ended_by_itself, run.output[-3000:]
+    by_name = {b["name"]: b for b in run.results()["benchmarks"]}
+    assert set(by_name) == DB_BENCHMARKS
+    for name, bench in by_name.items():
+        # One round from each of the two users, gathered on the master from two processes.
+        assert bench["stats"]["rounds"] == 2, name
+        assert bench["extra_info"]["users"] == 2, name
+        assert bench["extra_info"]["rounds_expected"] == 2, name
