@@ -21,6 +21,7 @@ from reference_backend.core import AppState, json_response, state
 from reference_backend.db import Database, DatabaseUnavailable
 from reference_backend.faults import FaultRuleError, FaultSet
 from reference_backend.middleware import Gateway, RateLimiter, RequestCounter
+from reference_backend.model import SimulatedModel
 from reference_backend.settings import Settings
 
 log = logging.getLogger("reference_backend")
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None) -> Any:
     faults = FaultSet(settings.faults)
     counter = RequestCounter()
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
-    st = AppState(settings=settings, db=db, faults=faults, counter=counter, limiter=limiter)
+    model = SimulatedModel(settings.llm_first_token_ms, settings.llm_token_ms)
+    st = AppState(settings=settings, db=db, faults=faults, counter=counter, limiter=limiter, model=model)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -137,6 +137,10 @@ class Gateway:
             return
         try:
             await self._http(scope, receive, send)
+        except Exception as exc:
+            # An injected drop ends a stream mid-way: let uvicorn close the connection, without a traceback.
+            if type(exc).__name__ != "StreamDropped":
+                raise
         finally:
             self.counter.add(route_key(self.fastapi_app, scope))
 

@@ -263,6 +263,7 @@ def search_rows(
     limit: int,
     offset: int,
     any_term: bool = False,
+    count: bool = True,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Ranked full-text matches of `q` in the organisation's evidence: (total, rows of the page).
 
@@ -277,7 +278,7 @@ def search_rows(
             "FROM evidence_fts JOIN evidence e ON e.row_id = evidence_fts.rowid"
             f" WHERE evidence_fts MATCH ? AND {where}"
         )
-        total = int(db.scalar(f"SELECT count(*) {base}", [match, *params]))
+        total = int(db.scalar(f"SELECT count(*) {base}", [match, *params])) if count else -1
         rank = "bm25(evidence_fts, 10.0, 4.0, 2.0, 0.0)"
         order_sql = f"{rank}" if order == "relevance" else order
         rows = db.fetchall(
@@ -290,7 +291,7 @@ def search_rows(
     else:
         text = (" or " if any_term else " ").join(terms)
         base = f"FROM evidence e WHERE e.search_vector @@ websearch_to_tsquery('english', ?) AND {where}"
-        total = int(db.scalar(f"SELECT count(*) {base}", [text, *params]))
+        total = int(db.scalar(f"SELECT count(*) {base}", [text, *params])) if count else -1
         order_sql = "relevance_score DESC" if order == "relevance" else order
         outer_order = "relevance_score DESC" if order == "relevance" else order.replace("e.", "page.")
         rows = db.fetchall(

@@ -27,6 +27,7 @@ FAST_SETTINGS = {
     "CGPT_LLM_FIRST_TOKEN_MS": "0",
     "CGPT_LLM_TOKEN_MS": "0",
     "CGPT_ADMIN": "1",
+    "CGPT_REPORT_SECONDS": "0.5",
 }
 
 
