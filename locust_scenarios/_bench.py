@@ -343,10 +343,21 @@ def _leave_out_of_mixes(environment: Any) -> None:
 
     Locust runs every class it found unless classes are named on the command line; a weight of 0 is no
     way out (Locust then drops the class even when it is named). So when a run holds benchmark users
-    next to other users and none was named (`locust -f locust_scenarios ApiBenchmarkUser`), they are
-    taken out of the run here. The web UI's class picker (`--class-picker`) still offers them.
+    next to other users, those not named on the command line (`locust -f locust_scenarios
+    ApiBenchmarkUser`) nor in the `--load-profile`'s mix are taken out of the run here. The web UI's
+    class picker (`--class-picker`) still offers them.
     """
-    named = set(getattr(environment.parsed_options, "user_classes", None) or ())
+    options = environment.parsed_options
+    named = set(getattr(options, "user_classes", None) or ())
+    profile = str(getattr(options, "load_profile", "") or "").strip()
+    if profile:
+        # A load profile whose mix names a benchmark user asks for it too.
+        try:
+            from locust_scenarios._profiles import load_profile
+
+            named |= load_profile(profile).class_names()
+        except Exception:  # a bad profile is reported, with exit code 2, by the profile's own check
+            pass
     classes = environment.user_classes
     bench = [c for c in classes if is_benchmark_class(c) and c.__name__ not in named]
     if bench and len(bench) < len(classes):
