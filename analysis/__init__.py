@@ -23,6 +23,7 @@ from analysis._regression import (
     median_interval,
 )
 from analysis._reports import report_document, to_console, to_json, to_junit, to_markdown
+from analysis._schema import report_schema, schema_errors, validate_report
 from analysis._stats import PERCENTILE_METHOD, Distribution, RunStats, compute_stats, quantile_sorted
 from analysis._system import SystemMetrics, system_metrics
 from analysis._thresholds import (
@@ -87,11 +88,14 @@ __all__ = [
     "redact",
     "redact_text",
     "report_document",
+    "report_schema",
     "resolve_run",
+    "schema_errors",
     "system_metrics",
     "to_console",
     "to_html",
     "to_json",
     "to_junit",
     "to_markdown",
+    "validate_report",
 ]

@@ -190,6 +190,9 @@ def compute_stats(run: RunData, keep_record: bool = True) -> RunStats:
             entries = pd.concat([entries, extra], ignore_index=True) if len(entries) else extra
             response.update({k: v for k, v in bench.response.items() if k not in response})
         source = source or "benchmark"
+    if len(entries):
+        # Locust's own order (stats.sort_stats): by name, then request type.
+        entries = entries.sort_values(["name", "request_type"], kind="stable")
     return RunStats(
         entries=entries.reset_index(drop=True),
         response=response,

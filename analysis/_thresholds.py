@@ -187,17 +187,21 @@ def metric_kind(metric: str) -> str:
     return "time"
 
 
+def split_metric(metric: str) -> tuple[str | None, str]:
+    """('ttft', 'p95') for 'ttft.p95', ('ttft', 'mean') for 'ttft', (None, 'p99.9') for 'p99.9'."""
+    head, _, tail = metric.partition(".")
+    if head in STREAM_QUANTITIES:
+        return head, tail or "mean"
+    return None, metric
+
+
 def check_metric(metric: str) -> str | None:
     """None if the metric is known, else why not."""
     if metric in SYSTEM_METRICS or metric in ("count", "failures", "rps", "failure_ratio", "goodput"):
         return None
-    quantity, _, stat = metric.partition(".")
-    if quantity in STREAM_QUANTITIES:
-        stat = stat or "mean"
-    elif stat:
-        return f"unknown quantity {quantity!r} (use ttft, itl or tokens_per_s before the dot)"
-    else:
-        stat = quantity
+    quantity, stat = split_metric(metric)
+    if quantity is None and "." in metric and not _PERCENTILE.match(metric):
+        return f"unknown quantity {metric.split('.')[0]!r} (use ttft, itl or tokens_per_s before the dot)"
     if stat in ENTRY_STATS or _PERCENTILE.match(stat):
         return None
     return (
@@ -583,13 +587,11 @@ def _value(stats: RunStats, rule: Rule, keys: Sequence[EntryKey]) -> tuple[float
         return (sum(vals) if vals else None), "counts"
     if metric == "goodput":
         return _goodput(stats, keys, rule.limits)
-    quantity, _, stat = metric.partition(".")
-    if quantity in STREAM_QUANTITIES:
+    quantity, stat = split_metric(metric)
+    if quantity is not None:
         table = {"ttft": stats.ttft, "itl": stats.itl, "tokens_per_s": stats.tokens_per_s}[quantity]
         d = pooled(table[k] for k in keys if k in table) if len(keys) > 1 else table.get(keys[0])
-        stat = stat or "mean"
         return _stat_of(d, stat), d.kind if d is not None else ""
-    stat = quantity
     if len(keys) == 1 and stat in ("mean", "min", "max"):
         v = float(rows[0][stat])
         return (None if math.isnan(v) else v), rows[0]["source"]
@@ -607,8 +609,8 @@ def _value(stats: RunStats, rule: Rule, keys: Sequence[EntryKey]) -> tuple[float
 def _applicable(stats: RunStats, rule: Rule, keys: list[EntryKey]) -> list[EntryKey]:
     """Entries the metric means something for: no latency rules on tokens/s entries, stream metrics only
     on entries with stream measures."""
-    quantity = rule.metric.partition(".")[0]
-    if quantity in STREAM_QUANTITIES:
+    quantity = split_metric(rule.metric)[0]
+    if quantity is not None:
         table = {"ttft": stats.ttft, "itl": stats.itl, "tokens_per_s": stats.tokens_per_s}[quantity]
         return [k for k in keys if k in table]
     if rule.metric in ("count", "failures", "failure_ratio", "rps"):
