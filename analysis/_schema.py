@@ -49,7 +49,7 @@ def schema_errors(value: object, schema: Mapping[str, Any], path: str = "$") -> 
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{path}: {value!r} is not one of {schema['enum']}")
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if "minimum" in schema and number and value < schema["minimum"]:  # type: ignore[operator]
+    if "minimum" in schema and number and value < schema["minimum"]:
         errors.append(f"{path}: {value} is below the minimum {schema['minimum']}")
     if isinstance(value, dict):
         for key in schema.get("required", []):
