@@ -51,6 +51,9 @@ REPORT_TYPES = ("gap_analysis", "readiness_assessment", "evidence_summary")
 REPORT_FORMATS = ("pdf", "html", "json", "csv")
 SEARCH_TERMS = ("security", "access", "policy", "encryption", "audit", "backup", "password", "incident")
 
+SERIES = ["evidence_created", "evidence_updated", "evidence_approved", "assessments_completed", "activity"]
+GROUPINGS = (["status"], ["evidence_type"], ["framework"], ["status", "evidence_type"], ["month"])
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -369,16 +372,14 @@ class Api:
     def analytics_params(rng: random.Random) -> dict[str, Any]:
         return {
             "time_range": rng.choice(("7d", "30d", "90d", "1y")),
-            "metrics": rng.sample(["evidence_count", "compliance_score", "activity"], k=2),
+            "metrics": rng.sample(SERIES, k=2),
         }
 
     @staticmethod
     def aggregate_params(rng: random.Random) -> dict[str, Any]:
         return {
-            "metrics": ["evidence_count", "average_quality_score"],
-            "group_by": rng.choice(
-                (["status"], ["evidence_type"], ["framework"], ["status", "evidence_type"])
-            ),
+            "metrics": ["count", "avg_quality_score"],
+            "group_by": rng.choice(GROUPINGS),
             "time_range": rng.choice(("30d", "90d", "1y")),
         }
 
@@ -387,7 +388,7 @@ class Api:
         return {
             "data_type": rng.choice(("evidence", "assessments", "audit_trail")),
             "format": rng.choice(("csv", "json")),
-            "date_range": rng.choice(("30d", "90d")),
+            "date_range": {"start": f"2026-{rng.randint(1, 6):02d}-01T00:00:00+00:00"},
         }
 
     @staticmethod
