@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from analysis._load import read_benchmarks
 from tests.backend_process import Backend, run_backend
 from tests.benchmarks.locust_run import run_locust, write_config
 
@@ -93,6 +94,11 @@ def test_every_db_benchmark_runs_its_rounds_in_its_own_tables(db_backend: Backen
     assert "_created" in by_name["db.index_with"]["extra_info"]["query_plan"]
     assert "_created" not in by_name["db.index_without"]["extra_info"]["query_plan"]
     assert by_name["db.volume_100k"]["extra_info"]["rows"] == 100_000
+    assert isinstance(by_name["db.large_result_memory"]["extra_info"]["rss_growth_mb"], float)
+    # The analysis reads the file as it is.
+    table = read_benchmarks(run_dir / "benchmark_results.json")
+    assert sorted(table["name"]) == sorted(DB_BENCHMARKS)
+    assert set(table["rounds"]) == {2.0}
 
     # Warm-up rounds reached no stats: each benchmark has exactly its measured rounds.
     stats = run.stats()
