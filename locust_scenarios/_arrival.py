@@ -100,44 +100,51 @@ class Slot:
 
 @dataclass
 class SlotScheduler:
-    """Hands out start slots for one process. Depends only on the times it is given, so its
-    behaviour (late starts, drops) is testable without a runner."""
+    """Hands out start slots for one process, stage after stage of a timeline. Depends only on the
+    times it is given, so its behaviour (late starts, drops, stage changes) is testable without a
+    runner; and stage boundaries do not wait for the shape's once-a-second tick."""
 
     on_drop: Callable[[int], None] = field(default=lambda stage: None)
-    plan: StagePlan | None = None
+    plans: list[StagePlan] = field(default_factory=list)
+    current: int = 0
     next_index: int = 0
     started: dict[int, int] = field(default_factory=dict)
     dropped: dict[int, int] = field(default_factory=dict)
 
-    def set_stage(self, plan: StagePlan | None, now: float) -> None:
-        """Switch stage; the old stage's slots that are due and were never taken are dropped."""
+    def set_timeline(self, plans: list[StagePlan], now: float) -> None:
+        """Run `plans` (in order) from now on; the old timeline's due, untaken slots are dropped."""
         self.finish(now)
-        self.plan = plan
+        self.plans = list(plans)
+        self.current = 0
         self.next_index = 0
 
     def finish(self, now: float) -> None:
-        """Drop every slot of the current stage that is due by `now` and was never taken."""
-        plan = self.plan
-        if plan is None:
-            return
-        while (offset := self._offset(plan, self.next_index)) is not None and plan.started_at + offset < now:
+        """Drop every slot that is due by `now` and was never taken, and hand out no more."""
+        while (due := self._peek()) is not None and due[0].at < now:
             self.next_index += 1
-            self._drop(plan.number)
-        self.plan = None
+            self._drop(due[0].stage)
+        self.plans = []
 
     def claim(self, now: float) -> Slot | None:
-        """The next slot for a user free at `now`, or None when the stage has none left. Slots more
-        than `max_start_delay` overdue are dropped on the way."""
-        plan = self.plan
-        if plan is None:
-            return None
-        while (offset := self._offset(plan, self.next_index)) is not None:
+        """The next slot for a user free at `now`, or None when the timeline has none left. Slots
+        more than their stage's `max_start_delay` overdue are dropped on the way."""
+        while (due := self._peek()) is not None:
+            slot, plan = due
             self.next_index += 1
-            at = plan.started_at + offset
-            if at < now - plan.max_start_delay:
-                self._drop(plan.number)
+            if slot.at < now - plan.max_start_delay:
+                self._drop(slot.stage)
                 continue
-            return Slot(at, plan.number)
+            return slot
+        return None
+
+    def _peek(self) -> tuple[Slot, StagePlan] | None:
+        while self.current < len(self.plans):
+            plan = self.plans[self.current]
+            offset = plan.arrival.slot_offset(self.next_index, plan.duration, plan.share)
+            if offset is not None:
+                return Slot(plan.started_at + offset, plan.number), plan
+            self.current += 1
+            self.next_index = 0
         return None
 
     def mark_started(self, stage: int) -> None:
@@ -150,9 +157,6 @@ class SlotScheduler:
         self.started.clear()
         self.dropped.clear()
         return counts
-
-    def _offset(self, plan: StagePlan, index: int) -> float | None:
-        return plan.arrival.slot_offset(index, plan.duration, plan.share)
 
     def _drop(self, stage: int) -> None:
         self.dropped[stage] = self.dropped.get(stage, 0) + 1
@@ -204,18 +208,21 @@ class ArrivalRun:
         self.profile_name = profile_name
         self.reports.clear()
         self.scheduler.take_counts()
-        self.environment.runner.send_message(STAGE_MESSAGE, {"number": None, "workflow": workflow})
+        self.environment.runner.send_message(STAGE_MESSAGE, {"workflow": workflow, "stages": []})
 
-    def start_stage(self, plan: StagePlan) -> None:
-        """Called by the shape when an arrival stage begins; tells every user-running process."""
-        self.reports[plan.number] = StageReport(
-            plan.number, plan.duration, plan.arrival.rate, plan.arrival.rate_end, plan.workflow
-        )
-        self.environment.runner.send_message(STAGE_MESSAGE, plan.to_message())
+    def start_timeline(self, plans: list[StagePlan]) -> None:
+        """The profile's clock starts: tell every user-running process all its stages at once."""
+        for plan in plans:
+            self.reports[plan.number] = StageReport(
+                plan.number, plan.duration, plan.arrival.rate, plan.arrival.rate_end, plan.workflow
+            )
+        workflow = plans[0].workflow if plans else None
+        message = {"workflow": workflow, "stages": [plan.to_message() for plan in plans]}
+        self.environment.runner.send_message(STAGE_MESSAGE, message)
 
     def end_stages(self) -> None:
         if self.reports:
-            self.environment.runner.send_message(STAGE_MESSAGE, {"number": None})
+            self.environment.runner.send_message(STAGE_MESSAGE, {"workflow": None, "stages": []})
 
     def add_counts(self, counts: dict[str, list[int]]) -> None:
         for key, (started, dropped) in counts.items():
@@ -260,8 +267,8 @@ class ArrivalRun:
                 logger.error("arrival-rate profile: this process has no user class %r", workflow)
                 return
             self.instrument(user_class)
-        plan = None if data.get("number") is None else StagePlan.from_message(data)
-        self.scheduler.set_stage(plan, now)
+        plans = [StagePlan.from_message(stage) for stage in data.get("stages") or []]
+        self.scheduler.set_timeline(plans, now)
 
     def _user_class(self, name: str) -> type | None:
         env = self.environment
@@ -415,7 +422,7 @@ def _wire(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     environment.events.request.add_listener(on_request)
 
     def on_test_stop(**_kw: Any) -> None:
-        run.scheduler.set_stage(None, time.time())
+        run.scheduler.finish(time.time())
         run.restore()
         run.write_report()
 

@@ -88,7 +88,7 @@ class LoadProfileShape(LoadTestShape):
             self._end(f"profile {profile.name} completed after {elapsed:.1f}s")
             return None
         if at.stage is not self._stage:
-            self._enter(profile, at.stage, time.time() - at.offset)
+            self._enter(profile, at.stage)
         if profile.stop_when is not None and (reason := self._stop_reason(profile.stop_when)):
             users = self.runner.user_count
             self.stopped_because = f"stage {at.stage.number}, {users} users, {elapsed:.1f}s in: {reason}"
@@ -122,10 +122,11 @@ class LoadProfileShape(LoadTestShape):
                 )
             self._warming_since = None
             super().reset_time()
+            self._start_timeline(profile)
             return self.tick()
         return first.users, first.spawn_rate, self._classes(first)
 
-    def _enter(self, profile: Profile, stage: Stage, started_at: float) -> None:
+    def _enter(self, profile: Profile, stage: Stage) -> None:
         self._stage = stage
         logger.info(
             "Load profile %s: stage %d/%d, %d users%s for %.1fs",
@@ -137,18 +138,30 @@ class LoadProfileShape(LoadTestShape):
             stage.duration,
         )
         self._apply_mix(stage)
-        if stage.arrival is not None and profile.workflow is not None:
-            workers = getattr(self.runner, "worker_count", 1) or 1
-            plan = StagePlan(
-                number=stage.number,
-                started_at=started_at,
-                duration=stage.duration,
-                arrival=stage.arrival,
-                share=1.0 / workers,
-                max_start_delay=profile.max_start_delay,
-                workflow=profile.workflow,
-            )
-            arrival_run(self.runner.environment).start_stage(plan)
+
+    def _start_timeline(self, profile: Profile) -> None:
+        """Give every process all arrival stages with their start times, so slots change rate at
+        the exact boundaries, not at the shape's next once-a-second tick."""
+        if profile.workflow is None:
+            return
+        workers = getattr(self.runner, "worker_count", 1) or 1
+        clock = time.time()
+        plans = []
+        for stage in profile.stages:
+            if stage.arrival is not None:
+                plans.append(
+                    StagePlan(
+                        number=stage.number,
+                        started_at=clock,
+                        duration=stage.duration,
+                        arrival=stage.arrival,
+                        share=1.0 / workers,
+                        max_start_delay=profile.max_start_delay,
+                        workflow=profile.workflow,
+                    )
+                )
+            clock += stage.duration
+        arrival_run(self.runner.environment).start_timeline(plans)
 
     def _end(self, message: str | None) -> None:
         if message:

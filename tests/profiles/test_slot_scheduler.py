@@ -16,7 +16,7 @@ def plan(rate: float = 10.0, duration: float = 2.0, delay: float = 0.5, share: f
 
 def test_free_users_get_consecutive_slots_on_schedule() -> None:
     s = SlotScheduler()
-    s.set_stage(plan(), T0 - 1)
+    s.set_timeline([plan()], T0 - 1)
     slots = [s.claim(T0 - 1) for _ in range(3)]
     assert [slot.at for slot in slots if slot] == pytest.approx([T0, T0 + 0.1, T0 + 0.2])
     assert s.dropped == {}
@@ -25,7 +25,7 @@ def test_free_users_get_consecutive_slots_on_schedule() -> None:
 def test_a_slot_overdue_within_the_grace_starts_late_and_beyond_it_is_dropped() -> None:
     drops: list[int] = []
     s = SlotScheduler(on_drop=drops.append)
-    s.set_stage(plan(delay=0.5), T0)
+    s.set_timeline([plan(delay=0.5)], T0)
     # nobody was free for 0.75 s: slots at 0.0, 0.1, 0.2 are more than 0.5 s overdue
     slot = s.claim(T0 + 0.75)
     assert slot is not None and slot.at == pytest.approx(T0 + 0.3)
@@ -34,22 +34,33 @@ def test_a_slot_overdue_within_the_grace_starts_late_and_beyond_it_is_dropped() 
 
 def test_stage_end_drops_the_due_slots_nobody_took_and_no_more() -> None:
     s = SlotScheduler()
-    s.set_stage(plan(rate=10, duration=2), T0)
+    s.set_timeline([plan(rate=10, duration=2)], T0)
     s.claim(T0)
-    s.set_stage(None, T0 + 1.0)  # slots at 0.1 .. 0.9 were due and never taken
+    s.finish(T0 + 1.0)  # slots at 0.1 .. 0.9 were due and never taken
     assert s.dropped == {1: 9}
     assert s.claim(T0 + 1.0) is None
 
 
+def test_slots_run_on_into_the_next_stage_at_its_own_rate() -> None:
+    s = SlotScheduler()
+    first = plan(rate=2, duration=1, delay=10)
+    second = StagePlan(2, T0 + 1, 1.0, ArrivalStage(4, 4), 1.0, 10, "W")
+    s.set_timeline([first, second], T0)
+    slots = [s.claim(T0) for _ in range(7)]
+    assert [x.stage for x in slots if x] == [1, 1, 2, 2, 2, 2]
+    assert [x.at - T0 for x in slots if x] == pytest.approx([0.0, 0.5, 1.0, 1.25, 1.5, 1.75])
+    assert slots[-1] is None
+
+
 def test_an_exhausted_stage_hands_out_nothing() -> None:
     s = SlotScheduler()
-    s.set_stage(plan(rate=2, duration=1, delay=10), T0)
+    s.set_timeline([plan(rate=2, duration=1, delay=10)], T0)
     assert [s.claim(T0) is not None for _ in range(3)] == [True, True, False]
 
 
 def test_counts_are_reported_once_as_deltas() -> None:
     s = SlotScheduler()
-    s.set_stage(plan(delay=0.0), T0)
+    s.set_timeline([plan(delay=0.0)], T0)
     s.mark_started(1)
     s.claim(T0 + 0.25)  # drops 0.0, 0.1, 0.2
     assert s.take_counts() == {"1": [1, 3]}
