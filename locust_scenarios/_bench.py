@@ -163,8 +163,12 @@ class BenchmarkUserMixin:
         before_round: Callable[[], object] | None,
         after_round: Callable[[], object] | None,
     ) -> tuple[Mapping[str, Any] | None, float]:
+        # Whatever goes wrong, in the round or around it, fails this round only, never the user.
         if before_round is not None:
-            before_round()
+            try:
+                before_round()
+            except Exception as exc:
+                raise _TimedFailure(exc, 0.0) from exc
         start = time.perf_counter()
         try:
             measures = round_fn()
@@ -172,7 +176,10 @@ class BenchmarkUserMixin:
             raise _TimedFailure(exc, time.perf_counter() - start) from exc
         elapsed = time.perf_counter() - start
         if after_round is not None:
-            after_round()
+            try:
+                after_round()
+            except Exception as exc:
+                raise _TimedFailure(exc, elapsed) from exc
         return measures, elapsed
 
     def _send_result(self, name: str, progress: _Progress, extra_info: Mapping[str, Any]) -> None:
