@@ -1,0 +1,222 @@
+"""Every report parses and says the same thing: JSON against its schema, JUnit XML with ElementTree,
+Markdown for a step summary, the console table; secrets never reach any of them."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import analysis
+from analysis import SchemaError, redact, redact_text, report_schema, schema_errors, validate_report
+from analysis.__main__ import main
+from tests.analysis.runs import Entry, lognormal, simple_run
+
+PASSWORD = "hunter2-Sup3rSecret"
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.sig"
+THRESHOLDS = """
+rules:
+  - {id: login-p95, select: {name: /api/auth/login}, metric: p95, op: "<", value: 250ms}
+  - {id: search-mean, select: {name: /api/evidence/search}, metric: mean, op: "<", value: 1s}
+  - {id: ttft, select: {group: ai}, metric: ttft.p95, op: "<", value: 2s}
+  - {id: failures, per: all, metric: failure_ratio, op: "<", value: 5%}
+  - {id: memory, metric: memory_increase_mb, op: "<", value: 100}
+  - {id: nothing-here, select: {name: /api/reports/*}, metric: mean, op: "<", value: 1s}
+"""
+
+
+def rich_run(d: Path, search_median: float, seed: int) -> Path:
+    d.mkdir(parents=True)
+    return simple_run(
+        d,
+        [
+            Entry("POST", "/api/auth/login", lognormal(3000, 100, 0.3, seed), failures=3, tags="auth"),
+            Entry("GET", "/api/evidence/search", lognormal(3000, search_median, 0.3, seed + 1)),
+            Entry(
+                "POST",
+                "/api/chat/stream",
+                lognormal(50, 900, 0.2, seed + 2),
+                group="ai",
+                ttft=lognormal(50, 200, 0.2, seed + 3),
+                tokens=[40.0] * 50,
+            ),
+        ],
+        options={
+            "users": 3,
+            "login_password": PASSWORD,
+            "db_url": f"postgresql://app:{PASSWORD}@127.0.0.1:5432/test",
+            "api_token": TOKEN,
+        },
+        host=f"http://admin:{PASSWORD}@127.0.0.1:8000",
+    )
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("reports")
+    base = rich_run(root / "base", 200, 1)
+    cur = rich_run(root / "cur", 300, 11)
+    (root / "t.yaml").write_text(THRESHOLDS)
+    summary = root / "step-summary.md"
+    import os
+
+    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
+    try:
+        code = main(
+            [
+                str(cur),
+                "--thresholds",
+                str(root / "t.yaml"),
+                "--baseline",
+                str(base),
+                "--out",
+                str(root / "out"),
+            ]
+        )
+    finally:
+        del os.environ["GITHUB_STEP_SUMMARY"]
+    out = root / "out"
+    files = {p.name.split(".", 1)[1]: p for p in out.iterdir()}
+    return {"code": code, "files": files, "summary": summary, "out": out, "run": cur, "root": root}
+
+
+def test_the_run_fails_on_the_slowed_search_and_says_so_everywhere(reports: dict[str, object]) -> None:
+    assert reports["code"] == 1
+    files = reports["files"]
+    assert isinstance(files, dict)
+    assert set(files) == {"json", "md", "junit.xml", "html"}
+
+
+def test_json_report_matches_its_schema_and_keeps_the_seed_keys(reports: dict[str, object]) -> None:
+    files = reports["files"]
+    assert isinstance(files, dict)
+    doc = json.loads(files["json"].read_text())
+    validate_report(doc)
+    for key in ("summary", "results", "recommendations", "config"):
+        assert key in doc
+    assert set(doc["summary"]) >= {"test_start_time", "total_duration", "suites_run", "system_metrics"}
+    assert doc["summary"]["test_start_time"] == "2026-09-21T14:13:20+00:00"
+    assert doc["summary"]["total_duration"] == 10.0
+    assert doc["summary"]["total_requests"] == 6050
+    assert doc["percentile_source"]["kind"] == "exact"
+    assert doc["verdict"] == {
+        "status": "fail",
+        "exit_code": 1,
+        "invalid_reasons": [],
+        "counts": doc["verdict"]["counts"],
+    }
+    by_rule = {t["rule"]: t for t in doc["thresholds"]}
+    assert by_rule["search-mean"]["status"] == "pass"
+    assert by_rule["ttft"]["status"] == "pass" and 150 < by_rule["ttft"]["value"] < 400
+    assert by_rule["memory"]["value"] == 30.0
+    assert by_rule["nothing-here"]["status"] == "warn" and by_rule["nothing-here"]["value"] is None
+    regressions = {r["entry"]: r for r in doc["regressions"]}
+    assert regressions["GET /api/evidence/search"]["regressed"] is True
+    assert regressions["POST /api/auth/login"]["regressed"] is False
+    assert any(i["kind"] == "regression" for i in doc["issues"])
+
+
+def test_the_schema_rejects_a_report_that_breaks_it(reports: dict[str, object]) -> None:
+    files = reports["files"]
+    assert isinstance(files, dict)
+    doc = json.loads(files["json"].read_text())
+    doc["verdict"]["status"] = "maybe"
+    del doc["summary"]["suites_run"]
+    errors = schema_errors(doc, report_schema())
+    assert "$.summary: missing required key 'suites_run'" in errors
+    assert any(e.startswith("$.verdict.status: 'maybe' is not one of") for e in errors)
+    with pytest.raises(SchemaError, match=r"key '\$\.summary'.*\(and 1 more\)"):
+        validate_report(doc)
+
+
+def test_junit_has_one_case_per_threshold_result_and_regression_check(reports: dict[str, object]) -> None:
+    files = reports["files"]
+    assert isinstance(files, dict)
+    doc = json.loads(files["json"].read_text())
+    root = ET.parse(files["junit.xml"]).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert set(suites) == {"validity", "thresholds", "regressions"}
+    assert len(suites["thresholds"].findall("testcase")) == len(doc["thresholds"])
+    assert len(suites["regressions"].findall("testcase")) == len(doc["regressions"]) == 3
+    failed = [c for c in suites["regressions"].findall("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["GET /api/evidence/search: no slowdown"]
+    assert suites["regressions"].get("failures") == "1"
+    assert suites["validity"].find("testcase/error") is None
+    skipped = [
+        c.get("classname") for c in suites["thresholds"].iter("testcase") if c.find("skipped") is not None
+    ]
+    assert skipped == ["thresholds.nothing-here"]
+
+
+def test_markdown_fits_a_step_summary(reports: dict[str, object]) -> None:
+    files = reports["files"]
+    assert isinstance(files, dict)
+    md = files["md"].read_text()
+    assert md.startswith("## ❌ Load test verdict: FAIL")
+    assert "### Thresholds" in md and "| | rule | entry | value | limit | note |" in md
+    assert "### Baseline comparison" in md and "GET /api/evidence/search" in md
+    assert "### Detected issues" in md and "regression" in md
+    assert "`nothing-here`" in md
+    summary = reports["summary"]
+    assert isinstance(summary, Path)
+    assert summary.read_text() == md
+
+
+def test_no_secret_reaches_any_report(reports: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
+    out = reports["out"]
+    assert isinstance(out, Path)
+    texts = [p.read_text() for p in out.iterdir()]
+    main([str(reports["run"]), "--report", "console"])
+    texts.append(capsys.readouterr().out)
+    for text in texts:
+        assert PASSWORD not in text and TOKEN not in text
+    doc = json.loads(next(p for p in out.iterdir() if p.suffix == ".json").read_text())
+    opts = doc["config"]["run_options"]
+    assert opts["login_password"] == "***" and opts["api_token"] == "***"
+    assert opts["db_url"] == "postgresql://app:***@127.0.0.1:5432/test"
+    assert doc["config"]["host"] == "http://admin:***@127.0.0.1:8000"
+    assert opts["users"] == 3
+
+
+def test_redaction_rules() -> None:
+    assert redact({"tokens": 12, "token_type": "bearer", "access_token": "abc"}) == {
+        "tokens": 12,
+        "token_type": "bearer",
+        "access_token": "***",
+    }
+    assert redact_text("host=db password=pw user=x") == "host=db password=*** user=x"
+    assert redact_text("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
+    assert redact({"backend_database_url": "postgresql://u@h/db"}) == {
+        "backend_database_url": "postgresql://u@h/db"
+    }
+
+
+def test_reports_never_overwrite_earlier_ones(reports: dict[str, object]) -> None:
+    from analysis.__main__ import write_reports
+
+    out = reports["out"]
+    assert isinstance(out, Path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    analysed = analysis.analyse(analysis.load_run(str(reports["run"])), analysis.load_thresholds())
+    (first,) = write_reports(analysed, out, ["json"])
+    (second,) = write_reports(analysed, out, ["json"])
+    assert first != second and first.exists() and second.exists()
+    assert second.name.startswith(first.name.removesuffix(".json").split("-")[0])
+    for name, data in before.items():
+        assert (out / name).read_bytes() == data
+
+
+def test_console_table_lists_entries_and_failed_rules(
+    reports: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = reports["root"]
+    assert isinstance(root, Path)
+    code = main([str(reports["run"]), "--thresholds", str(root / "t.yaml"), "--report", "console"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[0].startswith("Verdict: PASS (exit 0)")
+    header = next(line for line in out.splitlines() if line.startswith("type"))
+    assert header.split() == ["type", "name", "count", "fail", "mean", "p50", "p95", "p99", "max"]
+    assert "Nothing to check in this run for 1 rule(s): nothing-here" in out
