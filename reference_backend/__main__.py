@@ -130,6 +130,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level="warning",
         timeout_keep_alive=30,
         backlog=2048,
+        timeout_graceful_shutdown=2,
     )
     Server(config).run(sockets=[sock])
     return 0
