@@ -204,3 +204,49 @@ def test_options_locust_refuses_exit_2_naming_them(tmp_path: Path) -> None:
     assert "Locust refused the run (exit code 2)" in out
     assert "--no-such-locust-option" in out
     assert suite.survivors() == []
+
+
+def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_verdict(tmp_path: Path) -> None:
+    """`-c performance_config.json` sets the benchmark rounds; `--benchmark-compare` a baseline
+    benchmark_results.json that is a thousand times faster than anything real: a regression, exit 1."""
+    config = tmp_path / "performance_config.json"
+    config.write_text(json.dumps({"warmup_iterations": 1, "benchmark_rounds": 3, "locust": {"users": 2}}))
+    fast = 1e-6
+    baseline = tmp_path / "baseline_results.json"
+    baseline.write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    {
+                        "name": "api.authentication",
+                        "group": "bench-api",
+                        "stats": {
+                            "min": fast,
+                            "max": fast,
+                            "mean": fast,
+                            "median": fast,
+                            "stddev": 0.0,
+                            "rounds": 20,
+                            "data": [fast] * 20,
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    run_dir = tmp_path / "run"
+    code, out, suite = run_suite(
+        [
+            *("--include", "api", "--workers", "2", "--duration", "10s", "-c", str(config)),
+            *("--run-dir", str(run_dir), "--benchmark-compare", str(baseline)),
+        ],
+        tmp_path,
+    )
+    assert code == 1, out
+    results = json.loads((run_dir / "benchmark_results.json").read_text())
+    auth = next(b for b in results["benchmarks"] if b["name"] == "api.authentication")
+    assert auth["options"]["config"] == str(config)
+    assert (run_dir / "benchmark-baseline" / "benchmark_results.json").read_text() == baseline.read_text()
+    report = json.loads(next((run_dir / "report").glob("performance_report_*.json")).read_text())
+    assert "api.authentication" in json.dumps(report.get("regressions", report))
+    assert suite.survivors() == []
