@@ -17,6 +17,7 @@ from locust_scenarios._streaming import StreamError, TokenStream, fire_llm_measu
 logger = logging.getLogger(__name__)
 
 WS = "WS"
+CLOSE_POLICY_VIOLATION = 1008  # what the backend closes with when it refuses the token
 
 
 class ChatWebSocketUser(AuthenticatedUser):
@@ -91,20 +92,31 @@ class ChatWebSocketUser(AuthenticatedUser):
         if self.ws is None and not self.connect():
             return
         payload = self.api.chat_payload(self.fake, self.rng, self.conversation_id)
-        question: dict[str, Any] = {"type": "question", **payload}
-        if not self._token_sent:
-            question["token"] = self.access_token
-        stream = TokenStream("ws")
-        start_time = time.time()
-        try:
-            self._exchange(question, stream, start_time)
-        except Exception as exc:
-            self._reply_failed(exc, stream, start_time)
+        for attempt in (1, 2):
+            question: dict[str, Any] = {"type": "question", **payload}
+            sends_token = not self._token_sent
+            if sends_token:
+                question["token"] = self.access_token
+            stream = TokenStream("ws")
+            start_time = time.time()
+            try:
+                self._exchange(question, stream, start_time)
+            except Exception as exc:
+                refused = isinstance(exc, ServerClosed) and exc.code == CLOSE_POLICY_VIOLATION
+                if refused and sends_token and attempt == 1 and self.refresh_access_token():
+                    # An expired token: refreshed and asked again on a new connection, recorded as
+                    # `call` records a refused HTTP request (`<name> [401]`).
+                    self._fire(f"ws reply [{exc.code}]", stream.total_ms, start_time, None)
+                    if self.connect():
+                        continue
+                    return
+                self._reply_failed(exc, stream, start_time)
+                return
+            self._fire("ws reply", stream.total_ms, start_time, None, stream.record_context())
+            fire_llm_measures(self.environment, stream, self.context())
+            if stream.conversation_id:
+                self.conversation_id = stream.conversation_id
             return
-        self._fire("ws reply", stream.total_ms, start_time, None, stream.record_context())
-        fire_llm_measures(self.environment, stream, self.context())
-        if stream.conversation_id:
-            self.conversation_id = stream.conversation_id
 
     @tag("ai", "websocket")
     @task(1)
@@ -121,7 +133,7 @@ class ChatWebSocketUser(AuthenticatedUser):
         while stream.finished is None:
             opcode, data = self.ws.recv_data()
             if opcode == websocket.ABNF.OPCODE_CLOSE:
-                raise StreamError(f"ws: connection closed by the server mid-reply ({_close_reason(data)})")
+                raise ServerClosed(data)
             if first:
                 first = False
                 self._fire("ws first frame", (time.perf_counter() - stream.started) * 1000, start_time, None)
@@ -153,8 +165,8 @@ class ChatWebSocketUser(AuthenticatedUser):
         keep = isinstance(exc, StreamError) and str(exc).startswith("ws: error frame")
         if not keep:
             self.disconnect()
-            if "1008" in str(exc):  # refused token: refresh before the next connection
-                self.refresh_access_token()
+            if isinstance(exc, ServerClosed) and exc.code == CLOSE_POLICY_VIOLATION:
+                self.refresh_access_token()  # refused token: refresh before the next connection
         self._fire("ws reply", stream.total_ms, start_time, error, stream.record_context())
 
     def _fire(
@@ -178,9 +190,16 @@ class ChatWebSocketUser(AuthenticatedUser):
         )
 
 
-def _close_reason(data: bytes) -> str:
-    if len(data) >= 2:
-        (code,) = struct.unpack("!H", data[:2])
-        reason = data[2:].decode("utf-8", errors="replace")
-        return f"close code {code}: {reason}" if reason else f"close code {code}"
-    return "no close code"
+class ServerClosed(StreamError):
+    """The server closed the socket in mid-reply; `code` is its close code (None when it sent none)."""
+
+    def __init__(self, close_frame: bytes) -> None:
+        self.code: int | None = None
+        reason = ""
+        if len(close_frame) >= 2:
+            (self.code,) = struct.unpack("!H", close_frame[:2])
+            reason = close_frame[2:].decode("utf-8", errors="replace")
+        how = f"close code {self.code}" if self.code is not None else "no close code"
+        super().__init__(
+            f"ws: connection closed by the server mid-reply ({how}{': ' + reason if reason else ''})"
+        )
