@@ -77,6 +77,8 @@ def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
         elif isinstance(lost, int) and not isinstance(lost, bool) and lost > 0:
             reasons.append(f"{lost} worker(s) lost during the run")
         expected, seen = workers.get("expected"), workers.get("seen")
+        if isinstance(seen, list | tuple):
+            seen = len(seen)
         if isinstance(expected, int) and isinstance(seen, int) and seen < expected:
             reasons.append(f"only {seen} of {expected} expected workers took part")
     if info.get("load_generator_saturated") is True:
@@ -157,6 +159,12 @@ def detect_issues(
                 + (f" (missing: {', '.join(run.missing)})" if run.missing else ""),
             )
         )
+    problems = info.get("problems")
+    for problem in problems if isinstance(problems, list) else []:
+        issues.append(Issue("run-problem", "warning", f"run.json reports: {problem}"))
+    record = info.get("record")
+    if isinstance(record, Mapping) and record.get("agrees_with_locust") is False:
+        issues.append(Issue("record-mismatch", "warning", "the exact record's totals differ from Locust's"))
     if isinstance(run.arrival, Mapping | list):
         stages = run.arrival.get("stages", []) if isinstance(run.arrival, Mapping) else run.arrival
         for i, st in enumerate(stages if isinstance(stages, list) else []):

@@ -173,6 +173,16 @@ def compute_stats(run: RunData, keep_record: bool = True) -> RunStats:
         and st.percentile_source == "csv"
     ):
         notes.append("percentiles from Locust's CSV columns only: other percentiles cannot be evaluated")
+    if run.stats is not None and st.percentile_source in ("exact", "histogram"):
+        agg = run.stats[run.stats["name"] == "Aggregated"]
+        csv_total = int(agg["count"].iloc[0]) if len(agg) else int(run.stats["count"].sum())
+        if csv_total != st.total_count:
+            better = "exact record" if st.percentile_source == "exact" else "locust.json"
+            notes.append(
+                f"locust_stats.csv counts {csv_total} requests, the {better} {st.total_count}: "
+                "Locust rewrites its CSV every second, not at shutdown, so its last second can be "
+                f"missing; the {better} is used"
+            )
     bench = _from_benchmarks(run.benchmarks) if run.benchmarks is not None and len(run.benchmarks) else None
     timeline = _timeline(run, st)
     entries = st.entries

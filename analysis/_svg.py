@@ -28,8 +28,10 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     start = math.floor(lo / step) * step
     ticks = []
     v = start
-    while v <= hi + step * 0.5:
+    while True:
         ticks.append(round(v, 10))
+        if v >= hi - step * 1e-9:
+            break
         v += step
     return ticks
 

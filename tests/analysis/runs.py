@@ -114,7 +114,7 @@ def write_run_json(run_dir: Path, **overrides: Any) -> dict[str, Any]:
         "user_classes": ["TestUser"],
         "locust_version": "2.47.0",
         "options": {"users": 2, "run_time": 10},
-        "workers": {"expected": 0, "seen": 0, "lost": []},
+        "workers": {"expected": 0, "seen": [], "lost": []},
         "load_generator_saturated": False,
         "load_profile": None,
         "complete": True,

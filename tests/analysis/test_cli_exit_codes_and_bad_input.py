@@ -81,11 +81,11 @@ def test_exit_1_when_a_regression_fails(tmp_path: Path, thresholds: Path) -> Non
     ("run_info", "reason"),
     [
         (
-            {"workers": {"expected": 2, "seen": 2, "lost": ["worker-b"]}},
+            {"workers": {"expected": 2, "seen": ["worker-a", "worker-b"], "lost": ["worker-b"]}},
             "worker(s) lost during the run: worker-b",
         ),
         ({"load_generator_saturated": True}, "load generator was saturated"),
-        ({"workers": {"expected": 3, "seen": 2, "lost": []}}, "only 2 of 3 expected workers"),
+        ({"workers": {"expected": 3, "seen": ["w1", "w2"], "lost": []}}, "only 2 of 3 expected workers"),
     ],
 )
 def test_exit_3_for_an_invalid_run_even_when_thresholds_hold(
