@@ -104,6 +104,10 @@ class DatabaseStressUser(AuthenticatedUser):
             self.hot_ids = [str(r[0]) for r in rows or ()]
         return self.db is not None
 
+    def tenant_ready(self) -> bool:
+        """Whether the organisation is known (set-up is retried until it is; its failures are recorded)."""
+        return self.organization_id is not None or (self.prepare() and self.organization_id is not None)
+
     def open(self) -> bool:
         def go() -> Connection:
             url = database_url_for(self.environment)
@@ -177,6 +181,8 @@ class DatabaseStressUser(AuthenticatedUser):
     @task(4)
     def evidence_by_framework(self) -> None:
         """The evidence list filtered by framework and status, joined to owners and mappings."""
+        if not self.tenant_ready():
+            return
         framework = self.rng.choice(FRAMEWORKS)
         statement = """
             SELECT e.id, e.title, e.status, e.quality_score, ef.framework, u.full_name
@@ -195,6 +201,8 @@ class DatabaseStressUser(AuthenticatedUser):
     @task(2)
     def evidence_stats(self) -> None:
         """The evidence statistics page: counts and mean quality by status and type."""
+        if not self.tenant_ready():
+            return
         statement = """
             SELECT status, evidence_type, COUNT(*), AVG(quality_score)
             FROM evidence
@@ -223,6 +231,8 @@ class DatabaseStressUser(AuthenticatedUser):
     @task(3)
     def full_text_search(self) -> None:
         """Ranked full-text search of the organisation's evidence, as `GET /api/evidence/search` does."""
+        if not self.tenant_ready():
+            return
         term = self.rng.choice(SEARCH_TERMS)
         if self.full_text == "fts5":
             statement = """
