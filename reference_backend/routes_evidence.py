@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
+from reference_backend import schema
 from reference_backend.core import (
     Caller,
     Principal,
@@ -50,7 +51,9 @@ COLUMNS = (
     "id, organization_id, owner_id, title, description, evidence_type, source, status, quality_score,"
     " framework_mappings, tags, metadata, notes, created_at, updated_at"
 )
-FW_INSERT = "INSERT INTO evidence_frameworks (evidence_id, organization_id, framework) VALUES (?, ?, ?)"
+FW_INSERT = (
+    "INSERT INTO evidence_frameworks (evidence_id, organization_id, framework, status) VALUES (?, ?, ?, ?)"
+)
 E_COLUMNS = ", ".join("e." + c.strip() for c in COLUMNS.split(","))
 
 Status = Literal["collected", "pending", "reviewed", "approved", "rejected", "expired"]
@@ -128,7 +131,7 @@ def insert_rows(db: Database, p: Principal, items: list[EvidenceIn]) -> list[dic
                 now,
             )
         )
-        fw_rows.extend((eid, p.org_id, fw) for fw in frameworks_of(item.framework_mappings))
+        fw_rows.extend((eid, p.org_id, fw, item.status) for fw in frameworks_of(item.framework_mappings))
         out.append(
             {
                 "id": eid,
@@ -143,10 +146,7 @@ def insert_rows(db: Database, p: Principal, items: list[EvidenceIn]) -> list[dic
         f"INSERT INTO evidence ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
     )
     if fw_rows:
-        db.executemany(
-            "INSERT INTO evidence_frameworks (evidence_id, organization_id, framework) VALUES (?, ?, ?)",
-            fw_rows,
-        )
+        db.executemany(FW_INSERT, fw_rows)
     return out
 
 
@@ -253,6 +253,67 @@ def fts_terms(q: str) -> list[str]:
     return _WORD.findall(q)[:32]
 
 
+def _search_sqlite(
+    db: Database,
+    p: Principal,
+    terms: list[str],
+    where: str,
+    params: list[Any],
+    order: str,
+    limit: int,
+    offset: int,
+    any_term: bool,
+    count: bool,
+) -> tuple[int, list[dict[str, Any]]]:
+    """FTS5: rank inside the organisation's posting list, page by rowid, then fetch and highlight the page.
+
+    Highlights are computed for the page's rows only: in one query with ORDER BY ... LIMIT, SQLite
+    would compute them for every match before sorting."""
+    joiner = " OR " if any_term else " AND "
+    match = f"org : {schema.org_token(p.org_id)} AND (" + joiner.join(f'"{t}"' for t in terms) + ")"
+    base = (
+        # CROSS JOIN keeps the full-text match as the outer loop; left to itself, SQLite's planner
+        # walks the organisation's rows and re-runs the match for each one (seconds on 100k rows).
+        "FROM evidence_fts CROSS JOIN evidence e ON e.row_id = evidence_fts.rowid"
+        f" WHERE evidence_fts MATCH ? AND {where}"
+    )
+    total = int(db.scalar(f"SELECT count(*) {base}", [match, *params])) if count else -1
+    rank = "bm25(evidence_fts, 10.0, 4.0, 2.0, 0.0)"
+    order_sql = "rank" if order == "relevance" else order
+    page = db.fetchall(
+        f"SELECT e.row_id AS row_id, -{rank} AS rank_score, {rank} AS rank {base} ORDER BY"
+        f" {order_sql} LIMIT ? OFFSET ?",
+        [match, *params, limit, offset],
+    )
+    if not page:
+        return total, []
+    row_ids = [r["row_id"] for r in page]
+    marks = ", ".join("?" * len(row_ids))
+    rows = {
+        r["row_id"]: r
+        for r in db.fetchall(f"SELECT row_id, {COLUMNS} FROM evidence WHERE row_id IN ({marks})", row_ids)
+    }
+    marks_hl = {
+        r["rowid"]: r
+        for r in db.fetchall(
+            "SELECT rowid, highlight(evidence_fts, 0, '<mark>', '</mark>') AS hl_title,"
+            " snippet(evidence_fts, 1, '<mark>', '</mark>', '...', 24) AS hl_description"
+            f" FROM evidence_fts WHERE evidence_fts MATCH ? AND rowid IN ({marks})",
+            [match, *row_ids],
+        )
+    }
+    out = []
+    for r in page:
+        row = rows[r["row_id"]]
+        row.pop("row_id")
+        hl = marks_hl.get(r["row_id"], {})
+        row["relevance_score"] = r["rank_score"]
+        row["hl_title"] = hl.get("hl_title", row["title"])
+        row["hl_description"] = hl.get("hl_description", row["description"])
+        out.append(row)
+    return total, out
+
+
 def search_rows(
     db: Database,
     p: Principal,
@@ -272,22 +333,7 @@ def search_rows(
     if not terms:
         return 0, []
     if db.dialect == "sqlite":
-        joiner = " OR " if any_term else " AND "
-        match = f'organization_id : "{p.org_id}" AND (' + joiner.join(f'"{t}"' for t in terms) + ")"
-        base = (
-            "FROM evidence_fts JOIN evidence e ON e.row_id = evidence_fts.rowid"
-            f" WHERE evidence_fts MATCH ? AND {where}"
-        )
-        total = int(db.scalar(f"SELECT count(*) {base}", [match, *params])) if count else -1
-        rank = "bm25(evidence_fts, 10.0, 4.0, 2.0, 0.0)"
-        order_sql = f"{rank}" if order == "relevance" else order
-        rows = db.fetchall(
-            f"SELECT {E_COLUMNS}, -{rank} AS relevance_score,"
-            " highlight(evidence_fts, 0, '<mark>', '</mark>') AS hl_title,"
-            " snippet(evidence_fts, 1, '<mark>', '</mark>', '...', 24) AS hl_description"
-            f" {base} ORDER BY {order_sql} LIMIT ? OFFSET ?",
-            [match, *params, limit, offset],
-        )
+        total, rows = _search_sqlite(db, p, terms, where, params, order, limit, offset, any_term, count)
     else:
         text = (" or " if any_term else " ").join(terms)
         base = f"FROM evidence e WHERE e.search_vector @@ websearch_to_tsquery('english', ?) AND {where}"
@@ -446,6 +492,11 @@ def bulk_update(body: BulkUpdateIn, request: Request, p: Caller) -> Any:
                 f" WHERE organization_id = ? AND id IN ({marks})",
                 [body.status, now_iso(), p.org_id, *chunk],
             )
+            st.db.execute(
+                "UPDATE evidence_frameworks SET status = ? WHERE organization_id = ? AND"
+                f" evidence_id IN ({marks})",
+                [body.status, p.org_id, *chunk],
+            )
         if found:
             audit(
                 st.db,
@@ -497,14 +548,14 @@ def _update(request: Request, p: Caller, evidence_id: str, changes: dict[str, An
                 f"UPDATE evidence SET {', '.join(sets)}, updated_at = ? WHERE id = ? AND organization_id = ?",
                 [*params, now, eid, p.org_id],
             )
+            status = changes.get("status", current["status"])
             if "framework_mappings" in changes:
                 db.execute("DELETE FROM evidence_frameworks WHERE evidence_id = ?", (eid,))
                 fws = frameworks_of(changes["framework_mappings"])
                 if fws:
-                    db.executemany(
-                        FW_INSERT,
-                        [(eid, p.org_id, fw) for fw in fws],
-                    )
+                    db.executemany(FW_INSERT, [(eid, p.org_id, fw, status) for fw in fws])
+            elif "status" in changes:
+                db.execute("UPDATE evidence_frameworks SET status = ? WHERE evidence_id = ?", (status, eid))
             current.update(changes, updated_at=now)
             audit(db, p, "evidence.update", "evidence", eid, {"fields": sorted(changes)})
     return json_response(current)

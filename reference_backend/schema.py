@@ -31,10 +31,13 @@ Tables (columns in order):
   reviewed, approved, rejected, expired), `quality_score` (0..1 or null), `framework_mappings` (JSON
   list of control codes), `tags` (JSON list), `metadata` (JSON), `notes`, `created_at`, `updated_at`
 - `evidence_frameworks`: `evidence_id`, `organization_id`, `framework` (the code before the first
-  dot of each mapping: `ISO27001.A.9.2.3` -> `ISO27001`); one row per (evidence, framework), kept in
-  step with `evidence.framework_mappings` by the service, for framework filters and per-framework stats
-- full-text search: SQLite `evidence_fts`, an FTS5 external-content table over `evidence` (`title`,
-  `description`, `tags`, `organization_id`; rowid = `evidence.row_id`) kept in sync by triggers;
+  dot of each mapping: `ISO27001.A.9.2.3` -> `ISO27001`), `status` (a copy of the evidence's status);
+  one row per (evidence, framework), kept in step with `evidence.framework_mappings` and
+  `evidence.status` by the service, for framework filters and per-framework scores without a join
+- full-text search: SQLite `evidence_fts`, an FTS5 external-content table (`title`, `description`,
+  `tags`, `org`; rowid = `evidence.row_id`) over the view `evidence_fts_source`, kept in sync by
+  triggers on `evidence`; `org` is the organisation id as one token (`o` + its 32 hex digits), so a
+  search intersects the organisation's posting list instead of ranking every tenant's matches;
   PostgreSQL `evidence.search_vector`, a generated `tsvector` (title weight A, description B, tags C)
   with a GIN index
 - `conversations`: `id`, `organization_id`, `user_id`, `title`, `context` (JSON), `created_at`,
@@ -69,7 +72,7 @@ CREATE INDEX IF NOT EXISTS ix_evidence_org_type ON evidence (organization_id, ev
 CREATE INDEX IF NOT EXISTS ix_evidence_org_created ON evidence (organization_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_evidence_org_updated ON evidence (organization_id, updated_at);
 CREATE INDEX IF NOT EXISTS ix_evidence_org_quality ON evidence (organization_id, quality_score);
-CREATE INDEX IF NOT EXISTS ix_evfw_org_framework ON evidence_frameworks (organization_id, framework);
+CREATE INDEX IF NOT EXISTS ix_evfw_org_framework ON evidence_frameworks (organization_id, framework, status);
 CREATE INDEX IF NOT EXISTS ix_conversations_org ON conversations (organization_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_messages_conversation ON messages (conversation_id, seq);
 CREATE INDEX IF NOT EXISTS ix_reports_org ON reports (organization_id, created_at);
@@ -171,6 +174,7 @@ CREATE TABLE IF NOT EXISTS evidence_frameworks (
     evidence_id {uuid} NOT NULL REFERENCES evidence (id) ON DELETE CASCADE,
     organization_id {uuid} NOT NULL,
     framework TEXT NOT NULL,
+    status TEXT NOT NULL,
     PRIMARY KEY (evidence_id, framework)
 );
 CREATE TABLE IF NOT EXISTS conversations (
@@ -233,25 +237,35 @@ SQLITE_PRAGMAS = (
 )
 
 SQLITE_FTS = """
+CREATE VIEW IF NOT EXISTS evidence_fts_source AS
+    SELECT row_id, title, description, tags, 'o' || replace(organization_id, '-', '') AS org FROM evidence;
 CREATE VIRTUAL TABLE IF NOT EXISTS evidence_fts USING fts5(
-    title, description, tags, organization_id,
-    content='evidence', content_rowid='row_id', tokenize='porter unicode61'
+    title, description, tags, org,
+    content='evidence_fts_source', content_rowid='row_id', tokenize='porter unicode61'
 );
 CREATE TRIGGER IF NOT EXISTS evidence_fts_insert AFTER INSERT ON evidence BEGIN
-    INSERT INTO evidence_fts (rowid, title, description, tags, organization_id)
-    VALUES (new.row_id, new.title, new.description, new.tags, new.organization_id);
+    INSERT INTO evidence_fts (rowid, title, description, tags, org)
+    VALUES (new.row_id, new.title, new.description, new.tags, 'o' || replace(new.organization_id, '-', ''));
 END;
 CREATE TRIGGER IF NOT EXISTS evidence_fts_delete AFTER DELETE ON evidence BEGIN
-    INSERT INTO evidence_fts (evidence_fts, rowid, title, description, tags, organization_id)
-    VALUES ('delete', old.row_id, old.title, old.description, old.tags, old.organization_id);
+    INSERT INTO evidence_fts (evidence_fts, rowid, title, description, tags, org)
+    VALUES ('delete', old.row_id, old.title, old.description, old.tags,
+            'o' || replace(old.organization_id, '-', ''));
 END;
 CREATE TRIGGER IF NOT EXISTS evidence_fts_update AFTER UPDATE OF title, description, tags ON evidence BEGIN
-    INSERT INTO evidence_fts (evidence_fts, rowid, title, description, tags, organization_id)
-    VALUES ('delete', old.row_id, old.title, old.description, old.tags, old.organization_id);
-    INSERT INTO evidence_fts (rowid, title, description, tags, organization_id)
-    VALUES (new.row_id, new.title, new.description, new.tags, new.organization_id);
+    INSERT INTO evidence_fts (evidence_fts, rowid, title, description, tags, org)
+    VALUES ('delete', old.row_id, old.title, old.description, old.tags,
+            'o' || replace(old.organization_id, '-', ''));
+    INSERT INTO evidence_fts (rowid, title, description, tags, org)
+    VALUES (new.row_id, new.title, new.description, new.tags, 'o' || replace(new.organization_id, '-', ''));
 END;
 """
+
+
+def org_token(org_id: str) -> str:
+    """The organisation's single full-text token in `evidence_fts.org`."""
+    return "o" + org_id.replace("-", "")
+
 
 # Seeding drops the insert trigger, bulk-inserts, rebuilds the index once and puts the trigger back.
 SQLITE_FTS_INSERT_TRIGGER = "evidence_fts_insert"

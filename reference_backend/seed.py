@@ -25,6 +25,7 @@ from reference_backend import frameworks as fw
 from reference_backend import schema
 from reference_backend.db import Database, now_iso
 from reference_backend.routes_evidence import COLUMNS as EVIDENCE_COLUMNS
+from reference_backend.routes_evidence import FW_INSERT as _FW_INSERT
 from reference_backend.routes_evidence import frameworks_of
 from reference_backend.security import hash_password
 from reference_backend.settings import Settings
@@ -160,7 +161,6 @@ def evidence_rows(
 
 
 _EVIDENCE_INSERT = f"INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-_FW_INSERT = "INSERT INTO evidence_frameworks (evidence_id, organization_id, framework) VALUES (?, ?, ?)"
 
 
 def _insert_evidence(
@@ -177,7 +177,7 @@ def _insert_evidence(
     try:
         pending = 0
         rows: list[tuple[Any, ...]] = []
-        fw_rows: list[tuple[str, str, str]] = []
+        fw_rows: list[tuple[str, str, str, str]] = []
 
         def flush() -> None:
             db.executemany(_EVIDENCE_INSERT, rows)
@@ -193,7 +193,7 @@ def _insert_evidence(
                 with db.transaction():
                     for row, fws in evidence_rows(rng, pools, org_id, owners, chunk, base):
                         rows.append(row)
-                        fw_rows.extend((row[0], org_id, f) for f in fws)
+                        fw_rows.extend((row[0], org_id, f, row[7]) for f in fws)
                         pending += 1
                         if len(rows) >= BATCH:
                             flush()
