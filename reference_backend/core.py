@@ -23,6 +23,32 @@ from reference_backend.security import TokenError, decode_token
 from reference_backend.settings import Settings
 
 
+class OrgSummaries:
+    """Per-organisation summaries derived from evidence (stats, compliance status), reused until the
+    organisation's evidence changes through this service.
+
+    Every evidence write bumps the organisation's version; a summary computed at an older version is
+    recomputed. The version is read before computing, so a write racing a computation makes the result
+    stale at once rather than cached as fresh. Rows written behind the service's back (a `seed` run
+    into a live database) are not seen until the next write through the API."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, int] = {}
+        self._values: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    def bump(self, org_id: str) -> None:
+        self._versions[org_id] = self._versions.get(org_id, 0) + 1
+
+    def get(self, kind: str, org_id: str, compute: Any) -> Any:
+        version = self._versions.get(org_id, 0)
+        hit = self._values.get((kind, org_id))
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = compute()
+        self._values[(kind, org_id)] = (version, value)
+        return value
+
+
 @dataclass
 class AppState:
     """Everything a request may need, created once per app by `create_app`."""
@@ -35,6 +61,7 @@ class AppState:
     model: Any = None
     reports: Any = None
     active_streams: dict[str, int] = field(default_factory=dict)
+    summaries: OrgSummaries = field(default_factory=OrgSummaries)
 
 
 def state(request: Request) -> AppState:

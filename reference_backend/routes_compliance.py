@@ -445,9 +445,14 @@ def compliance_status(db: Database, org_id: str) -> dict[str, Any]:
     }
 
 
+def cached_compliance_status(st: Any, org_id: str) -> dict[str, Any]:
+    return st.summaries.get("compliance", org_id, lambda: compliance_status(st.db, org_id))  # type: ignore[no-any-return]
+
+
 @router.get("/compliance/status", tags=["compliance"])
 def get_compliance_status(request: Request, p: Caller) -> Any:
-    return json_response(compliance_status(state(request).db, p.org_id))
+    st = state(request)
+    return json_response(cached_compliance_status(st, p.org_id))
 
 
 @router.get("/users/dashboard", tags=["users"])
@@ -470,7 +475,7 @@ def dashboard(request: Request, p: Caller) -> Any:
         )
         or {}
     )
-    status = compliance_status(db, p.org_id)
+    status = cached_compliance_status(state(request), p.org_id)
     activity = db.fetchall(
         "SELECT action, entity_type, entity_id, user_id, created_at FROM audit_log WHERE organization_id = ?"
         " ORDER BY created_at DESC LIMIT 10",

@@ -156,6 +156,7 @@ def create_evidence(body: EvidenceIn, request: Request, p: Caller) -> Any:
     with db.transaction():
         row = insert_rows(db, p, [body])[0]
         audit(db, p, "evidence.create", "evidence", row["id"])
+    state(request).summaries.bump(p.org_id)
     return json_response(row, 201)
 
 
@@ -438,7 +439,8 @@ def evidence_stats(db: Database, org_id: str) -> dict[str, Any]:
 
 @router.get("/stats")
 def stats(request: Request, p: Caller) -> Any:
-    return json_response(evidence_stats(state(request).db, p.org_id))
+    st = state(request)
+    return json_response(st.summaries.get("stats", p.org_id, lambda: evidence_stats(st.db, p.org_id)))
 
 
 @router.post("/bulk", status_code=201)
@@ -459,6 +461,7 @@ def bulk_create(body: BulkIn, request: Request, p: Caller) -> Any:
     with st.db.transaction():
         rows = insert_rows(st.db, p, items)
         audit(st.db, p, "evidence.bulk_create", "evidence", "", {"count": len(rows)})
+    st.summaries.bump(p.org_id)
     return json_response({"created_count": len(rows), "ids": [r["id"] for r in rows]}, 201)
 
 
@@ -506,6 +509,7 @@ def bulk_update(body: BulkUpdateIn, request: Request, p: Caller) -> Any:
                 "",
                 {"count": len(found), "status": body.status, "reason": body.reason},
             )
+    st.summaries.bump(p.org_id)
     failed = [raw for raw in body.evidence_ids if check_id_or_none(raw) not in found]
     return json_response({"updated_count": len(found), "failed_count": len(failed), "failed_ids": failed})
 
@@ -558,6 +562,7 @@ def _update(request: Request, p: Caller, evidence_id: str, changes: dict[str, An
                 db.execute("UPDATE evidence_frameworks SET status = ? WHERE evidence_id = ?", (status, eid))
             current.update(changes, updated_at=now)
             audit(db, p, "evidence.update", "evidence", eid, {"fields": sorted(changes)})
+    state(request).summaries.bump(p.org_id)
     return json_response(current)
 
 
@@ -586,4 +591,5 @@ def delete_evidence(evidence_id: str, request: Request, p: Caller) -> Response:
         if db.execute("DELETE FROM evidence WHERE id = ? AND organization_id = ?", (eid, p.org_id)) == 0:
             raise not_found("evidence")
         audit(db, p, "evidence.delete", "evidence", eid)
+    state(request).summaries.bump(p.org_id)
     return Response(status_code=204)

@@ -307,3 +307,28 @@ def test_report_job_runs_to_completion_and_downloads(any_backend: Backend) -> No
         user.call("POST", "/api/reports/generate", {"report_type": "gap_analysis", "frameworks": ["NOPE"]})[0]
         == 422
     )
+
+
+def test_stats_and_compliance_status_follow_every_write(any_backend: Backend) -> None:
+    user = new_user(any_backend)
+
+    def snapshot() -> tuple[dict[str, int], float]:
+        return user.ok("GET", "/api/evidence/stats")["by_status"], user.ok("GET", "/api/compliance/status")[
+            "overall_score"
+        ]
+
+    assert snapshot() == ({}, 0.0)
+    a = user.ok("POST", "/api/evidence", {"title": "a", "status": "approved"}, status=201)["id"]
+    assert snapshot() == ({"approved": 1}, 100.0)
+    ids = user.ok(
+        "POST", "/api/evidence/bulk", {"items": [{"title": "b", "status": "rejected"}]}, status=201
+    )["ids"]
+    assert snapshot() == ({"approved": 1, "rejected": 1}, 50.0)
+    user.ok("POST", "/api/evidence/bulk-update", {"evidence_ids": ids, "status": "approved"})
+    assert snapshot() == ({"approved": 2}, 100.0)
+    user.ok("PATCH", f"/api/evidence/{a}", {"status": "collected"})
+    assert snapshot() == ({"approved": 1, "collected": 1}, 75.0)
+    user.ok("PUT", f"/api/evidence/{a}", {"title": "a", "status": "expired"})
+    assert snapshot() == ({"approved": 1, "expired": 1}, 50.0)
+    assert user.call("DELETE", f"/api/evidence/{a}")[0] == 204
+    assert snapshot() == ({"approved": 1}, 100.0)
