@@ -52,7 +52,7 @@ def test_500s_slow_replies_and_dropped_streams_are_failures_and_users_keep_runni
         status, _ = backend.request("PUT", "/admin/faults", {"faults": faults})
         assert status == 200
         run = run_locust(
-            ai_locustfile(tmp_path, network_timeout=1.0), tmp_path, host=backend.url, users=2, seconds=5
+            ai_locustfile(tmp_path, network_timeout=1.0), tmp_path, host=backend.url, users=4, seconds=5
         )
     assert_survived(run)
     assert run.returncode == 1

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.backend_process import run_backend
+from tests.backend_process import Backend, run_backend
 from tests.streaming.headless import assert_clean_exit, assert_survived, run_locust
 from tests.streaming.users import both_locustfile
 
@@ -16,7 +16,11 @@ def test_a_stopped_backend_becomes_failures_and_the_users_keep_running(tmp_path:
     with run_backend(tmp_path) as backend:
 
         def stop_backend_in_mid_run(_locust: subprocess.Popen[bytes]) -> None:
-            time.sleep(2.5)
+            # Once both kinds of reply have been served (Locust's start-up time varies), stop it.
+            deadline = time.monotonic() + 60
+            while not _served(backend, "POST /api/chat/stream", "WS /ws/chat"):
+                assert time.monotonic() < deadline, "the users never reached the backend"
+                time.sleep(0.1)
             backend.process.terminate()
             backend.process.wait(timeout=15)
 
@@ -43,9 +47,15 @@ def test_a_stopped_backend_becomes_failures_and_the_users_keep_running(tmp_path:
     )
 
 
+def _served(backend: Backend, *routes: str) -> bool:
+    status, body = backend.request("GET", "/admin/requests")
+    counts = body.get("routes", {}) if status == 200 and isinstance(body, dict) else {}
+    return all(counts.get(route, 0) >= 3 for route in routes)
+
+
 def test_expired_access_tokens_are_refreshed_over_sse_and_before_reconnecting(tmp_path: Path) -> None:
     with run_backend(tmp_path, settings={"CGPT_TOKEN_TTL_SECONDS": "1"}) as backend:
-        run = run_locust(both_locustfile(tmp_path), tmp_path, host=backend.url, users=2, seconds=5)
+        run = run_locust(both_locustfile(tmp_path), tmp_path, host=backend.url, users=4, seconds=5)
     # Every refused request was answered by a refresh and a retry, so nothing failed.
     assert_clean_exit(run)
     assert run.requests("POST", "/api/chat/stream [401]") > 0
