@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 T = TypeVar("T")
 
@@ -79,7 +79,11 @@ def connect(url: str, *, busy_timeout: float = 1.0, connect_timeout: float = 10.
         raise DatabaseUrlError(f"SQLite database {str(path)!r} does not exist (from database URL {url!r})")
     # mode=rw: never create an empty database where the backend's file was expected.
     conn = sqlite3.connect(
-        f"file:{path}?mode=rw", uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        f"file:{quote(str(path))}?mode=rw",
+        uri=True,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     return conn
