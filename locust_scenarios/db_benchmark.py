@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import gevent
 from gevent.pool import Pool
 from locust import User, task
 
@@ -64,6 +65,9 @@ COLUMNS = (
     "metadata",
     "created_at",
 )
+
+LOAD_CHUNK = 2000
+"""Rows generated and loaded per step when filling a table."""
 
 # The query whose time is measured against data volume: a filtered top 50 that no index serves.
 TOP_50 = (
@@ -121,7 +125,7 @@ class Sql:
                 self.conn.executemany(sql, rows)
 
     def load(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> None:
-        """Load many rows fast: COPY on PostgreSQL, one executemany transaction on SQLite."""
+        """Load rows fast: COPY on PostgreSQL, executemany in a transaction on SQLite."""
         if not self.postgres:
             self.insert_many(table, rows, columns)
             return
@@ -287,6 +291,15 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
             for i in range(count)
         ]
 
+    def fill(self, table: str, count: int, *, profile_id: int = 1) -> None:
+        """Generate and load `count` rows, `LOAD_CHUNK` at a time, yielding between chunks: a worker that
+        keeps its process busy for a few seconds stops answering heartbeats and is declared missing."""
+        while count > 0:
+            step = min(count, LOAD_CHUNK)
+            self.db.load(table, self.rows(step, profile_id=profile_id))
+            count -= step
+            gevent.sleep(0)
+
     def _drop_tables(self) -> None:
         for name in [*reversed(self.fts_tables), *reversed(self.tables)]:
             with suppress(Exception):  # one failed drop must not keep the others
@@ -310,14 +323,14 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
     def seed_benchmarks(self) -> None:
         sql = self.db
         evidence = self.table("evidence")
-        sql.load(evidence, self.rows(1000))
+        self.fill(evidence, 1000)
         self.bench(
             "db.query_scaling",
             lambda: self._expect_rows(sql.rows(TOP_50.format(t=evidence), ["reviewed", 0.5]), 1, 50),
         )
 
         search = self.table("search")
-        sql.load(search, self.rows(500))
+        self.fill(search, 500)
         fts = sql.full_text_index(search)
         if fts:
             self.fts_tables.append(fts)
@@ -327,7 +340,8 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         )
 
         agg = self.table("agg")
-        sql.load(agg, self.rows(100, profile_id=1) + self.rows(100, profile_id=2))
+        self.fill(agg, 100, profile_id=1)
+        self.fill(agg, 100, profile_id=2)
         self.bench(
             "db.aggregation",
             lambda: self._expect_rows(
@@ -377,7 +391,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         )
 
         indexed = self.table("indexed")
-        sql.load(indexed, self.rows(2000))
+        self.fill(indexed, 2000)
         sql.execute(f"CREATE INDEX {indexed}_fw_status ON {indexed} (framework, status)")
         query = f"SELECT id, title FROM {indexed} WHERE framework = ? AND status = ?"
         self.bench(
@@ -403,7 +417,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         loaded = 0
         for label, size in (("1k", 1_000), ("10k", 10_000), ("100k", 100_000)):
             start = time.perf_counter()
-            sql.load(volume, self.rows(size - loaded))
+            self.fill(volume, size - loaded)
             load_s = time.perf_counter() - start
             loaded = size
             self.bench(

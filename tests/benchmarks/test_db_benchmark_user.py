@@ -6,11 +6,12 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
 from analysis._load import read_benchmarks
-from tests.backend_process import Backend, run_backend
+from tests.backend_process import Backend, free_port, run_backend
 from tests.benchmarks.locust_run import run_locust, write_config
 
 DB_BENCHMARKS = {
@@ -106,6 +107,11 @@ def test_every_db_benchmark_runs_its_rounds_in_its_own_tables(db_backend: Backen
         assert stats[("BENCH", name)]["Request Count"] == "2", name
         assert stats[("BENCH", name)]["Failure Count"] == "0", name
 
+    record = pd.read_parquet(run_dir / "requests")
+    bench_rows = record[record["request_type"] == "BENCH"]
+    assert bench_rows.groupby("name").size().to_dict() == dict.fromkeys(DB_BENCHMARKS, 2)
+    assert set(bench_rows["group"]) == {"bench-db"}
+
     # Its tables are gone; the backend's are untouched.
     after = _tables(db_backend)
     assert after == before
@@ -117,11 +123,16 @@ def test_two_workers_each_run_the_rounds_and_the_master_stops_the_run(
     pg_backend: Backend, run_dir: Path
 ) -> None:
     config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
+    port = str(free_port())  # not Locust's default 5557: other runs on this machine may hold it
     run = run_locust(
         run_dir,
         "DbBenchmarkUser",
         "--processes",
         "2",
+        "--master-bind-port",
+        port,
+        "--master-port",
+        port,
         "-u",
         "2",
         "-r",
