@@ -1,0 +1,59 @@
+"""How a benchmark run starts and stops: a bad config stops it with 2, and the benchmark users stay out of
+ordinary mixed runs unless named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.benchmarks.locust_run import SCENARIOS, run_locust, write_config
+
+IDLE_USER = """
+from locust import User, constant, task
+
+
+class IdleUser(User):
+    wait_time = constant(0.2)
+
+    @task
+    def tick(self):
+        self.environment.events.request.fire(
+            request_type="IDLE", name="tick", response_time=1.0, response_length=0, exception=None, context={}
+        )
+"""
+
+
+def test_bad_benchmark_config_exits_2_naming_file_and_key(run_dir: Path) -> None:
+    config = write_config(run_dir / "performance_config.json", warmup_iterations=1, benchmark_rounds=0)
+    run = run_locust(
+        run_dir,
+        "ApiBenchmarkUser",
+        "-u",
+        "1",
+        "-H",
+        "http://127.0.0.1:9",
+        "--benchmark-config",
+        str(config),
+        timeout=60,
+    )
+    assert run.returncode == 2, run.output[-2000:]
+    assert f"{config}: key 'benchmark_rounds': must be at least 1" in run.output
+    assert not (run_dir / "benchmark_results.json").exists()
+
+
+def test_benchmark_users_stay_out_of_a_mixed_run_unless_named(tmp_path: Path, run_dir: Path) -> None:
+    idle = tmp_path / "idle_user.py"
+    idle.write_text(IDLE_USER)
+    files = ",".join([str(idle), str(SCENARIOS / "api_benchmark.py"), str(SCENARIOS / "db_benchmark.py")])
+    run = run_locust(
+        run_dir, "-u", "3", "-r", "3", "-H", "http://127.0.0.1:9", locustfiles=files, run_time="2s"
+    )
+
+    assert run.returncode == 0, run.output[-2000:]
+    assert "ApiBenchmarkUser, DbBenchmarkUser left out of the mix" in run.output
+    stats = run.stats()
+    assert int(stats[("IDLE", "tick")]["Request Count"]) > 0
+    assert not [key for key in stats if key[0] == "BENCH"]
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["user_classes"] == ["IdleUser"]
+    assert not (run_dir / "benchmark_results.json").exists()
