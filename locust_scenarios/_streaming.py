@@ -47,13 +47,14 @@ class SseReader:
     """
 
     def __init__(self, response: Any) -> None:
-        self._raw = getattr(response, "_response", None)
-        if self._raw is None or not hasattr(self._raw, "readline"):
+        raw = getattr(response, "_response", None)
+        if raw is None or not hasattr(raw, "readline"):
             raise StreamError("the response has no readable body")
+        self._raw: Any = raw
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[SseEvent]:
-        event, data = "message", []
+        event, data = "message", list[str]()
         while True:
             line = self._raw.readline(b"\n")
             self.bytes_read += len(line)

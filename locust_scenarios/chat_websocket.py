@@ -106,7 +106,7 @@ class ChatWebSocketUser(AuthenticatedUser):
                 if refused and sends_token and attempt == 1 and self.refresh_access_token():
                     # An expired token: refreshed and asked again on a new connection, recorded as
                     # `call` records a refused HTTP request (`<name> [401]`).
-                    self._fire(f"ws reply [{exc.code}]", stream.total_ms, start_time, None)
+                    self._fire(f"ws reply [{CLOSE_POLICY_VIOLATION}]", stream.total_ms, start_time, None)
                     if self.connect():
                         continue
                     return
