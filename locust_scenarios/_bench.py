@@ -23,7 +23,6 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gevent
 from locust import events
@@ -395,21 +394,12 @@ def target_pid(environment: Any, host: str | None) -> int | None:
         pass
     if not host:
         return None
-    parts = urlsplit(host)
-    from locust_scenarios._guard import is_loopback
+    from locust_scenarios._monitor import find_listening_pid, is_loopback_host, target_address
 
-    if not parts.hostname or not is_loopback(parts.hostname):
+    address = target_address(host)
+    if address is None or not is_loopback_host(address[0]):
         return None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    import psutil
-
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return int(conn.pid)
-    except (psutil.Error, OSError):
-        return None
-    return None
+    return find_listening_pid(address[1])
 
 
 def rss_mb(pid: int | None) -> float | None:
