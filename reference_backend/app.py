@@ -50,8 +50,11 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
         from reference_backend import frameworks, reports
 
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         await run_in_threadpool(db.create_schema)
         await run_in_threadpool(frameworks.install, db)
         if settings.demo_data:

@@ -72,6 +72,11 @@ class Settings:
     llm_token_ms: float = 25.0
     """Simulated model: delay between tokens (20-30 ms is typical of hosted models). 0 for throughput."""
 
+    threads: int = 24
+    """Worker threads for handlers that touch the database. Each thread holds one connection, so on
+    PostgreSQL this is also the most connections one backend opens (the server's default limit is 100,
+    shared by every backend and test on the machine)."""
+
     max_streams_per_user: int = 25
     """Chat streams (SSE and WebSocket questions in flight) one user may hold at once; more answer 429."""
 
