@@ -772,67 +772,71 @@ def _worker_args(plan: SuitePlan, port: int) -> list[str]:
 
 @dataclass
 class _Progress:
-    """Reads the master's `locust_stats_history.csv` (flushed every ~5 s) for one line of progress."""
+    """One line of progress from the master's `locust_stats_history.csv`.
+
+    Locust appends an `Aggregated` row every second and flushes the file every five; the load's start
+    is the timestamp of the first row with users, so stage and time left do not lag by a flush.
+    """
 
     history: Path
     load_seconds: float | None
     profile: Profile | None = None
     load_started: float | None = None
+    """Epoch seconds of the first history row with users or requests."""
     last_line_at: float = 0.0
 
-    def latest(self) -> dict[str, str] | None:
+    def rows(self) -> list[dict[str, str]]:
         try:
             text = self.history.read_text(encoding="utf-8")
         except OSError:
-            return None
-        complete = [ln for ln in text.splitlines(keepends=True) if ln.endswith("\n")]
-        if len(complete) < 2:
-            return None
-        header = next(csv.reader(io.StringIO(complete[0])))
-        for line in reversed(complete[1:]):
-            row = dict(zip(header, next(csv.reader(io.StringIO(line))), strict=False))
-            if row.get("Name") == "Aggregated":
-                return row
-        return None
+            return []
+        complete = "".join(ln for ln in text.splitlines(keepends=True) if ln.endswith("\n"))
+        try:
+            return [r for r in csv.DictReader(io.StringIO(complete)) if r.get("Name") == "Aggregated"]
+        except csv.Error:
+            return []
+
+    @staticmethod
+    def _number(row: Mapping[str, str], column: str) -> float:
+        try:
+            return float(row.get(column) or 0)
+        except ValueError:
+            return 0.0
+
+    def _running(self, row: Mapping[str, str]) -> bool:
+        return self._number(row, "User Count") > 0 or self._number(row, "Total Request Count") > 0
 
     def load_ever_ran(self) -> bool:
         """Whether the history shows users or requests at any time (read once the master has ended)."""
-        try:
-            rows = list(csv.DictReader(io.StringIO(self.history.read_text(encoding="utf-8"))))
-        except (OSError, csv.Error):
-            return False
-        return any(
-            float(r.get("User Count") or 0) > 0 or float(r.get("Total Request Count") or 0) > 0
-            for r in rows
-            if r.get("Name") == "Aggregated"
-        )
+        return any(self._running(r) for r in self.rows())
 
     def line(self, now: float) -> str | None:
-        """A progress line, at most one every PROGRESS_EVERY_S seconds."""
+        """A progress line for epoch time `now`, at most one every PROGRESS_EVERY_S seconds."""
         if now - self.last_line_at < PROGRESS_EVERY_S:
             return None
         self.last_line_at = now
-        row = self.latest()
-        if row is None:
+        rows = self.rows()
+        if self.load_started is None:
+            first = next((r for r in rows if self._running(r)), None)
+            if first is not None:
+                self.load_started = self._number(first, "Timestamp") or now
+        if not rows or self.load_started is None:
             return "[starting] waiting for the workers and the first statistics"
-        try:
-            users = int(float(row.get("User Count") or 0))
-            rps = float(row.get("Requests/s") or 0)
-            total = int(float(row.get("Total Request Count") or 0))
-            failed = int(float(row.get("Total Failure Count") or 0))
-        except ValueError:
-            return None
-        if self.load_started is None and (users or total):
-            self.load_started = now - PROGRESS_EVERY_S / 2  # the history file lags by up to one flush
-        stage = "load" if self.load_started is not None else "starting"
-        if self.profile is not None and self.load_started is not None:
-            at = self.profile.stage_at(now - self.load_started)
-            if at is not None:
-                stage = f"{self.profile.name} stage {at.stage.number}/{len(self.profile.stages)}"
+        row = rows[-1]
+        users = int(self._number(row, "User Count"))
+        total = int(self._number(row, "Total Request Count"))
+        failed = int(self._number(row, "Total Failure Count"))
+        elapsed = now - self.load_started
+        stage = "load"
+        if self.profile is not None and (at := self.profile.stage_at(elapsed)) is not None:
+            stage = f"{self.profile.name} stage {at.stage.number}/{len(self.profile.stages)}"
         share = f"{100.0 * failed / total:.1f}%" if total else "0%"
-        text = f"[{stage}] users {users}, {rps:.1f} req/s, {total} requests, {failed} failures ({share})"
-        if self.load_seconds is not None and self.load_started is not None:
-            text += f", ~{max(0, int(self.load_seconds - (now - self.load_started)))}s left"
+        text = (
+            f"[{stage}] users {users}, {self._number(row, 'Requests/s'):.1f} req/s, {total} requests, "
+            f"{failed} failures ({share})"
+        )
+        if self.load_seconds is not None:
+            text += f", ~{max(0, int(self.load_seconds - elapsed))}s left"
         return text
 
 
@@ -877,7 +881,7 @@ def _run_locust(
             _say(f"{problems[-1]}: stopping it")
             children.stop(master, MASTER_STOP_TIMEOUT_S)
             break
-        if line := progress.line(time.monotonic()):
+        if line := progress.line(time.time()):
             _say(line)
         children.remember_descendants()
         time.sleep(0.25)
@@ -962,7 +966,13 @@ def run_suite(plan: SuitePlan) -> int:
             children.stop_all()
 
     _say("running the analysis")
-    code = subprocess.run(_analysis_args(plan, plan.run_dir / "report"), check=False).returncode
+    analysis = subprocess.Popen(_analysis_args(plan, plan.run_dir / "report"))
+    try:
+        code = analysis.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches the analysis too (same process group): let it end
+        analysis.wait()
+        _say(f"interrupted during the analysis; the run folder is {plan.run_dir}")
+        return 128 + int(signal.SIGINT)
     if problems and code in (0, 1):
         _say("the run is not valid evidence, whatever the thresholds say: " + "; ".join(problems))
         code = EXIT_INVALID_RUN

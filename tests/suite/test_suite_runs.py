@@ -129,7 +129,7 @@ def test_a_short_suite_with_two_workers_passes_and_leaves_nothing_running(tmp_pa
     assert list((run_dir / "report").glob("performance_report_*.md")), "the analysis wrote no report"
     # backend, master, two workers: all started by the suite, all gone
     assert len(suite.seen) >= 4, suite.seen
-    assert suite.survivors() == []
+    assert suite.survivors() == [], out
 
 
 def test_an_impossibly_tight_threshold_fails_the_suite_with_exit_1(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_an_impossibly_tight_threshold_fails_the_suite_with_exit_1(tmp_path: Pat
     assert "faster-than-light" in out
     report = json.loads(next((run_dir / "report").glob("performance_report_*.json")).read_text())
     assert "faster-than-light" in json.dumps(report)
-    assert suite.survivors() == []
+    assert suite.survivors() == [], out
 
 
 def test_a_worker_killed_mid_run_makes_the_run_invalid_not_a_pass(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_a_worker_killed_mid_run_makes_the_run_invalid_not_a_pass(tmp_path: Path
     workers = read_run_json(run_dir)["workers"]
     assert isinstance(workers, dict)
     assert len(workers["lost"]) == 1, workers
-    assert suite.survivors() == []
+    assert suite.survivors() == [], out
 
 
 def test_sigterm_stops_master_workers_and_backend_in_order_and_leaves_no_orphan(tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_sigterm_stops_master_workers_and_backend_in_order_and_leaves_no_orphan(
     assert code == 128 + signal.SIGTERM, out
     assert "an interrupted run gets no verdict" in out
     assert len(suite.seen) >= 4
-    assert suite.survivors() == []
+    assert suite.survivors() == [], out
     run = read_run_json(run_dir)  # the master wrote its run.json on the way out
     assert run["ended_by"] == "SIGTERM"
 
@@ -201,14 +201,14 @@ def test_options_locust_refuses_exit_2_naming_them(tmp_path: Path) -> None:
         [*SHORT_RUN, "--duration", "5s", "--run-dir", str(run_dir), "--", "--no-such-locust-option"], tmp_path
     )
     assert code == 2, out
-    assert "Locust refused the run (exit code 2)" in out
-    assert "--no-such-locust-option" in out
-    assert suite.survivors() == []
+    assert "Locust refused the run (exit code 2)" in out, out
+    assert "--no-such-locust-option" in out, out
+    assert suite.survivors() == [], out
 
 
 def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_verdict(tmp_path: Path) -> None:
-    """`-c performance_config.json` sets the benchmark rounds; `--benchmark-compare` a baseline
-    benchmark_results.json that is a thousand times faster than anything real: a regression, exit 1."""
+    """`-c performance_config.json` reaches the benchmark users; `--benchmark-compare` gives a baseline
+    benchmark_results.json a thousand times faster than anything real: a regression, exit 1."""
     config = tmp_path / "performance_config.json"
     config.write_text(json.dumps({"warmup_iterations": 1, "benchmark_rounds": 3, "locust": {"users": 2}}))
     fast = 1e-6
@@ -249,4 +249,4 @@ def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_ver
     assert (run_dir / "benchmark-baseline" / "benchmark_results.json").read_text() == baseline.read_text()
     report = json.loads(next((run_dir / "report").glob("performance_report_*.json")).read_text())
     assert "api.authentication" in json.dumps(report.get("regressions", report))
-    assert suite.survivors() == []
+    assert suite.survivors() == [], out
