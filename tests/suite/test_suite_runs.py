@@ -198,7 +198,17 @@ def test_sigterm_stops_master_workers_and_backend_in_order_and_leaves_no_orphan(
 def test_options_locust_refuses_exit_2_naming_them(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     code, out, suite = run_suite(
-        [*SHORT_RUN, "--duration", "5s", "--run-dir", str(run_dir), "--", "--no-such-locust-option"], tmp_path
+        # a --host: no backend is needed to see Locust refuse its command line
+        [
+            *SHORT_RUN,
+            "--host",
+            "http://127.0.0.1:9",
+            "--run-dir",
+            str(run_dir),
+            "--",
+            "--no-such-locust-option",
+        ],
+        tmp_path,
     )
     assert code == 2, out
     assert "Locust refused the run (exit code 2)" in out, out
