@@ -270,8 +270,12 @@ def _search_sqlite(
 
     Highlights are computed for the page's rows only: in one query with ORDER BY ... LIMIT, SQLite
     would compute them for every match before sorting."""
-    joiner = " OR " if any_term else " AND "
-    match = f"org : {schema.org_token(p.org_id)} AND (" + joiner.join(f'"{t}"' for t in terms) + ")"
+    if any_term:  # chat citations: any word, in titles only (short posting lists, the best citations)
+        match = (
+            f"org : {schema.org_token(p.org_id)} AND title : (" + " OR ".join(f'"{t}"' for t in terms) + ")"
+        )
+    else:
+        match = f"org : {schema.org_token(p.org_id)} AND (" + " AND ".join(f'"{t}"' for t in terms) + ")"
     base = (
         # CROSS JOIN keeps the full-text match as the outer loop; left to itself, SQLite's planner
         # walks the organisation's rows and re-runs the match for each one (seconds on 100k rows).
@@ -329,27 +333,32 @@ def search_rows(
 ) -> tuple[int, list[dict[str, Any]]]:
     """Ranked full-text matches of `q` in the organisation's evidence: (total, rows of the page).
 
-    `any_term` matches any word (chat citations) instead of all of them (the search route)."""
+    `any_term` matches any word of the titles (chat citations) instead of all words anywhere (the
+    search route)."""
     terms = fts_terms(q)
     if not terms:
         return 0, []
     if db.dialect == "sqlite":
         total, rows = _search_sqlite(db, p, terms, where, params, order, limit, offset, any_term, count)
     else:
-        text = (" or " if any_term else " ").join(terms)
-        base = f"FROM evidence e WHERE e.search_vector @@ websearch_to_tsquery('english', ?) AND {where}"
+        if any_term:
+            words = [w for t in terms for w in re.findall(r"[a-z0-9]+", t.lower())]
+            text, tsq = " | ".join(f"{w}:A" for w in words), "to_tsquery('english', ?)"
+        else:
+            text, tsq = " ".join(terms), "websearch_to_tsquery('english', ?)"
+        base = f"FROM evidence e WHERE e.search_vector @@ {tsq} AND {where}"
         total = int(db.scalar(f"SELECT count(*) {base}", [text, *params])) if count else -1
         order_sql = "relevance_score DESC" if order == "relevance" else order
         outer_order = "relevance_score DESC" if order == "relevance" else order.replace("e.", "page.")
         rows = db.fetchall(
             "WITH page AS ("
             f" SELECT {E_COLUMNS},"
-            " ts_rank(e.search_vector, websearch_to_tsquery('english', ?)) AS relevance_score"
+            f" ts_rank(e.search_vector, {tsq}) AS relevance_score"
             f" {base} ORDER BY {order_sql} LIMIT ? OFFSET ?)"
             " SELECT page.*,"
-            " ts_headline('english', page.title, websearch_to_tsquery('english', ?),"
+            f" ts_headline('english', page.title, {tsq},"
             "   'StartSel=<mark>, StopSel=</mark>, HighlightAll=true') AS hl_title,"
-            " ts_headline('english', coalesce(page.description, ''), websearch_to_tsquery('english', ?),"
+            f" ts_headline('english', coalesce(page.description, ''), {tsq},"
             "   'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8') AS hl_description"
             f" FROM page ORDER BY {outer_order}",
             [text, text, *params, limit, offset, text, text],
