@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -150,6 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("compliance-analysis: interrupted", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception:
+        # A bug, not a verdict: never exit 0 or 1 (which CI reads as a pass or a failed threshold).
+        traceback.print_exc()
+        print(
+            "compliance-analysis: internal error (a bug in the analysis; please report it)", file=sys.stderr
+        )
         return EXIT_BAD_INPUT
 
 

@@ -197,7 +197,7 @@ def analyse(
 ) -> Analysis:
     """The whole analysis of one run against thresholds and (optionally) pooled baseline runs."""
     stats = compute_stats(run)
-    base_stats = [compute_stats(b) for b in baselines]
+    base_stats = [compute_stats(b, with_timeline=False) for b in baselines]
     system = system_metrics(run.resources, run.run_info)
     rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
     results = evaluate(stats, system, rules)

@@ -462,9 +462,11 @@ def _kind(arrow_type: Any) -> str:
 def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     """The exact request record: every `requests/*.parquet` part, only the columns the analysis needs.
 
-    Names and other labels come back as categoricals, so ten million rows take a few hundred MB.
+    Labels come back as categoricals, so ten million rows take a few hundred MB. Stream columns
+    (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not loaded at all.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     parts = sorted(folder.glob("*.parquet"))
@@ -492,49 +494,53 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
             )
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
+        for col in ("timestamp", "response_time_ms", "success"):
+            if table.column(col).null_count:
+                i = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
+                raise RunFolderError("is null where the record needs a value", file=part, row=i, column=col)
         tables.append(table)
-    frames = []
-    for part, table in zip(parts, tables, strict=True):
-        frame = table.to_pandas()
-        for col in RECORD_CATEGORICAL:
-            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype("category")
-        nulls = frame[["timestamp", "response_time_ms", "success"]].isna().any()
-        if bool(nulls.any()):
-            col = str(nulls[nulls].index[0])
-            i = int(np.flatnonzero(frame[col].isna().to_numpy())[0])
-            raise RunFolderError("is null where the record needs a value", file=part, row=i, column=col)
-        frames.append(frame)
-    record = frames[0] if len(frames) == 1 else _concat_categorical(frames)
+    # Parts may lack optional columns or hold them as other (compatible) types: align them first.
+    names = [c for c in (*RECORD_READ, *RECORD_READ_STREAM) if any(c in t.column_names for t in tables)]
+    kinds = {"float": pa.float64(), "bool": pa.bool_(), "string": pa.dictionary(pa.int32(), pa.string())}
+    target_types = {c: kinds[{**RECORD_REQUIRED, **RECORD_OPTIONAL}[c]] for c in names}
+    aligned = []
+    for t in tables:
+        arrays = []
+        for c in names:
+            if c in t.column_names:
+                arrays.append(t.column(c).cast(target_types[c]))
+            else:
+                arrays.append(pa.nulls(len(t), target_types[c]))
+        aligned.append(pa.table(arrays, names=names))
+    table = pa.concat_tables(aligned)
+    for col in RECORD_READ_STREAM:
+        if col in table.column_names:
+            mm = pc.min_max(table.column(col)).as_py()
+            if mm["max"] is None or math.isnan(mm["max"]):
+                table = table.drop_columns([col])
+    record = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table, tables, aligned
     return _fill_defaults(record)
 
 
-def _concat_categorical(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate parts keeping labels categorical (plain concat turns differing categories into objects)."""
-    from pandas.api.types import union_categoricals
-
-    out: dict[str, Any] = {}
-    for col in frames[0].columns:
-        if all(col in f for f in frames):
-            if isinstance(frames[0][col].dtype, pd.CategoricalDtype):
-                out[col] = union_categoricals([f[col] for f in frames])
-            else:
-                out[col] = np.concatenate([f[col].to_numpy() for f in frames])
-    return pd.DataFrame(out)
-
-
 def _fill_defaults(record: pd.DataFrame) -> pd.DataFrame:
-    """Optional columns absent from older parts get the documented defaults."""
+    """Optional labels absent from (older) parts get the documented defaults: `group` from the request
+    type, `tags` empty. Stream columns stay absent when no part has a value in them."""
     n = len(record)
-    if "group" not in record:
-        rt = record["request_type"].astype(str)
-        record["group"] = pd.Categorical(
-            np.select([rt == "SQL", rt == "WS", rt == "LLM"], ["db", "websocket", "ai"], default="api")
-        )
+    if "group" not in record or bool(record["group"].isna().any()):
+        rt = record["request_type"].astype(str).to_numpy()
+        default = np.select([rt == "SQL", rt == "WS", rt == "LLM"], ["db", "websocket", "ai"], default="api")
+        if "group" in record:
+            given = record["group"].astype(object).to_numpy()
+            default = np.where(pd.isna(given), default, given)
+        record["group"] = pd.Categorical(default)
     if "tags" not in record:
-        record["tags"] = pd.Categorical([""] * n)
-    for col in RECORD_READ_STREAM:
-        if col not in record:
-            record[col] = np.full(n, np.nan)
+        record["tags"] = pd.Categorical(np.full(n, ""))
+    elif bool(record["tags"].isna().any()):
+        record["tags"] = (
+            record["tags"].cat.add_categories([""]).fillna("")
+            if "" not in record["tags"].cat.categories
+            else record["tags"].fillna("")
+        )
     record["success"] = record["success"].astype(bool)
     return record

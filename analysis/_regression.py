@@ -75,12 +75,11 @@ def mann_whitney_greater(current: FloatArray, baseline: FloatArray) -> MannWhitn
     n1, n2 = len(current), len(baseline)
     if n1 == 0 or n2 == 0:
         raise ValueError("both samples need at least one value")
-    b = np.sort(baseline)
+    b = baseline if bool(np.all(baseline[:-1] <= baseline[1:])) else np.sort(baseline)
     below = np.searchsorted(b, current, side="left")
     at_or_below = np.searchsorted(b, current, side="right")
     u = float(below.sum()) + 0.5 * float((at_or_below - below).sum())
-    combined = np.sort(np.concatenate([current, baseline]))
-    _, tie_counts = np.unique(combined, return_counts=True)
+    _, tie_counts = np.unique(np.concatenate([current, baseline]), return_counts=True)
     t = tie_counts.astype(np.float64)
     n = n1 + n2
     tie_term = float((t**3 - t).sum()) / (n * (n - 1)) if n > 1 else 0.0
@@ -102,9 +101,10 @@ def median_interval(sorted_values: FloatArray, z: float = Z_95) -> tuple[float, 
 
 
 def _subsample(values: FloatArray, limit: int, rng: np.random.Generator) -> FloatArray:
+    """A seeded random subsample of a sorted array, still sorted."""
     if len(values) <= limit:
         return values
-    return values[rng.choice(len(values), size=limit, replace=False)]
+    return values[np.sort(rng.choice(len(values), size=limit, replace=False))]
 
 
 def compare_samples(

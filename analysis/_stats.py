@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +32,7 @@ EntryKey = tuple[str, str]
 SourceKind = Literal["exact", "histogram", "csv", "benchmark"]
 
 PERCENTILE_METHOD = "higher"
+TIMELINE_SAMPLES = 500_000
 SOURCE_LABELS: Mapping[str, str] = {
     "exact": "exact request record (numpy 'higher': an observed sample, at index ceil(q*(n-1)))",
     "histogram": "Locust --json-file histograms (response times rounded to ~2 significant digits)",
@@ -134,6 +136,14 @@ class RunStats:
     def key_list(self) -> list[EntryKey]:
         return list(zip(self.entries["request_type"], self.entries["name"], strict=True))
 
+    @cached_property
+    def rows(self) -> Mapping[EntryKey, Mapping[str, Any]]:
+        """Each entry's row as a dict, looked up by (request type, name)."""
+        return {
+            (str(r["request_type"]), str(r["name"])): {str(k): v for k, v in r.items()}
+            for r in self.entries.to_dict("records")
+        }
+
 
 ENTRY_COLUMNS = [
     "request_type",
@@ -155,7 +165,7 @@ ENTRY_COLUMNS = [
 ]
 
 
-def compute_stats(run: RunData, keep_record: bool = True) -> RunStats:
+def compute_stats(run: RunData, keep_record: bool = True, with_timeline: bool = True) -> RunStats:
     """Statistics per entry from the best source present (see the module docstring)."""
     notes: list[str] = []
     if run.record is not None and len(run.record):
@@ -184,7 +194,7 @@ def compute_stats(run: RunData, keep_record: bool = True) -> RunStats:
                 f"missing; the {better} is used"
             )
     bench = _from_benchmarks(run.benchmarks) if run.benchmarks is not None and len(run.benchmarks) else None
-    timeline = _timeline(run, st)
+    timeline = _timeline(run, st) if with_timeline else pd.DataFrame()
     entries = st.entries
     response = dict(st.response)
     source = st.percentile_source
@@ -247,8 +257,7 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     ts = record["timestamp"].to_numpy(dtype=np.float64)
     rt = record["response_time_ms"].to_numpy(dtype=np.float64)
     ok = record["success"].to_numpy(dtype=bool)
-    grouped = record.groupby(["request_type", "name"], observed=True, sort=True)
-    indices = grouped.indices
+    indices = entry_indices(record)
     group_col = record["group"]
     tags_col = record["tags"]
     start, end = float(ts.min()), float(ts.max() + rt[int(np.argmax(ts))] / 1000.0)
@@ -258,14 +267,17 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     ttft: dict[EntryKey, Distribution] = {}
     itl: dict[EntryKey, Distribution] = {}
     tps: dict[EntryKey, Distribution] = {}
-    ttft_col = record["ttft_ms"].to_numpy(dtype=np.float64)
-    tokens_col = record["tokens"].to_numpy(dtype=np.float64)
-    has_stream = ~np.isnan(ttft_col)
-    any_stream = bool(has_stream.any())
+    any_stream = "ttft_ms" in record
+    if any_stream:
+        ttft_col = record["ttft_ms"].to_numpy(dtype=np.float64)
+        has_stream = ~np.isnan(ttft_col)
+        tokens_col = (
+            record["tokens"].to_numpy(dtype=np.float64)
+            if "tokens" in record
+            else np.full(len(record), np.nan)
+        )
     keys: dict[EntryKey, npt.NDArray[np.intp]] = {}
-    for raw_key, raw_idx in indices.items():
-        key = _key_of(raw_key)
-        idx = np.asarray(raw_idx, dtype=np.intp)
+    for key, idx in indices.items():
         keys[key] = idx
         values = np.sort(rt[idx])
         n = len(values)
@@ -333,9 +345,22 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     )
 
 
-def _key_of(raw: object) -> EntryKey:
-    assert isinstance(raw, tuple)
-    return (str(raw[0]), str(raw[1]))
+def entry_indices(record: pd.DataFrame) -> dict[EntryKey, npt.NDArray[np.intp]]:
+    """Row numbers of each (request type, name), in one pass: the two categorical codes combine into
+    one small integer, whose stable argsort numpy does as a radix sort."""
+    rt = record["request_type"].astype("category")
+    nm = record["name"].astype("category")
+    n_names = max(len(nm.cat.categories), 1)
+    code = rt.cat.codes.to_numpy().astype(np.int64) * n_names + nm.cat.codes.to_numpy()
+    small = code.astype(np.int16) if code.max(initial=0) < np.iinfo(np.int16).max else code
+    order = np.argsort(small, kind="stable")
+    counts = np.bincount(code)
+    ends = np.cumsum(counts)
+    out: dict[EntryKey, npt.NDArray[np.intp]] = {}
+    for c in np.flatnonzero(counts):
+        key = (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names]))
+        out[key] = order[ends[c] - counts[c] : ends[c]]
+    return out
 
 
 def _entry_labels(col: pd.Series, idx: npt.NDArray[np.intp]) -> Iterable[object]:
@@ -523,24 +548,34 @@ def _timeline(run: RunData, st: RunStats) -> pd.DataFrame:
     if st.record is not None and len(st.record):
         rec = st.record
         sec = np.floor(rec["timestamp"].to_numpy(dtype=np.float64)).astype(np.int64)
-        rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
         ok = rec["success"].to_numpy(dtype=bool)
-        order = np.lexsort((rt, sec))
-        sec_s, rt_s = sec[order], rt[order]
-        uniq, start_idx, counts = np.unique(sec_s, return_index=True, return_counts=True)
-        p50 = rt_s[start_idx + np.ceil(0.5 * (counts - 1)).astype(np.int64)]
-        p95 = rt_s[start_idx + np.ceil(0.95 * (counts - 1)).astype(np.int64)]
-        fails = np.bincount(np.searchsorted(uniq, sec[~ok]), minlength=len(uniq)) if (~ok).any() else 0
+        first = int(sec.min())
+        counts = np.bincount(sec - first)
+        fails = np.bincount(sec[~ok] - first, minlength=len(counts))
+        # Per-second percentiles for the chart: from at most TIMELINE_SAMPLES requests (a seeded random
+        # subsample of a bigger record), so a chart never costs a sort of ten million rows.
+        pick = np.arange(len(sec))
+        if len(pick) > TIMELINE_SAMPLES:
+            pick = np.sort(np.random.default_rng(7).choice(len(sec), TIMELINE_SAMPLES, replace=False))
+        s_sec = sec[pick]
+        s_rt = rec["response_time_ms"].to_numpy(dtype=np.float64)[pick]
+        order = np.lexsort((s_rt, s_sec))
+        sec_s, rt_s = s_sec[order], s_rt[order]
+        uniq, start_idx, n_per = np.unique(sec_s, return_index=True, return_counts=True)
+        p50 = np.full(len(counts), np.nan)
+        p95 = np.full(len(counts), np.nan)
+        p50[uniq - first] = rt_s[start_idx + np.ceil(0.5 * (n_per - 1)).astype(np.int64)]
+        p95[uniq - first] = rt_s[start_idx + np.ceil(0.95 * (n_per - 1)).astype(np.int64)]
+        present = counts > 0
         frame = pd.DataFrame(
             {
-                "timestamp": uniq.astype(np.float64),
-                "rps": counts.astype(np.float64),
-                "fail_rps": fails,
-                "p50": p50,
-                "p95": p95,
+                "timestamp": (first + np.arange(len(counts)))[present].astype(np.float64),
+                "rps": counts[present].astype(np.float64),
+                "fail_rps": fails[present].astype(np.float64),
+                "p50": p50[present],
+                "p95": p95[present],
             }
         )
-        frame["fail_rps"] = frame["fail_rps"].astype(np.float64)
         # The first and last seconds are partial; drop them when there is enough to show.
         if len(frame) > 4:
             frame = frame.iloc[1:-1]
