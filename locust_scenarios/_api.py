@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -29,6 +29,7 @@ __all__ = [
     "FRAMEWORKS",
     "Api",
     "ApiPathsError",
+    "Route",
 ]
 
 EVIDENCE_TYPES = ("document", "screenshot", "configuration", "audit_log", "policy", "log_file", "certificate")
@@ -55,6 +56,16 @@ SERIES = ["evidence_created", "evidence_updated", "evidence_approved", "assessme
 GROUPINGS = (["status"], ["evidence_type"], ["framework"], ["status", "evidence_type"], ["month"])
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class Route(NamedTuple):
+    """What the request path needs to know about one operation."""
+
+    template: str
+    name: str
+    fixed: bool
+    expected: tuple[int, ...]
+    required: tuple[str, ...]
 
 
 class ApiPathsError(ValueError):
@@ -166,8 +177,17 @@ class Api:
         if paths:
             merged.update(paths)
         self._paths: dict[str, str] = merged
-        self._names: dict[str, str] = {key: _PLACEHOLDER.sub("[id]", p) for key, p in merged.items()}
-        self._fixed: frozenset[str] = frozenset(k for k, p in merged.items() if "{" not in p)
+        # Everything a request needs about its key, worked out once: the hot path is one lookup.
+        self._routes: dict[str, Route] = {
+            key: Route(
+                template=p,
+                name=_PLACEHOLDER.sub("[id]", p),
+                fixed="{" not in p,
+                expected=tuple(self.expected_status(key)),
+                required=tuple(self.required_fields(key)),
+            )
+            for key, p in merged.items()
+        }
 
     # --- construction -------------------------------------------------------------------------
 
@@ -224,16 +244,23 @@ class Api:
 
     # --- paths and names ----------------------------------------------------------------------
 
+    def route(self, key: str) -> Route:
+        """Path template, stat name, success statuses and required fields of an operation."""
+        try:
+            return self._routes[key]
+        except KeyError:
+            raise KeyError(
+                f"unknown endpoint key {key!r}; known keys: {', '.join(sorted(self._routes))}"
+            ) from None
+
     def path(self, key: str, **ids: Any) -> str:
         """The real URL path of an operation, ids filled in."""
-        template = self._paths[key]
-        if key in self._fixed:
-            return template
-        return template.format(**ids)
+        route = self.route(key)
+        return route.template if route.fixed else route.template.format(**ids)
 
     def name(self, key: str) -> str:
         """The stable stat name of an operation: its path with ids grouped as `[id]`."""
-        return self._names[key]
+        return self.route(key).name
 
     def keys(self) -> Iterable[str]:
         return self._paths.keys()

@@ -21,6 +21,7 @@ import os
 import random
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from faker import Faker
@@ -44,6 +45,7 @@ OPEN_KEYS = frozenset(
 # Process-wide: numbers users for their seeds, and tags this process's registrations so two runs
 # against one backend never collide on an email address. Neither is mutable shared data.
 _user_numbers = itertools.count()
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 _RUN_TAG = secrets.token_hex(4)
 
 
@@ -231,17 +233,15 @@ class AuthenticatedUser(FastHttpUser):
         non-JSON body its bytes. A 401 refreshes the token once and retries: the refused attempt is
         recorded as `<name> [401]`. A 429 is recorded as `<name> [429]`, a failure of its own kind.
         """
-        api = self.api
-        path = api.path(key, **ids) if ids else api.path(key)
-        stat = name or api.name(key)
-        wanted = tuple(expect) if expect is not None else api.expected_status(key)
-        required = api.required_fields(key)
-        if fields:
-            required = (*required, *fields)
+        route = self.api.route(key)
+        path = route.template if route.fixed else route.template.format(**(ids or {}))
+        stat = name or route.name
+        wanted = route.expected if expect is None else tuple(expect)
+        required = (*route.required, *fields) if fields else route.required
         open_key = key in OPEN_KEYS
         if not open_key and not self.access_token:
             self.authenticate()
-        ctx = dict(context) if context else {}
+        ctx = dict(context) if context else _NO_CONTEXT
         for attempt in (1, 2):
             retry = False
             with self.client.request(
@@ -278,7 +278,7 @@ class AuthenticatedUser(FastHttpUser):
                         return None
                 elif status == 429:
                     resp.request_meta["name"] = f"{stat} [429]"
-                    retry_after = resp.headers.get("retry-after", "?") if resp.headers else "?"
+                    retry_after = resp.headers.get("retry-after", "?") if resp.headers is not None else "?"
                     resp.failure(f"rate limited (429), Retry-After={retry_after}")
                     return None
                 else:
@@ -295,7 +295,8 @@ class AuthenticatedUser(FastHttpUser):
                 resp.failure(f"empty body, expected fields {', '.join(required)}")
                 return None
             return {}
-        content_type = resp.headers.get("content-type", "") if resp.headers else ""
+        headers = resp.headers
+        content_type = headers.get("content-type", "") if headers is not None else ""
         if "json" not in content_type:
             if required:
                 got = content_type or "no content type"
@@ -303,11 +304,11 @@ class AuthenticatedUser(FastHttpUser):
                 return None
             return content
         try:
-            body = json.loads(content)
-        except ValueError:
+            body = json.loads(content.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included
             resp.failure("body is not valid JSON")
             return None
-        if required:
+        if required and not (type(body) is dict and all(f in body for f in required)):
             missing = Api.missing_fields(body, required)
             if missing:
                 resp.failure(f"response lacks {', '.join(missing)}")

@@ -108,17 +108,21 @@ def install_guard(session: Any, target: str) -> None:
     agent = session.client
     send = agent._urlopen
     allowed = origin(target)
-    default_ports = DEFAULT_PORTS
+    parts = urlsplit(target)
+    # The common case in one cheap comparison: the very scheme and host:port the target was given with.
+    same = (parts.scheme, parts.netloc)
 
     def guarded_urlopen(request: Any) -> Any:
         split = request.url_split
-        scheme = split.scheme
-        port = split.port or default_ports.get(scheme, 0)
-        if (scheme, (split.host or "").lower(), port) != allowed:
-            raise OffTargetRequestRefused(
-                f"refused request to {scheme}://{split.host}:{port}{split.path}: "
-                f"only {_printable(target)} is under test"
-            )
+        if (split.scheme, split.netloc) != same:
+            # Spelled differently (default port written out, upper case) or truly elsewhere.
+            scheme = split.scheme
+            port = split.port or DEFAULT_PORTS.get(scheme, 0)
+            if (scheme, (split.host or "").lower(), port) != allowed:
+                raise OffTargetRequestRefused(
+                    f"refused request to {scheme}://{split.host}:{port}{split.path}: "
+                    f"only {_printable(target)} is under test"
+                )
         return send(request)
 
     agent._urlopen = guarded_urlopen

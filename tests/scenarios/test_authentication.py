@@ -48,19 +48,8 @@ def test_shared_account_logs_in_and_no_secret_reaches_any_output(
 ) -> None:
     email, password = register(scenario_backend)
     out = tmp_path / "out"
-    args = [
-        "-f",
-        "locust_scenarios",
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "-t",
-        "3s",
-        "--host",
-        scenario_backend.url,
-    ]
+    args = ["-f", "locust_scenarios", "--headless", "-u", "2", "-r", "2", "-t", "3s"]
+    args += ["--host", scenario_backend.url]
     args += ["--login-email", email, "--login-password", password, "--loglevel", "DEBUG"]
     args += [
         "--csv",
@@ -86,19 +75,8 @@ def test_wrong_password_fails_login_with_a_message_and_without_the_password(
 ) -> None:
     email, _ = register(scenario_backend)
     wrong = f"Wrong-{uuid.uuid4().hex}"
-    args = [
-        "-f",
-        "locust_scenarios",
-        "--headless",
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "2s",
-        "--host",
-        scenario_backend.url,
-    ]
+    args = ["-f", "locust_scenarios", "--headless", "-u", "1", "-r", "1", "-t", "3s"]
+    args += ["--host", scenario_backend.url]
     args += ["--login-email", email, "--login-password", wrong, "--csv", str(tmp_path / "locust")]
     proc = locust([*args, "PeakTrafficScenario"])
     assert proc.returncode == 1

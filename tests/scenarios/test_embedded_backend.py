@@ -80,7 +80,7 @@ def test_headless_run_starts_serves_and_stops_the_backend(tmp_path: Path) -> Non
     _url, pid = announced(proc.stderr)
     assert gone(pid), "the embedded backend outlived the run"
     stats = read_csv(tmp_path / "run")
-    assert stats.requests("GET", "/api/users/dashboard") > 0
+    assert stats.requests("POST", "/api/business-profiles") == 2  # each user's onboarding
     assert stats.total_failures == 0, stats.failures
 
 

@@ -17,7 +17,9 @@ from tests.scenarios.locust_run import REPO, clean_env, locust, read_csv, run_us
 def test_server_errors_become_failures_and_users_keep_going(scenario_backend: Backend) -> None:
     rule = {"path": "/api/compliance/status", "method": "GET", "error_rate": 0.5}
     with faults(scenario_backend, rule):
-        result = run_users(scenario_backend.url, "peak_traffic:PeakTrafficScenario", users=2, seconds=3)
+        result = run_users(
+            scenario_backend.url, "peak_traffic:PeakTrafficScenario", users=2, seconds=3, wait=0.1
+        )
     sent = result.requests("GET", "/api/compliance/status")
     failed = result.failed("GET", "/api/compliance/status")
     assert 0 < failed < sent
