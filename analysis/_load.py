@@ -429,14 +429,43 @@ def read_benchmarks(path: Path) -> pd.DataFrame:
         for k in ("median", "stddev", "rounds", "ops"):
             row[k] = float(st[k]) if _is_number(st.get(k)) else math.nan
         data_points = st.get("data")
-        if isinstance(data_points, list) and all(_is_number(x) for x in data_points):
+        if isinstance(data_points, list) and data_points and all(_is_number(x) for x in data_points):
             row["data"] = tuple(float(x) for x in data_points)
         else:
             row["data"] = None
+        extra = b.get("extra_info")
+        failed = extra.get("failed_rounds") if isinstance(extra, dict) else None
+        row["failed_rounds"] = int(failed) if isinstance(failed, int | float) and _is_number(failed) else 0
         rows.append(row)
-    return pd.DataFrame(
-        rows, columns=["name", "group", "min", "max", "mean", "median", "stddev", "rounds", "ops", "data"]
-    )
+    # Benchmarks none of whose rounds succeeded (the library lists them apart, without stats).
+    failed_list = data.get("failed_benchmarks", [])
+    for i, b in enumerate(failed_list if isinstance(failed_list, list) else []):
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
+            raise RunFolderError("needs a string 'name'", file=path, key=f"failed_benchmarks[{i}]")
+        n = b.get("failed_rounds")
+        rows.append(
+            {
+                "name": b["name"],
+                "group": b.get("group") or "bench",
+                **dict.fromkeys(("min", "max", "mean", "median", "stddev", "rounds", "ops"), math.nan),
+                "data": None,
+                "failed_rounds": int(n) if isinstance(n, int | float) and _is_number(n) else 1,
+            }
+        )
+    columns = [
+        "name",
+        "group",
+        "min",
+        "max",
+        "mean",
+        "median",
+        "stddev",
+        "rounds",
+        "ops",
+        "data",
+        "failed_rounds",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --- the exact request record -----------------------------------------------------------------------

@@ -495,17 +495,21 @@ def _from_benchmarks(benchmarks: pd.DataFrame) -> RunStats:
     response: dict[EntryKey, Distribution] = {}
     for b in benchmarks.to_dict("records"):
         key = ("BENCH", str(b["name"]))
-        rounds = int(b["rounds"]) if not math.isnan(b["rounds"]) else 0
+        rounds = 0 if math.isnan(b["rounds"]) else int(b["rounds"])
+        failed = int(b["failed_rounds"])
         data = b["data"]
         if data:
             values = np.sort(np.asarray(data, dtype=np.float64) * 1000.0)
             dist = Distribution("exact", sorted_values=values, count=len(values))
-        else:
+        elif rounds:
             pct = {0.0: b["min"] * 1000.0, 1.0: b["max"] * 1000.0}
             if not math.isnan(b["median"]):
                 pct[0.5] = b["median"] * 1000.0
-            dist = Distribution("benchmark", percentiles=pct, count=max(rounds, 1))
+            dist = Distribution("benchmark", percentiles=pct, count=rounds)
+        else:
+            dist = Distribution("benchmark", count=0)
         response[key] = dist
+        mean = b["mean"] * 1000.0
         rows.append(
             {
                 "request_type": "BENCH",
@@ -514,15 +518,15 @@ def _from_benchmarks(benchmarks: pd.DataFrame) -> RunStats:
                 "tags": "",
                 "measure": "response_time",
                 "source": "benchmark",
-                "count": max(rounds, dist.count),
-                "failures": 0,
-                "mean": b["mean"] * 1000.0,
+                "count": max(rounds, dist.count) + failed,
+                "failures": failed,
+                "mean": mean,
                 "median": b["median"] * 1000.0,
                 "min": b["min"] * 1000.0,
                 "max": b["max"] * 1000.0,
                 "p95": dist.quantile(0.95) if dist.sorted_values is not None else math.nan,
                 "p99": dist.quantile(0.99) if dist.sorted_values is not None else math.nan,
-                "rps": (1000.0 / (b["mean"] * 1000.0)) if b["mean"] > 0 else math.nan,
+                "rps": 1000.0 / mean if mean > 0 else math.nan,
             }
         )
     return RunStats(
