@@ -276,19 +276,25 @@ def _search_sqlite(
         )
     else:
         match = f"org : {schema.org_token(p.org_id)} AND (" + " AND ".join(f'"{t}"' for t in terms) + ")"
-    base = (
+    rank = "bm25(evidence_fts, 10.0, 4.0, 2.0, 0.0)"
+    if len(params) == 1 and order == "relevance":
+        # No filter but the organisation, which the match already applies: the index alone answers.
+        base, args = "FROM evidence_fts WHERE evidence_fts MATCH ?", [match]
+        row_id = "evidence_fts.rowid"
+    else:
         # CROSS JOIN keeps the full-text match as the outer loop; left to itself, SQLite's planner
         # walks the organisation's rows and re-runs the match for each one (seconds on 100k rows).
-        "FROM evidence_fts CROSS JOIN evidence e ON e.row_id = evidence_fts.rowid"
-        f" WHERE evidence_fts MATCH ? AND {where}"
-    )
-    total = int(db.scalar(f"SELECT count(*) {base}", [match, *params])) if count else -1
-    rank = "bm25(evidence_fts, 10.0, 4.0, 2.0, 0.0)"
+        base = (
+            "FROM evidence_fts CROSS JOIN evidence e ON e.row_id = evidence_fts.rowid"
+            f" WHERE evidence_fts MATCH ? AND {where}"
+        )
+        args, row_id = [match, *params], "e.row_id"
+    total = int(db.scalar(f"SELECT count(*) {base}", args)) if count else -1
     order_sql = "rank" if order == "relevance" else order
     page = db.fetchall(
-        f"SELECT e.row_id AS row_id, -{rank} AS rank_score, {rank} AS rank {base} ORDER BY"
-        f" {order_sql} LIMIT ? OFFSET ?",
-        [match, *params, limit, offset],
+        f"SELECT {row_id} AS row_id, -{rank} AS rank_score, {rank} AS rank {base}"
+        f" ORDER BY {order_sql} LIMIT ? OFFSET ?",
+        [*args, limit, offset],
     )
     if not page:
         return total, []
