@@ -34,6 +34,7 @@ from typing import Any
 import gevent
 import gevent.event
 import locust
+import pyarrow as pa
 from locust import events, log, stats
 from locust.html import get_html_report
 from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunner, WorkerRunner
@@ -49,7 +50,7 @@ from locust_scenarios._monitor import (
     target_address,
 )
 from locust_scenarios._options import SECRET_OPTIONS
-from locust_scenarios._record import PartWriter, RequestRecorder, column_count
+from locust_scenarios._record import PartWriter, RequestRecorder, table_from_bytes, table_to_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +151,9 @@ class WorkerOutput:
             self.sampler = own_sampler(self.runner.client_id)
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
-        columns = self.recorder.take_columns() if len(self.recorder) else None
+        rows = table_to_bytes(self.recorder.take_table()) if len(self.recorder) else None
         data[REPORT_KEY] = {
-            "rows": columns,
+            "rows": rows,
             "samples": self.samples,
             "stopped": self.runner.state in (STATE_INIT, STATE_STOPPED),
         }
@@ -220,7 +221,7 @@ class RunOutput:
         self.record = not getattr(opts, "no_request_record", False)
         self.parts = PartWriter(run_dir / "requests")
         self.recorder = RequestRecorder(self.role)
-        self.pending: list[dict[str, list[Any]]] = []
+        self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.last_part = time.monotonic()
 
@@ -304,10 +305,10 @@ class RunOutput:
         seen.stopped = bool(payload.get("stopped"))
         rows = payload.get("rows")
         if rows and self.record and not self.finished:
-            n = column_count(rows)
-            seen.rows += n
-            self.pending.append(rows)
-            self.pending_rows += n
+            table = table_from_bytes(rows)
+            seen.rows += table.num_rows
+            self.pending.append(table)
+            self.pending_rows += table.num_rows
         if payload.get("samples"):
             self.resources.add(payload["samples"])
 
@@ -372,9 +373,9 @@ class RunOutput:
 
     def _take_local_rows(self) -> None:
         if len(self.recorder):
-            columns = self.recorder.take_columns()
-            self.pending.append(columns)
-            self.pending_rows += column_count(columns)
+            table = self.recorder.take_table()
+            self.pending.append(table)
+            self.pending_rows += table.num_rows
 
     def _write_part(self) -> None:
         batches, self.pending, self.pending_rows = self.pending, [], 0

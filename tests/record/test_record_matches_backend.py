@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.backend_process import Backend
+from tests.backend_process import Backend, free_port
 from tests.record.runs import (
     HTTP_TYPES,
     Distributed,
@@ -28,6 +28,7 @@ from tests.record.runs import (
 
 def assert_agrees(run_dir: Path, backend: Backend, log: str) -> None:
     """The record's rows = the requests the backend received = Locust's final figures."""
+    assert (run_dir / "run.json").is_file(), log
     meta, summary, record = read_outputs(run_dir)
     http = record[record["request_type"].isin(HTTP_TYPES)]
     assert len(http) == backend_count(backend) > 0
@@ -92,7 +93,9 @@ def test_processes_run_gathers_both_workers_records_on_the_master(backend: Backe
     locustfile = write_locustfile(tmp_path)
     run_dir = tmp_path / "run"
     reset_count(backend)
-    rc, log = run(headless(locustfile, backend.url, run_dir, 4, 4, "--processes", "2"), tmp_path)
+    port = str(free_port())  # not Locust's default 5557, which another run on the machine may hold
+    ports = ("--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port)
+    rc, log = run(headless(locustfile, backend.url, run_dir, 4, 4, "--processes", "2", *ports), tmp_path)
     assert rc == 1, log
     assert_agrees(run_dir, backend, log)
     meta, _, record = read_outputs(run_dir)

@@ -48,11 +48,11 @@ def test_parts_are_complete_files_and_summary_counts_what_was_written(tmp_path: 
     writer = PartWriter(tmp_path / "requests")
     _fire(recorder)
     _fire(recorder, exception=RuntimeError("boom"), response_length=None)
-    writer.write([recorder.take_columns()])
+    writer.write([recorder.take_table()])
     _fire(recorder, request_type="SQL", name="evidence by status (join)", context=None, start_time=None)
     _fire(recorder, request_type="LLM", name="sse time to first token", context={"ttft_ms": 5, "tokens": 9})
-    writer.write([recorder.take_columns()])
-    assert writer.write([recorder.take_columns()]) == 0  # nothing waiting: no empty part
+    writer.write([recorder.take_table()])
+    assert writer.write([recorder.take_table()]) == 0  # nothing waiting: no empty part
     parts = sorted(p.name for p in (tmp_path / "requests").iterdir())
     assert parts == ["part-000000.parquet", "part-000001.parquet"]  # no temporary file left behind
     assert pq.read_schema(tmp_path / "requests" / parts[0]).names == list(COLUMNS)
