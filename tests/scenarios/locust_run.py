@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -42,7 +42,12 @@ def locust(
     env: Mapping[str, str] | None = None,
     timeout: float = 90,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m locust ARGS`, waited for; stdout and stderr captured as text."""
+    """`python -m locust ARGS`, waited for; stdout and stderr captured as text.
+
+    A run given `--csv` also gets `--json`, so `stats_of` can read its final stats.
+    """
+    if "--csv" in args and "--json" not in args:
+        args = [*args, "--json"]
     return subprocess.run(
         [sys.executable, "-m", "locust", *args],
         cwd=cwd,
@@ -53,13 +58,20 @@ def locust(
     )
 
 
+ERROR_LINE = re.compile(r"^(\d+)\s+(\S+) (.+?): (.*?)\s*$")
+
+
 @dataclass
 class Stats:
-    """Locust's `--csv` stats: (method, name) -> (requests, failures), and the other CSV files."""
+    """A run's final stats: (method, name) -> (requests, failures), failure messages, tracebacks.
+
+    Read from what Locust prints when it ends (`--json` on stdout, the error report on stderr), not
+    from `--csv`, whose files are rewritten once a second and miss the run's last moments.
+    """
 
     rows: dict[tuple[str, str], tuple[int, int]]
     failures: list[dict[str, str]]
-    exceptions: list[dict[str, str]]
+    exceptions: list[str]
 
     def requests(self, method: str, name: str) -> int:
         return self.rows.get((method, name), (0, 0))[0]
@@ -71,19 +83,36 @@ class Stats:
     def total_failures(self) -> int:
         return sum(f for _, f in self.rows.values())
 
+    @property
+    def messages(self) -> str:
+        return "\n".join(f["Error"] for f in self.failures)
 
-def read_csv(prefix: Path) -> Stats:
-    def rows(suffix: str) -> list[dict[str, str]]:
-        path = Path(f"{prefix}_{suffix}.csv")
-        with path.open(newline="") as f:
-            return list(csv.DictReader(f))
 
-    stats = {
-        (r["Type"], r["Name"]): (int(r["Request Count"]), int(r["Failure Count"]))
-        for r in rows("stats")
-        if r["Name"] != "Aggregated"
-    }
-    return Stats(stats, rows("failures"), rows("exceptions"))
+def parse_stats(stdout: str, stderr: str) -> Stats:
+    """Stats of a run given `--json` (stdout holds the JSON list of entries)."""
+    start = stdout.find("[")
+    assert start >= 0, f"no --json stats on stdout:\n{stdout[-2000:]}\n{stderr[-2000:]}"
+    entries, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    rows = {(e["method"], e["name"]): (e["num_requests"], e["num_failures"]) for e in entries}
+    failures = []
+    if "Error report" in stderr:
+        for line in stderr.split("Error report", 1)[1].splitlines()[3:]:
+            m = ERROR_LINE.match(line)
+            if m:
+                failures.append({"Occurrences": m[1], "Method": m[2], "Name": m[3], "Error": m[4]})
+    tracebacks = [chunk[:500] for chunk in stderr.split("Traceback (most recent call last)")[1:]]
+    return Stats(rows, failures, tracebacks)
+
+
+def stats_of(proc: subprocess.CompletedProcess[str]) -> Stats:
+    return parse_stats(proc.stdout, proc.stderr)
+
+
+def stats_from_json_file(path: Path) -> Stats:
+    """Counts from `--json-file` (written when Locust ends); no failure messages."""
+    entries = json.loads(Path(f"{path}.json").read_text())
+    rows = {(e["method"], e["name"]): (e["num_requests"], e["num_failures"]) for e in entries}
+    return Stats(rows, [], [])
 
 
 @dataclass

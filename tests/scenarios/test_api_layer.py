@@ -12,7 +12,7 @@ from faker import Faker
 
 from locust_scenarios._api import Api, ApiPathsError
 from tests.backend_process import Backend
-from tests.scenarios.locust_run import locust, read_csv
+from tests.scenarios.locust_run import locust, stats_of
 
 
 def test_stat_names_group_ids_and_paths_fill_them() -> None:
@@ -88,7 +88,7 @@ def test_yaml_mapping_routes_every_request_of_a_run(scenario_backend: Backend, t
     args += ["--host", scenario_backend.url, "--api-paths", str(mapping), "--csv", str(tmp_path / "run")]
     proc = locust([*args, "PeakTrafficScenario"])
     assert proc.returncode == 1, proc.stderr[-2000:]  # /v9/compliance does not exist here
-    stats = read_csv(tmp_path / "run")
+    stats = stats_of(proc)
     assert stats.requests("GET", "/api/users/dashboard/") > 0
     assert stats.failed("GET", "/api/users/dashboard/") == 0
     assert stats.requests("GET", "/v9/compliance") == stats.failed("GET", "/v9/compliance") > 0
@@ -103,4 +103,5 @@ def test_bad_mapping_stops_the_run_with_exit_2(scenario_backend: Backend, tmp_pa
     proc = locust([*args, "--api-paths", str(mapping), "--csv", str(tmp_path / "run")])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "routes.json: unknown endpoint key 'evidence.fetch'" in proc.stderr
-    assert not (tmp_path / "run_stats.csv").exists() or read_csv(tmp_path / "run").rows == {}
+    assert "Traceback" not in proc.stderr
+    assert "All users spawned" not in proc.stderr

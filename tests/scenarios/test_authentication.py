@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from tests.backend_process import Backend, run_backend
-from tests.scenarios.locust_run import locust, read_csv, run_users
+from tests.scenarios.locust_run import locust, run_users, stats_of
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
@@ -62,7 +62,7 @@ def test_shared_account_logs_in_and_no_secret_reaches_any_output(
     args += ["--logfile", str(out / "locust.log"), "--run-dir", str(out / "run"), "ComplianceUser"]
     proc = locust(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    stats = read_csv(out / "locust")
+    stats = stats_of(proc)
     assert stats.requests("POST", "/api/auth/login") >= 2
     assert stats.requests("POST", "/api/auth/register") == 0
     everything = outputs_of(out, proc.stdout, proc.stderr)
@@ -80,8 +80,8 @@ def test_wrong_password_fails_login_with_a_message_and_without_the_password(
     args += ["--login-email", email, "--login-password", wrong, "--csv", str(tmp_path / "locust")]
     proc = locust([*args, "PeakTrafficScenario"])
     assert proc.returncode == 1
-    stats = read_csv(tmp_path / "locust")
+    stats = stats_of(proc)
     assert stats.failed("POST", "/api/auth/login") > 0
-    messages = " ".join(f["Error"] for f in stats.failures)
+    messages = stats.messages
     assert "expected 200, got 401" in messages, messages
     assert wrong not in outputs_of(tmp_path, proc.stdout, proc.stderr)

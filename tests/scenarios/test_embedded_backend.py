@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.backend_process import free_port
-from tests.scenarios.locust_run import REPO, clean_env, locust, read_csv
+from tests.scenarios.locust_run import REPO, clean_env, locust, stats_from_json_file, stats_of
 
 ANNOUNCE = re.compile(r"Embedded reference backend at (http://127\.0\.0\.1:\d+) \(pid (\d+)\)")
 
@@ -79,14 +79,14 @@ def test_headless_run_starts_serves_and_stops_the_backend(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     _url, pid = announced(proc.stderr)
     assert gone(pid), "the embedded backend outlived the run"
-    stats = read_csv(tmp_path / "run")
+    stats = stats_of(proc)
     assert stats.requests("POST", "/api/business-profiles") == 2  # each user's onboarding
     assert stats.total_failures == 0, stats.failures
 
 
 def test_processes_share_one_backend_started_by_the_master(tmp_path: Path) -> None:
     args = ["-f", "locust_scenarios", "--headless", "--processes", "2", "-u", "4", "-r", "4", "-t", "5s"]
-    args += ["--only-summary", "--csv", str(tmp_path / "run"), "PeakTrafficScenario"]
+    args += ["--only-summary", "--json-file", str(tmp_path / "run"), "PeakTrafficScenario"]
     with running_locust(args, tmp_path / "locust.log") as proc:
         wait_for(lambda: bool(backends_below(proc.pid)), "the embedded backend")
         time.sleep(2)  # workers forked and running: none of them may start another
@@ -96,7 +96,7 @@ def test_processes_share_one_backend_started_by_the_master(tmp_path: Path) -> No
     assert code == 0, log[-3000:]
     _url, pid = announced(log)
     assert gone(pid)
-    stats = read_csv(tmp_path / "run")
+    stats = stats_from_json_file(tmp_path / "run")
     assert stats.requests("GET", "/api/users/dashboard") > 0, "the forked workers did not reach the backend"
     assert stats.total_failures == 0, stats.failures
 

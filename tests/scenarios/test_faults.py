@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.backend_process import Backend, run_backend
 from tests.scenarios.conftest import faults
-from tests.scenarios.locust_run import REPO, clean_env, locust, read_csv, run_users
+from tests.scenarios.locust_run import REPO, clean_env, locust, parse_stats, run_users, stats_of
 
 
 def test_server_errors_become_failures_and_users_keep_going(scenario_backend: Backend) -> None:
@@ -48,9 +48,9 @@ def test_replies_slower_than_the_timeout_become_failures(scenario_backend: Backe
     with faults(scenario_backend, rule):
         proc = locust(args)
     assert proc.returncode == 1, proc.stderr[-2000:]
-    stats = read_csv(tmp_path / "run")
+    stats = stats_of(proc)
     assert stats.failed("GET", "/api/compliance/status") > 0
-    assert "no response" in " ".join(f["Error"] for f in stats.failures)
+    assert "no response" in stats.messages
     assert stats.requests("GET", "/api/users/dashboard") > stats.failed("GET", "/api/users/dashboard")
     assert stats.exceptions == []
 
@@ -58,7 +58,7 @@ def test_replies_slower_than_the_timeout_become_failures(scenario_backend: Backe
 def test_a_backend_that_stops_mid_run_turns_into_failures_not_crashes(tmp_path: Path) -> None:
     args = ["-f", "locust_scenarios", "--headless", "-u", "2", "-r", "2", "-t", "6s", "--only-summary"]
     with run_backend(tmp_path) as backend:
-        args += ["--host", backend.url, "--csv", str(tmp_path / "run"), "PeakTrafficScenario"]
+        args += ["--host", backend.url, "--json", "PeakTrafficScenario"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "locust", *args],
             cwd=REPO,
@@ -70,11 +70,11 @@ def test_a_backend_that_stops_mid_run_turns_into_failures_not_crashes(tmp_path: 
         time.sleep(3)  # users logged in and working
         backend.process.terminate()
         backend.process.wait(timeout=15)
-        _out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err[-2000:]
-    stats = read_csv(tmp_path / "run")
+    stats = parse_stats(out, err)
     assert stats.total_failures >= 2, "no failures after the backend stopped"
-    messages = " ".join(f["Error"] for f in stats.failures)
+    messages = stats.messages
     assert "no response" in messages, messages
     assert stats.exceptions == [], stats.exceptions
     assert "Traceback" not in err

@@ -18,7 +18,7 @@ from locust_scenarios._guard import (
     check_url,
     is_loopback,
 )
-from tests.scenarios.locust_run import locust, read_csv
+from tests.scenarios.locust_run import locust, stats_of
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"])
@@ -145,12 +145,12 @@ def test_absolute_urls_and_redirects_to_another_host_are_refused_and_failed(
     args = ["-f", str(probe), "--headless", "-u", "1", "-r", "1", "-t", "3s", "--host", target.url]
     proc = locust([*args, "--csv", str(tmp_path / "run"), "--only-summary"], cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr[-2000:]  # the refused requests are failures
-    stats = read_csv(tmp_path / "run")
+    stats = stats_of(proc)
     for name in ("absolute other host", "redirect to other host"):
         assert stats.requests("GET", name) > 0
         assert stats.failed("GET", name) == stats.requests("GET", name)
     assert stats.failed("GET", "redirect on target") == 0 and stats.requests("GET", "redirect on target") > 0
-    messages = " ".join(f["Error"] for f in stats.failures)
+    messages = stats.messages
     assert f"refused request to {other.url}" in messages.replace(":80/", "/")
     assert other.hits == [], "a request reached the other host"
     assert "/ok" in target.hits

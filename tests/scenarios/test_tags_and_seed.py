@@ -10,7 +10,7 @@ import pandas as pd
 
 from locust_scenarios._api import Api
 from tests.backend_process import Backend
-from tests.scenarios.locust_run import locust, read_csv
+from tests.scenarios.locust_run import locust, stats_of
 
 API = Api()
 AUTH = {API.name("auth.register"), API.name("auth.login")}
@@ -41,7 +41,7 @@ def test_tag_selects_only_the_bulk_tasks(scenario_backend: Backend, tmp_path: Pa
     ]
     proc = locust(args)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    names = {name for (_method, name), (n, _f) in read_csv(tmp_path / "run").rows.items() if n}
+    names = {name for (_method, name), (n, _f) in stats_of(proc).rows.items() if n}
     assert names - AUTH == {API.name("evidence.bulk_create"), API.name("evidence.bulk_update")}
     record = pd.read_parquet(tmp_path / "dir" / "requests")
     bulk = record[record["name"] == API.name("evidence.bulk_create")]
@@ -66,7 +66,7 @@ def test_excluding_write_leaves_only_reads(scenario_backend: Backend, tmp_path: 
     ]
     proc = locust([*args, "-E", "write", "--csv", str(tmp_path / "run"), "StressTestUser"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = {key: counts for key, counts in read_csv(tmp_path / "run").rows.items() if key[1] not in AUTH}
+    rows = {key: counts for key, counts in stats_of(proc).rows.items() if key[1] not in AUTH}
     assert rows
     assert {method for method, _name in rows} == {"GET"}
 
