@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -558,11 +558,18 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+# The order processes are stopped in: the master first (it tells the workers to quit and writes its
+# reports), then workers, then the backend, so no request of a stopping worker meets a closed port.
+_STOP_ORDER = {"master": 0, "worker": 1, "backend": 2}
+
+
 class Children:
     """The processes of a run; stops them in order and leaves none behind."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, forced: Callable[[], bool] = lambda: False) -> None:
         self.log_dir = log_dir
+        self.forced = forced
+        """Asked while waiting for a process to end: True kills it at once (a second Ctrl-C)."""
         self.started: list[Child] = []
         self.descendants: dict[int, psutil.Process] = {}
 
@@ -591,20 +598,22 @@ class Children:
                     self.descendants.setdefault(p.pid, p)
 
     def stop(self, child: Child, timeout: float, *, force: bool = False) -> None:
-        """SIGTERM (or SIGKILL when forced), wait up to timeout, then SIGKILL."""
+        """SIGTERM (SIGKILL when forced), wait up to `timeout` seconds, then SIGKILL."""
         self.remember_descendants()
         if child.alive():
             with contextlib.suppress(ProcessLookupError):
                 child.process.send_signal(signal.SIGKILL if force else signal.SIGTERM)
-        try:
-            child.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + timeout
+        while child.alive() and time.monotonic() < deadline and not self.forced():
+            time.sleep(0.05)
+        if child.alive():
             child.process.kill()
-            child.process.wait()
+        child.process.wait()
 
     def stop_all(self, *, force: bool = False) -> None:
+        """Stop every process still running, master first and backend last, then any grandchild."""
         self.remember_descendants()
-        for child in self.started:
+        for child in sorted(self.started, key=lambda c: _STOP_ORDER.get(c.role.split("-")[0], 1)):
             self.stop(child, 0 if force else WORKER_STOP_TIMEOUT_S, force=force)
         for p in self.descendants.values():
             with contextlib.suppress(psutil.Error):
@@ -933,12 +942,13 @@ def run_suite(plan: SuitePlan) -> int:
         _say(f"error: {exc}")
         return EXIT_INVALID_RUN
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    children = Children(plan.run_dir / "logs")
+    signals = _Signals()
+    children = Children(plan.run_dir / "logs", forced=lambda: signals.forced)
     _say(
         f"run folder {plan.run_dir}; categories: {', '.join(c.title for c in plan.categories)}; "
         f"user classes: {', '.join(plan.user_classes)}"
     )
-    with _Signals() as signals, tempfile.TemporaryDirectory(prefix="compliance-suite-") as data_dir:
+    with signals, tempfile.TemporaryDirectory(prefix="compliance-suite-") as data_dir:
         try:
             host, target_pid, db_url = plan.host, None, plan.db_url
             if host is None:

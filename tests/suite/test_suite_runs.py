@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +33,10 @@ class SuiteProcess:
     seen: dict[int, psutil.Process] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, args: Sequence[str], cwd: Path) -> SuiteProcess:
-        env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
+    def start(
+        cls, args: Sequence[str], cwd: Path, env_extra: Mapping[str, str] | None = None
+    ) -> SuiteProcess:
+        env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"} | dict(env_extra or {})
         process = subprocess.Popen(
             [sys.executable, "-m", "locust_scenarios", *args],
             cwd=cwd,
@@ -87,8 +89,10 @@ class SuiteProcess:
         return alive
 
 
-def run_suite(args: Sequence[str], cwd: Path) -> tuple[int, str, SuiteProcess]:
-    suite = SuiteProcess.start(args, cwd)
+def run_suite(
+    args: Sequence[str], cwd: Path, env_extra: Mapping[str, str] | None = None
+) -> tuple[int, str, SuiteProcess]:
+    suite = SuiteProcess.start(args, cwd, env_extra)
     while suite.process.poll() is None:
         suite.note_descendants()
         time.sleep(0.2)
@@ -220,7 +224,8 @@ def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_ver
     """`-c performance_config.json` reaches the benchmark users; `--benchmark-compare` gives a baseline
     benchmark_results.json a thousand times faster than anything real: a regression, exit 1."""
     config = tmp_path / "performance_config.json"
-    config.write_text(json.dumps({"warmup_iterations": 1, "benchmark_rounds": 3, "locust": {"users": 2}}))
+    # 2 users x 15 rounds: enough samples for the analysis to decide on a regression
+    config.write_text(json.dumps({"warmup_iterations": 1, "benchmark_rounds": 15, "locust": {"users": 2}}))
     fast = 1e-6
     baseline = tmp_path / "baseline_results.json"
     baseline.write_text(
@@ -251,6 +256,8 @@ def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_ver
             *("--run-dir", str(run_dir), "--benchmark-compare", str(baseline)),
         ],
         tmp_path,
+        # the started backend reads its settings from the environment: no simulated model latency
+        env_extra={"CGPT_LLM_FIRST_TOKEN_MS": "0", "CGPT_LLM_TOKEN_MS": "0"},
     )
     assert code == 1, out
     results = json.loads((run_dir / "benchmark_results.json").read_text())
@@ -258,5 +265,6 @@ def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_ver
     assert auth["options"]["config"] == str(config)
     assert (run_dir / "benchmark-baseline" / "benchmark_results.json").read_text() == baseline.read_text()
     report = json.loads(next((run_dir / "report").glob("performance_report_*.json")).read_text())
-    assert "api.authentication" in json.dumps(report.get("regressions", report))
+    regression = next(r for r in report["regressions"] if r["entry"] == "BENCH api.authentication")
+    assert regression["status"] == "fail" and regression["regressed"] is True, regression
     assert suite.survivors() == [], out
