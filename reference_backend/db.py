@@ -243,5 +243,5 @@ class Database:
             with conn.transaction():
                 # Two backends starting on one database must not race on CREATE ... IF NOT EXISTS.
                 conn.execute("SELECT pg_advisory_xact_lock(727372)")
-                for stmt in schema.split_statements(ddl):
+                for stmt in [*schema.split_statements(ddl), *schema.POSTGRES_STATUS_COPY]:
                     conn.execute(stmt)

@@ -510,11 +510,6 @@ def bulk_update(body: BulkUpdateIn, request: Request, p: Caller) -> Any:
                 f" WHERE organization_id = ? AND id IN ({marks})",
                 [body.status, now_iso(), p.org_id, *chunk],
             )
-            st.db.execute(
-                "UPDATE evidence_frameworks SET status = ? WHERE organization_id = ? AND"
-                f" evidence_id IN ({marks})",
-                [body.status, p.org_id, *chunk],
-            )
         if found:
             audit(
                 st.db,
@@ -573,8 +568,6 @@ def _update(request: Request, p: Caller, evidence_id: str, changes: dict[str, An
                 fws = frameworks_of(changes["framework_mappings"])
                 if fws:
                     db.executemany(FW_INSERT, [(eid, p.org_id, fw, status) for fw in fws])
-            elif "status" in changes:
-                db.execute("UPDATE evidence_frameworks SET status = ? WHERE evidence_id = ?", (status, eid))
             current.update(changes, updated_at=now)
             audit(db, p, "evidence.update", "evidence", eid, {"fields": sorted(changes)})
     state(request).summaries.bump(p.org_id)

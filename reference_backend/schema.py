@@ -32,8 +32,9 @@ Tables (columns in order):
   list of control codes), `tags` (JSON list), `metadata` (JSON), `notes`, `created_at`, `updated_at`
 - `evidence_frameworks`: `evidence_id`, `organization_id`, `framework` (the code before the first
   dot of each mapping: `ISO27001.A.9.2.3` -> `ISO27001`), `status` (a copy of the evidence's status);
-  one row per (evidence, framework), kept in step with `evidence.framework_mappings` and
-  `evidence.status` by the service, for framework filters and per-framework scores without a join
+  one row per (evidence, framework), kept in step with `evidence.framework_mappings` by the service
+  and with `evidence.status` by a trigger (`evidence_status_copy`, so direct SQL updates of the status
+  keep it right too), for framework filters and per-framework scores without a join
 - full-text search: SQLite `evidence_fts`, an FTS5 external-content table (`title`, `description`,
   `tags`, `org`; rowid = `evidence.row_id`) over the view `evidence_fts_source`, kept in sync by
   triggers on `evidence`; `org` is the organisation id as one token (`o` + its 32 hex digits), so a
@@ -54,7 +55,8 @@ Tables (columns in order):
 
 Indexes a real deployment would have: evidence by (organization_id, status), (organization_id,
 evidence_type), (organization_id, created_at), (organization_id, updated_at), (organization_id,
-quality_score); evidence_frameworks by (organization_id, framework); users by organization; messages by
+quality_score); evidence_frameworks by (organization_id, framework, status); users by organization;
+messages by
 (conversation_id, seq); conversations, assessments, reports, profiles and audit_log by
 (organization_id, created_at).
 """
@@ -243,6 +245,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS evidence_fts USING fts5(
     title, description, tags, org,
     content='evidence_fts_source', content_rowid='row_id', tokenize='porter unicode61'
 );
+CREATE TRIGGER IF NOT EXISTS evidence_status_copy AFTER UPDATE OF status ON evidence BEGIN
+    UPDATE evidence_frameworks SET status = new.status WHERE evidence_id = new.id;
+END;
 CREATE TRIGGER IF NOT EXISTS evidence_fts_insert AFTER INSERT ON evidence BEGIN
     INSERT INTO evidence_fts (rowid, title, description, tags, org)
     VALUES (new.row_id, new.title, new.description, new.tags, 'o' || replace(new.organization_id, '-', ''));
@@ -273,6 +278,19 @@ SQLITE_FTS_INSERT_TRIGGER = "evidence_fts_insert"
 POSTGRES_SEARCH = """
 CREATE INDEX IF NOT EXISTS ix_evidence_search ON evidence USING GIN (search_vector);
 """
+
+# One statement each (split_statements would cut the function body at its semicolons).
+POSTGRES_STATUS_COPY = (
+    # SET search_path FROM CURRENT: the trigger finds its table whatever the updating session's path.
+    """CREATE OR REPLACE FUNCTION evidence_status_copy() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE evidence_frameworks SET status = NEW.status WHERE evidence_id = NEW.id;
+    RETURN NULL;
+END $$""",
+    """CREATE OR REPLACE TRIGGER evidence_status_copy AFTER UPDATE OF status ON evidence
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION evidence_status_copy()""",
+)
 
 _PG_SEARCH_COLUMN = """,
     search_vector tsvector GENERATED ALWAYS AS (
