@@ -45,6 +45,7 @@ from locust_scenarios._profiles import ArrivalStage
 logger = logging.getLogger(__name__)
 
 STAGE_MESSAGE = "cgpt_arrival_stage"
+READY_MESSAGE = "cgpt_arrival_ready"
 REPORT_KEY = "cgpt_arrival"
 DROPPED_TYPE = "ARRIVAL"
 DROPPED_NAME = "dropped iterations"
@@ -106,6 +107,9 @@ class SlotScheduler:
 
     on_drop: Callable[[int], None] = field(default=lambda stage: None)
     plans: list[StagePlan] = field(default_factory=list)
+    phase: float = 0.0
+    """Where this process's slots sit between the global ones (worker i of n: i/n), so processes
+    sharing a rate interleave instead of starting together."""
     current: int = 0
     next_index: int = 0
     started: dict[int, int] = field(default_factory=dict)
@@ -140,7 +144,7 @@ class SlotScheduler:
     def _peek(self) -> tuple[Slot, StagePlan] | None:
         while self.current < len(self.plans):
             plan = self.plans[self.current]
-            offset = plan.arrival.slot_offset(self.next_index, plan.duration, plan.share)
+            offset = plan.arrival.slot_offset(self.next_index, plan.duration, plan.share, self.phase)
             if offset is not None:
                 return Slot(plan.started_at + offset, plan.number), plan
             self.current += 1
@@ -199,6 +203,8 @@ class ArrivalRun:
         self.reports: dict[int, StageReport] = {}
         self.profile_name: str | None = None
         self._instrumented: dict[type, dict[str, Any]] = {}
+        self._ready: set[int] = set()
+        self._ready_by_worker: dict[str, int] = {}
 
     # --- master or local: stages ------------------------------------------------------------
 
@@ -208,7 +214,27 @@ class ArrivalRun:
         self.profile_name = profile_name
         self.reports.clear()
         self.scheduler.take_counts()
+        self._ready.clear()
+        self._ready_by_worker.clear()
         self.environment.runner.send_message(STAGE_MESSAGE, {"workflow": workflow, "stages": []})
+
+    def ready_users(self) -> int:
+        """Pool users done with `on_start` and waiting for slots, in every process."""
+        return len(self._ready) + sum(self._ready_by_worker.values())
+
+    def on_ready_message(self, node_id: str, data: dict[str, Any]) -> None:
+        self._ready_by_worker[node_id] = int(data.get("ready", 0))
+
+    def _user_ready(self, user: Any) -> None:
+        """A pool user asks for its first slot: it is ready (its `on_start`, e.g. a login, is over)."""
+        key = id(user)
+        if key in self._ready:
+            return
+        self._ready.add(key)
+        from locust.runners import WorkerRunner
+
+        if isinstance(self.environment.runner, WorkerRunner):
+            self.environment.runner.send_message(READY_MESSAGE, {"ready": len(self._ready)})
 
     def start_timeline(self, plans: list[StagePlan]) -> None:
         """The profile's clock starts: tell every user-running process all its stages at once."""
@@ -266,9 +292,15 @@ class ArrivalRun:
             if user_class is None:
                 logger.error("arrival-rate profile: this process has no user class %r", workflow)
                 return
+            if not data.get("stages"):
+                self._ready.clear()  # a new profile run prepares its pool
             self.instrument(user_class)
         plans = [StagePlan.from_message(stage) for stage in data.get("stages") or []]
         self.scheduler.set_timeline(plans, now)
+        if plans:
+            processes = max(round(1 / plans[0].share), 1)
+            index = max(int(getattr(self.environment.runner, "worker_index", 0) or 0), 0)
+            self.scheduler.phase = (index % processes) / processes
 
     def _user_class(self, name: str) -> type | None:
         env = self.environment
@@ -290,8 +322,10 @@ class ArrivalRun:
         self._instrumented[user_class] = saved
         scheduler = self.scheduler
         original_context = user_class.context
+        user_ready = self._user_ready
 
         def wait_time(user: Any) -> float:
+            user_ready(user)
             slot = getattr(user, "_cgpt_slot", None)
             if slot is None:
                 slot = scheduler.claim(time.time())
@@ -389,7 +423,11 @@ def _wire(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     run = arrival_run(environment)
     from locust.runners import MasterRunner, WorkerRunner
 
-    if not isinstance(runner, MasterRunner):
+    if isinstance(runner, MasterRunner):
+        runner.register_message(
+            READY_MESSAGE, lambda environment, msg, **_: run.on_ready_message(msg.node_id, msg.data)
+        )
+    else:
         runner.register_message(STAGE_MESSAGE, lambda environment, msg, **_: run.on_stage_message(msg.data))
 
     def on_request(

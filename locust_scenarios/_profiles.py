@@ -94,20 +94,22 @@ class ArrivalStage:
         slope = (self.rate_end - self.rate) / duration if duration > 0 else 0.0
         return self.rate * t + slope * t * t / 2
 
-    def slot_offset(self, k: int, duration: float, share: float = 1.0) -> float | None:
+    def slot_offset(self, k: int, duration: float, share: float = 1.0, phase: float = 0.0) -> float | None:
         """Seconds into the stage at which iteration `k` (0-based) of a process with `share` of the
-        rate is due, or None when the stage ends first. Solves share * iterations_by(t) = k exactly,
-        so a ramp's slots do not drift the way summing 1/rate steps would."""
+        rate is due, or None when the stage ends first. Solves share * iterations_by(t) = k + phase
+        exactly, so a ramp's slots do not drift the way summing 1/rate steps would; `phase` (0 to 1)
+        interleaves the slots of processes that share a rate."""
+        target = k + phase
         b = self.rate * share
         a = (self.rate_end - self.rate) * share / (2 * duration) if duration > 0 else 0.0
-        if k == 0:
+        if target == 0:
             offset = 0.0 if (b > 0 or a > 0) else None
         else:
-            disc = b * b + 4 * a * k
+            disc = b * b + 4 * a * target
             if disc < 0:
                 return None
             denominator = b + math.sqrt(disc)
-            offset = 2 * k / denominator if denominator > 0 else None
+            offset = 2 * target / denominator if denominator > 0 else None
         if offset is None or offset >= duration:
             return None
         return offset
@@ -512,10 +514,12 @@ def check_classes(profile: Profile, known_classes: Collection[str]) -> None:
                 )
 
 
-def iter_slot_offsets(arrival: ArrivalStage, duration: float, share: float = 1.0) -> Iterator[float]:
+def iter_slot_offsets(
+    arrival: ArrivalStage, duration: float, share: float = 1.0, phase: float = 0.0
+) -> Iterator[float]:
     """Every slot offset of one stage for one process, in order (for tests and reports)."""
     k = 0
-    while (offset := arrival.slot_offset(k, duration, share)) is not None:
+    while (offset := arrival.slot_offset(k, duration, share, phase)) is not None:
         yield offset
         k += 1
 

@@ -47,7 +47,8 @@ class LoadProfileShape(LoadTestShape):
     profile (the shape is then out of the run) and Locust's "options ignored" warning quiet."""
 
     pool_warmup_timeout: float = 30.0
-    """Seconds an arrival profile waits for its pool of users before starting its clock anyway."""
+    """Seconds an arrival profile waits for its pool of users (spawned, `on_start` done) before
+    starting its clock anyway."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,10 +116,15 @@ class LoadProfileShape(LoadTestShape):
     def _warm_up(self, profile: Profile) -> TickResult:
         first = profile.stages[0]
         waited = time.monotonic() - (self._warming_since or 0.0)
-        if self.runner.user_count >= first.users or waited > self.pool_warmup_timeout:
-            if self.runner.user_count < first.users:
+        ready = arrival_run(self.runner.environment).ready_users()
+        if ready >= first.users or waited > self.pool_warmup_timeout:
+            if ready < first.users:
                 logger.warning(
-                    "Load profile %s: pool not full after %.0fs, starting anyway", profile.name, waited
+                    "Load profile %s: %d of %d pool users ready after %.0fs, starting anyway",
+                    profile.name,
+                    ready,
+                    first.users,
+                    waited,
                 )
             self._warming_since = None
             super().reset_time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import subprocess
 import sys
@@ -100,21 +101,59 @@ def deviations(
     lag: float = 2.5,
     lead: float = 1.5,
     tolerance: float = 1.0,
-) -> list[str]:
-    """History rows whose user count matches the ideal curve nowhere in [t - lag, t + lead] within
-    `tolerance` users. Lag and lead cover the shape's one-second tick, the history's one-second
-    rows and their whole-second timestamps."""
+    max_shift: float = 3.0,
+    min_stage: float = 1.5,
+    max_gap: float = 1.5,
+) -> tuple[list[str], int]:
+    """Where a run's history departs from its profile (empty when it follows it), and how many
+    rows and stages could be judged.
+
+    - Each row's user count matches the ideal curve somewhere in [t - lag, t + lead] within
+      `tolerance` users (the shape ticks once a second; the history writes whole-second rows).
+    - Each stage of at least `min_stage` seconds shows its user count, within `tolerance`, in some
+      row from its start to `lag` after its end.
+
+    The history is written once a second by the process that runs the shape; a longer gap means
+    that process got no CPU (an overloaded machine), its shape did not tick, and stages may have
+    passed unseen. So a row right after such a gap, and a stage overlapping one, are not judged.
+    The profile's start is the first row's time plus the shift (0 to `max_shift` s, in half
+    seconds) that fits best: the history starts with Locust, the profile once its shape ticks."""
     if not history:
-        return ["no history rows"]
-    start = float(history[0]["Timestamp"])
+        return ["no history rows"], 0
     curve = ideal_users(profile, profile.duration + lead + 1)
-    bad = []
-    for row in history:
-        t = float(row["Timestamp"]) - start
-        if t > profile.duration + 1:
-            break
-        actual = int(row["User Count"])
-        near = [u for (ct, u) in curve if t - lag <= ct <= t + lead]
-        if not any(abs(actual - u) <= tolerance for u in near):
-            bad.append(f"t={t:.0f}s: {actual} users, profile asks {min(near):.0f}..{max(near):.0f}")
-    return bad
+    first = float(history[0]["Timestamp"])
+    rows = [(float(row["Timestamp"]) - first, int(row["User Count"])) for row in history]
+    gaps = [(a, b) for (a, _), (b, _) in itertools.pairwise(rows) if b - a > max_gap]
+    best: tuple[list[str], int] | None = None
+    for half_seconds in range(int(max_shift * 2) + 1):
+        shift = half_seconds / 2
+        bad = []
+        judged = 0
+        previous = None
+        for when, actual in rows:
+            t = when - shift
+            after_gap = previous is not None and when - previous > max_gap
+            previous = when
+            if t > profile.duration + 1:
+                break
+            if after_gap:
+                continue
+            judged += 1
+            near = [u for (ct, u) in curve if t - lag <= ct <= t + lead]
+            if not any(abs(actual - u) <= tolerance for u in near):
+                bad.append(f"t={t:.1f}s: {actual} users, profile asks {min(near):.0f}..{max(near):.0f}")
+        start = 0.0
+        for stage in profile.stages:
+            end = start + stage.duration
+            lo, hi = start + shift - 1, end + shift + 1
+            froze = any(a < hi and b > lo for a, b in gaps)
+            seen = [n for when, n in rows if start - 0.5 <= when - shift <= end + lag]
+            if stage.duration >= min_stage and seen and not froze:
+                judged += 1
+                if all(abs(n - stage.users) > tolerance for n in seen):
+                    bad.append(f"stage {stage.number} ({stage.users} users) never seen: {seen}")
+            start = end
+        if best is None or len(bad) < len(best[0]):
+            best = (bad, judged)
+    assert best is not None
+    return best

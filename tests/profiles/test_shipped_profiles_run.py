@@ -1,16 +1,18 @@
 """Every shipped profile, run for real and time-scaled, makes Locust follow its user counts.
 
-The runs start together (a few seconds each) against the session's reference backend, with the
+The runs start three at a time (a few seconds each) against the session's reference backend, with the
 library's real user classes, and are judged from `--csv-full-history`'s user counts: each one-second
 row must match the profile's ideal curve (each stage's target reached at its spawn rate) within one
 user, somewhere within 2.5 s before to 1.5 s after the row (the shape ticks once a second and the
-history's timestamps are whole seconds).
+history's timestamps are whole seconds), the profile's start aligned to the history's by the shift
+of 0 to 3 s that fits best.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,13 @@ SCALES = {
     "spike": 0.03,
     "soak": 0.003,
     "peak": 0.008,
-    "stress": 0.015,
+    "stress": 0.025,
     "arrival-constant": 0.03,
     "arrival-ramp": 0.02,
 }
+
+
+WAVE = 3
 
 
 def classes_for(profile: Profile) -> list[str]:
@@ -44,20 +49,26 @@ def profile_runs(
 ) -> Iterator[dict[str, tuple[Run, Profile]]]:
     tmp = tmp_path_factory.mktemp("profile-runs")
     runs: dict[str, tuple[Run, Profile]] = {}
-    for name, scale in SCALES.items():
-        profile = load_profile(name).scaled(scale)
-        args = [
-            *classes_for(profile),
-            "--headless",
-            "--host", backend.url,
-            "--load-profile", name,
-            "--profile-time-scale", str(scale),
-            "--run-dir", str(tmp / f"{name}-run"),
-            "--stop-timeout", "2",
-        ]  # fmt: skip
-        runs[name] = (start_locust(tmp, name, args), profile)
-    for run, profile in runs.values():
-        run.finish(timeout=profile.duration + 60)
+    names = list(SCALES)
+    for wave in range(0, len(names), WAVE):  # a few at a time: the machine has two cores
+        started = []
+        for name in names[wave : wave + WAVE]:
+            scale = SCALES[name]
+            profile = load_profile(name).scaled(scale)
+            args = [
+                *classes_for(profile),
+                "--headless",
+                "--host", backend.url,
+                "--load-profile", name,
+                "--profile-time-scale", str(scale),
+                "--run-dir", str(tmp / f"{name}-run"),
+                "--stop-timeout", "2",
+            ]  # fmt: skip
+            runs[name] = (start_locust(tmp, name, args), profile)
+            started.append(name)
+        for name in started:
+            run, profile = runs[name]
+            run.finish(timeout=profile.duration + 60)
     yield runs
 
 
@@ -70,10 +81,17 @@ def test_shipped_profile_run_follows_its_user_counts(
     assert run.returncode == 0, run.output()[-3000:]
     assert f"Load profile {name} (" in run.output()
     history = run.history()
-    assert deviations(profile, history) == [], run.output()[-2000:]
+    bad, judged = deviations(profile, history)
+    assert bad == [], run.output()[-2000:]
+    assert judged >= 2, f"the run froze throughout; nothing could be judged:\n{run.output()[-2000:]}"
     # The shape ticks once a second, so a compressed stage shorter than that may be skipped; the
-    # busiest part of the profile is still reached.
-    assert max(int(row["User Count"]) for row in history) >= 0.75 * max(s.users for s in profile.stages)
+    # busiest part of the profile is still reached, unless the load generator froze (a gap in its
+    # once-a-second history: an overloaded machine), when only the rows it wrote can be judged.
+    stamps = [int(row["Timestamp"]) for row in history]
+    froze = any(b - a > 2 for a, b in pairwise(stamps))
+    if not froze:
+        peak = max(s.users for s in profile.stages)
+        assert max(int(row["User Count"]) for row in history) >= 0.75 * peak
     assert sum(int(row["Total Request Count"]) for row in history[-1:]) > 0
 
 

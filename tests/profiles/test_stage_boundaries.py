@@ -59,10 +59,11 @@ def test_constant_rate_gives_rate_times_duration_slots_evenly_spaced() -> None:
     assert offsets[:3] == pytest.approx([0.0, 0.05, 0.10])
 
 
-def test_share_splits_the_rate_between_processes() -> None:
+def test_shares_with_phases_interleave_into_the_whole_rate() -> None:
     whole = list(iter_slot_offsets(ArrivalStage(20, 20), 6.0))
-    third = list(iter_slot_offsets(ArrivalStage(20, 20), 6.0, share=1 / 3))
-    assert len(third) == 40 and len(whole) == 3 * len(third)
+    thirds = [list(iter_slot_offsets(ArrivalStage(20, 20), 6.0, share=1 / 3, phase=i / 3)) for i in range(3)]
+    assert [len(t) for t in thirds] == [40, 40, 40]
+    assert sorted(x for t in thirds for x in t) == pytest.approx(whole)
 
 
 @pytest.mark.parametrize(("start", "end"), [(1, 10), (10, 2), (0, 6)])
