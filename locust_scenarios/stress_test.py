@@ -95,6 +95,7 @@ class StressTestUser(AuthenticatedUser):
         params = self.api.evidence_list_params(self.rng, page_size=self.api.MAX_PAGE_SIZE)
         page = self.call("GET", "evidence.list", params=params)
         if page is not None:
+            # deep_page walks pages of 20: remember how many of those there are.
             self.total_pages = max(1, int(page["total_pages"]) * self.api.MAX_PAGE_SIZE // 20)
 
     @tag("read", "db")

@@ -78,3 +78,23 @@ def test_a_backend_that_stops_mid_run_turns_into_failures_not_crashes(tmp_path: 
     assert "no response" in messages, messages
     assert stats.exceptions == [], stats.exceptions
     assert "Traceback" not in err
+
+
+def test_a_report_job_that_outlasts_the_timeout_fails_with_a_message(tmp_path: Path) -> None:
+    with run_backend(tmp_path, settings={"CGPT_REPORT_SECONDS": "60"}) as backend:
+        result = run_users(
+            backend.url,
+            "reporting:ReportingUser",
+            users=2,
+            seconds=4,
+            locust_args="-T report --report-timeout 1",
+        )
+    jobs = {name: counts for (method, name), counts in result.rows.items() if method == "JOB"}
+    assert jobs and all(requests == failures > 0 for requests, failures in jobs.values()), jobs
+    job_errors = [e["error"] for e in result.errors if e["method"] == "JOB"]
+    assert job_errors and all("not completed within --report-timeout 1 s" in e for e in job_errors), (
+        job_errors
+    )
+    # Other users' work went on while the jobs were polled.
+    assert result.requests("GET", "/api/analytics/dashboard") > 0
+    assert result.exceptions == [] and not result.unhandled_greenlet_exception
