@@ -163,7 +163,7 @@ def test_an_impossibly_tight_threshold_fails_the_suite_with_exit_1(tmp_path: Pat
 
 def test_a_worker_killed_mid_run_makes_the_run_invalid_not_a_pass(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    suite = SuiteProcess.start([*SHORT_RUN, "--duration", "12s", "--run-dir", str(run_dir)], tmp_path)
+    suite = SuiteProcess.start([*SHORT_RUN, "--duration", "10s", "--run-dir", str(run_dir)], tmp_path)
     try:
         suite.wait_until(lambda: len(suite.workers()) == 2 and load_started(run_dir), timeout=90)
         victim = suite.workers()[0]
