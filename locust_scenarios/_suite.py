@@ -464,6 +464,10 @@ def build_plan(argv: Sequence[str]) -> SuitePlan:
             profile = load_profile_file(load_profile).scaled(args.profile_time_scale)
         except ProfileError as exc:
             raise SuiteUsageError(f"--load-profile: {exc}") from None
+    if load_profile is None and args.profile_time_scale != 1.0:
+        raise SuiteUsageError(
+            "--profile-time-scale needs --load-profile: without a profile there is nothing to scale"
+        )
     if load_profile and (args.users is not None or args.spawn_rate is not None):
         given = "--users" if args.users is not None else "--spawn-rate"
         raise SuiteUsageError(f"{given} conflicts with --load-profile, which sets the users itself")

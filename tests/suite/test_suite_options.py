@@ -139,6 +139,8 @@ def test_a_load_profile_sets_the_users_itself(tmp_path: Path) -> None:
     assert plan.load_seconds == pytest.approx(0.1 * build_plan(["--load-profile", "smoke"]).load_seconds)
     with pytest.raises(SuiteUsageError, match="--users conflicts with --load-profile"):
         build_plan(["--load-profile", "smoke", "--users", "5"])
+    with pytest.raises(SuiteUsageError, match="--profile-time-scale needs --load-profile"):
+        build_plan(["--profile-time-scale", "0.5"])
 
 
 def test_an_unknown_or_broken_load_profile_is_refused_before_anything_starts(tmp_path: Path) -> None:
