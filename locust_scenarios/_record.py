@@ -157,7 +157,7 @@ class RequestRecorder:
         return rows_to_table(rows, self.worker)
 
 
-def _context_columns(request_types: Sequence[str], contexts: Sequence[Any]) -> dict[str, pa.Array]:
+def _context_columns(request_types: Sequence[Any], contexts: Sequence[Any]) -> dict[str, pa.Array]:
     """The context columns; Arrow reads the dicts in one pass, Python only when a value has another type."""
     try:
         flat = pa.array(contexts, type=_CONTEXT_TYPE).flatten()
@@ -172,7 +172,10 @@ def _context_columns(request_types: Sequence[str], contexts: Sequence[Any]) -> d
             "intended_start": pa.array([_float(g("intended_start")) for g in get], pa.float64()),
             "tags": pa.array([_text(g("tags")) for g in get], pa.string()),
         }
-    default_group = pa.array([GROUP_BY_REQUEST_TYPE.get(t, "api") for t in request_types], pa.string())
+    # The default group per request type, looked up once per distinct type.
+    encoded = pa.array(request_types, pa.string()).dictionary_encode()
+    groups = [GROUP_BY_REQUEST_TYPE.get(t, "api") for t in encoded.dictionary.to_pylist()]
+    default_group = pc.take(pa.array(groups, pa.string()), encoded.indices)
     group = columns["group"]
     columns["group"] = pc.if_else(pc.or_kleene(pc.is_null(group), pc.equal(group, "")), default_group, group)
     for f in ("user_class", "tags"):
