@@ -601,12 +601,12 @@ class Children:
                 for p in psutil.Process(child.pid).children(recursive=True):
                     self.descendants.setdefault(p.pid, p)
 
-    def stop(self, child: Child, timeout: float, *, force: bool = False) -> None:
-        """SIGTERM (SIGKILL when forced), wait up to `timeout` seconds, then SIGKILL."""
+    def stop(self, child: Child, timeout: float, *, force: bool = False, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` (SIGKILL when forced), wait up to `timeout` seconds, then SIGKILL."""
         self.remember_descendants()
         if child.alive():
             with contextlib.suppress(ProcessLookupError):
-                child.process.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+                child.process.send_signal(signal.SIGKILL if force else sig)
         deadline = time.monotonic() + timeout
         while child.alive() and time.monotonic() < deadline and not self.forced():
             time.sleep(0.05)
@@ -966,7 +966,8 @@ def run_suite(plan: SuitePlan) -> int:
             _say(f"{signal.Signals(signum).name} received: stopping the master, the workers and the backend")
             master = next((c for c in children.started if c.role == "master"), None)
             if master is not None and not signals.forced:
-                children.stop(master, MASTER_STOP_TIMEOUT_S)
+                # The same signal: the master records how the run ended (run.json's ended_by).
+                children.stop(master, MASTER_STOP_TIMEOUT_S, sig=signum)
             children.stop_all(force=signals.forced)
             _say(f"stopped; what was written is in {plan.run_dir} (an interrupted run gets no verdict)")
             return 128 + int(signum)

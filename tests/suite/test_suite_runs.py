@@ -152,7 +152,7 @@ def test_an_impossibly_tight_threshold_fails_the_suite_with_exit_1(tmp_path: Pat
     )
     run_dir = tmp_path / "run"
     code, out, suite = run_suite(
-        [*SHORT_RUN, "--duration", "5s", "--run-dir", str(run_dir), "--thresholds", str(thresholds)], tmp_path
+        [*SHORT_RUN, "--duration", "3s", "--run-dir", str(run_dir), "--thresholds", str(thresholds)], tmp_path
     )
     assert code == 1, out
     assert "faster-than-light" in out
@@ -180,23 +180,27 @@ def test_a_worker_killed_mid_run_makes_the_run_invalid_not_a_pass(tmp_path: Path
     assert suite.survivors() == [], out
 
 
-def test_sigterm_stops_master_workers_and_backend_in_order_and_leaves_no_orphan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_stops_master_workers_and_backend_and_leaves_no_orphan(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     run_dir = tmp_path / "run"
     suite = SuiteProcess.start([*SHORT_RUN, "--duration", "60s", "--run-dir", str(run_dir)], tmp_path)
     try:
         suite.wait_until(lambda: load_started(run_dir), timeout=90)
         suite.note_descendants()
-        suite.process.send_signal(signal.SIGTERM)
+        suite.process.send_signal(sig)
         code, out = suite.finish(timeout=90)
     finally:
         if suite.process.poll() is None:
             suite.process.kill()
-    assert code == 128 + signal.SIGTERM, out
+    assert code == 128 + sig, out
+    assert f"{sig.name} received: stopping the master" in out
     assert "an interrupted run gets no verdict" in out
     assert len(suite.seen) >= 4
     assert suite.survivors() == [], out
     run = read_run_json(run_dir)  # the master wrote its run.json on the way out
-    assert run["ended_by"] == "SIGTERM"
+    assert run["ended_by"] == sig.name
 
 
 def test_options_locust_refuses_exit_2_naming_them(tmp_path: Path) -> None:
