@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -114,6 +115,9 @@ class AuthenticatedUser(FastHttpUser):
     register_users: ClassVar[bool] = True
     """Without `--login-email`, register a fresh account (and organisation) per simulated user."""
 
+    reauth_pause_s: ClassVar[float] = 5.0
+    """Pause before authenticating again after a failed login or registration."""
+
     max_redirects = 5
     """Redirects followed; each one is checked by the safety guard like any other request."""
 
@@ -140,6 +144,7 @@ class AuthenticatedUser(FastHttpUser):
         self._headers: dict[str, str] = {}
         self._task_tags = ""
         self._user_number = number
+        self._next_auth_at = 0.0
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -165,7 +170,19 @@ class AuthenticatedUser(FastHttpUser):
         return True
 
     def authenticate(self) -> bool:
-        """Log in with the configured account, or register a fresh one and log in as it."""
+        """Log in with the configured account, or register a fresh one and log in as it.
+
+        After a failure, further attempts wait `reauth_pause_s`, so a wrong password or a backend that
+        is down shows as one failed login per pause rather than one per request.
+        """
+        if time.monotonic() < self._next_auth_at:
+            return False
+        if self._authenticate():
+            return True
+        self._next_auth_at = time.monotonic() + self.reauth_pause_s
+        return False
+
+    def _authenticate(self) -> bool:
         email = _option(self.environment, "login_email", "") or os.environ.get("CGPT_LOGIN_EMAIL", "")
         if email:
             password = _option(self.environment, "login_password", "") or os.environ.get(
@@ -197,9 +214,12 @@ class AuthenticatedUser(FastHttpUser):
     def refresh_access_token(self) -> bool:
         """Trade the refresh token for a new access token; log in again if there is none."""
         if not self._refresh_token:
-            return bool(self._email and self._password) and self.login(self._email, self._password)
+            return self.authenticate()
         body = self.call("POST", "auth.refresh", json={"refresh_token": self._refresh_token})
         if body is None:
+            # Forget the tokens: the next request authenticates afresh.
+            self.access_token = self._refresh_token = ""
+            self._headers = {}
             return False
         self._set_tokens(body)
         return True
