@@ -132,6 +132,9 @@ class RunStats:
     record: pd.DataFrame | None = None
     indices: Mapping[EntryKey, npt.NDArray[np.intp]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    corrected: Mapping[EntryKey, Distribution] = field(default_factory=dict)
+    """Arrival-rate runs: latency corrected for coordinated omission,
+    `(timestamp - intended_start) * 1000 + response_time_ms`, per entry."""
 
     def key_list(self) -> list[EntryKey]:
         return list(zip(self.entries["request_type"], self.entries["name"], strict=True))
@@ -227,6 +230,7 @@ def compute_stats(run: RunData, keep_record: bool = True, with_timeline: bool = 
         record=st.record,
         indices=st.indices,
         notes=(*st.notes, *notes),
+        corrected=st.corrected,
     )
 
 
@@ -276,6 +280,8 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
             if "tokens" in record
             else np.full(len(record), np.nan)
         )
+    corrected: dict[EntryKey, Distribution] = {}
+    intended = record["intended_start"].to_numpy(dtype=np.float64) if "intended_start" in record else None
     keys: dict[EntryKey, npt.NDArray[np.intp]] = {}
     for key, idx in indices.items():
         keys[key] = idx
@@ -314,6 +320,12 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
             itl[key] = response[key]
         elif m == "tokens_per_s":
             tps[key] = response[key]
+        if intended is not None:
+            planned = intended[idx]
+            on_plan = ~np.isnan(planned)
+            if on_plan.any():
+                late = (ts[idx][on_plan] - planned[on_plan]) * 1000.0 + rt[idx][on_plan]
+                corrected[key] = Distribution("exact", sorted_values=np.sort(late), count=len(late))
         if any_stream:
             sidx = idx[has_stream[idx]]
             if len(sidx):
@@ -342,6 +354,7 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
         timeline=pd.DataFrame(),
         record=record if keep_record else None,
         indices=keys if keep_record else {},
+        corrected=corrected,
     )
 
 

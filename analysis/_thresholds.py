@@ -37,7 +37,8 @@ OPERATORS: Mapping[str, Callable[[float, float], bool]] = {
 }
 
 ENTRY_STATS = ("mean", "median", "min", "max")
-STREAM_QUANTITIES = ("ttft", "itl", "tokens_per_s")
+# Quantities other than the response time, each a distribution per entry (`ttft.p95`, `corrected.p99`).
+STREAM_QUANTITIES = ("ttft", "itl", "tokens_per_s", "corrected")
 SYSTEM_METRICS: Mapping[str, str] = {
     "memory_increase_mb": "target_memory_increase_mb",
     "rss_mb.max": "target_rss_max_mb",
@@ -202,12 +203,14 @@ def check_metric(metric: str) -> str | None:
         return None
     quantity, stat = split_metric(metric)
     if quantity is None and "." in metric and not _PERCENTILE.match(metric):
-        return f"unknown quantity {metric.split('.')[0]!r} (use ttft, itl or tokens_per_s before the dot)"
+        head = metric.split(".")[0]
+        return f"unknown quantity {head!r} (use ttft, itl, tokens_per_s or corrected before the dot)"
     if stat in ENTRY_STATS or _PERCENTILE.match(stat):
         return None
     return (
         f"unknown metric {metric!r}: use count, mean, median, min, max, p<N> (p95, p99.9), rps, failures, "
-        "failure_ratio, goodput, ttft[.stat], itl[.stat], tokens_per_s[.stat], " + ", ".join(SYSTEM_METRICS)
+        "failure_ratio, goodput, ttft[.stat], itl[.stat], tokens_per_s[.stat], corrected[.stat], "
+        + ", ".join(SYSTEM_METRICS)
     )
 
 
@@ -532,6 +535,15 @@ def _stat_of(d: Distribution | None, stat: str) -> float | None:
     return d.quantile(float(m.group(1)) / 100.0)
 
 
+def _quantity_table(stats: RunStats, quantity: str) -> Mapping[EntryKey, Distribution]:
+    return {
+        "ttft": stats.ttft,
+        "itl": stats.itl,
+        "tokens_per_s": stats.tokens_per_s,
+        "corrected": stats.corrected,
+    }[quantity]
+
+
 def _row(stats: RunStats, key: EntryKey) -> Mapping[str, Any]:
     return stats.rows[key]
 
@@ -595,7 +607,7 @@ def _value(stats: RunStats, rule: Rule, keys: Sequence[EntryKey]) -> tuple[float
         return _goodput(stats, keys, rule.limits)
     quantity, stat = split_metric(metric)
     if quantity is not None:
-        table = {"ttft": stats.ttft, "itl": stats.itl, "tokens_per_s": stats.tokens_per_s}[quantity]
+        table = _quantity_table(stats, quantity)
         d = pooled(table[k] for k in keys if k in table) if len(keys) > 1 else table.get(keys[0])
         return _stat_of(d, stat), d.kind if d is not None else ""
     if len(keys) == 1 and stat in ("mean", "min", "max"):
@@ -617,7 +629,7 @@ def _applicable(stats: RunStats, rule: Rule, keys: list[EntryKey]) -> list[Entry
     on entries with stream measures."""
     quantity = split_metric(rule.metric)[0]
     if quantity is not None:
-        table = {"ttft": stats.ttft, "itl": stats.itl, "tokens_per_s": stats.tokens_per_s}[quantity]
+        table = _quantity_table(stats, quantity)
         return [k for k in keys if k in table]
     if rule.metric in ("count", "failures", "failure_ratio", "rps"):
         return keys

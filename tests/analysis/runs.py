@@ -47,6 +47,8 @@ class Entry:
     tags: str = ""
     ttft: Sequence[float] | None = None
     tokens: Sequence[float] | None = None
+    start_lag_ms: Sequence[float] | None = None
+    """Arrival-rate runs: how late each request started after its intended start."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -76,7 +78,11 @@ def record_frame(entries: Sequence[Entry], duration_s: float = 10.0, start: floa
                     "tokens": np.asarray(e.tokens, dtype=np.float64)
                     if e.tokens is not None
                     else np.full(n, np.nan),
-                    "intended_start": np.full(n, np.nan),
+                    "intended_start": np.full(n, np.nan)
+                    if e.start_lag_ms is None
+                    else start
+                    + np.linspace(0.0, duration_s, n, endpoint=False)
+                    - np.asarray(e.start_lag_ms) / 1000,
                     "tags": e.tags,
                 }
             )

@@ -233,3 +233,19 @@ def test_values_accept_units(run: Path) -> None:
     )
     assert [x.value for x in r] == [1500.0, 0.05, 80.0, 100.0]
     assert not math.isnan(r[0].value)
+
+
+def test_latency_corrected_for_coordinated_omission(tmp_path: Path) -> None:
+    """`corrected` adds how late a request started after its intended start (arrival-rate runs)."""
+    simple_run(
+        tmp_path,
+        [
+            Entry("GET", "/api/evidence", [10.0, 10.0, 10.0, 10.0], start_lag_ms=[0.0, 0.0, 500.0, 1000.0]),
+            Entry("GET", "/health", [1.0, 1.0]),
+        ],
+    )
+    assert one(tmp_path, metric="corrected.max", select={"name": "/api/evidence"}) == pytest.approx(1010.0)
+    assert one(tmp_path, metric="corrected.median", select={"name": "/api/evidence"}) == pytest.approx(510.0)
+    assert one(tmp_path, metric="max", select={"name": "/api/evidence"}) == pytest.approx(10.0)
+    got = values(tmp_path, {"metric": "corrected.p99", "op": "<", "value": 1, "select": {"name": "/health"}})
+    assert got[0][1] is None and got[0][2] == "warn"
