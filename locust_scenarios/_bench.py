@@ -27,7 +27,7 @@ from typing import Any
 import gevent
 from locust import events
 from locust.exception import CatchResponseError
-from locust.runners import WorkerRunner
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerRunner
 
 import locust_scenarios._options  # noqa: F401  (registers --benchmark-config, --run-dir, --db-url)
 from locust_scenarios._bench_results import (
@@ -80,8 +80,16 @@ class BenchmarkUserMixin:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.bench_config: BenchmarkConfig = session_for(self.environment).config
         self._bench_done = False
+        self._reported: set[str] = set()
+        try:
+            self.bench_config: BenchmarkConfig = session_for(self.environment).current_config()
+        except BenchmarkConfigError as exc:
+            # Only on a worker whose master sent a config file this machine cannot read: nothing to run.
+            logger.error("Bad --benchmark-config: %s", exc)
+            self.environment.process_exit_code = 2
+            self.bench_config = BenchmarkConfig()
+            self.finish_benchmarks()
 
     def wait_time(self) -> float:
         # Back to back while measuring; a finished user idles (and is stopped at once when the run stops).
@@ -182,6 +190,7 @@ class BenchmarkUserMixin:
         return measures, elapsed
 
     def _send_result(self, name: str, progress: _Progress, extra_info: Mapping[str, Any]) -> None:
+        self._reported.add(name)
         extra: dict[str, Any] = dict(extra_info)
         for key, values in progress.measures.items():
             numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
@@ -203,6 +212,32 @@ class BenchmarkUserMixin:
         runner = self.environment.runner
         if runner is not None:
             runner.send_message(MSG_RESULT, part)
+
+    @contextmanager
+    def section(self, *names: str) -> Iterator[None]:
+        """Set-up shared by benchmarks `names`. If anything in the block raises, each of those benchmarks
+        that has not reported yet fails all its rounds with the error as message, and the user goes on."""
+        try:
+            yield
+        except Exception as exc:
+            logger.exception("%s: set-up of %s failed", type(self).__name__, ", ".join(names))
+            message = f"set-up failed: {exc!r}"
+            for name in names:
+                if name in self._reported:
+                    continue
+                self.environment.events.request.fire(
+                    request_type="BENCH",
+                    name=name,
+                    response_time=0.0,
+                    response_length=0,
+                    response=None,
+                    exception=CatchResponseError(message),
+                    context={"group": self.bench_group, "user_class": type(self).__name__, "tags": ""},
+                    start_time=time.time(),
+                    url=None,
+                )
+                failed = _Progress(failed=self.bench_config.benchmark_rounds, errors=[message])
+                self._send_result(name, failed, {})
 
     def finish_benchmarks(self) -> None:
         """Say this user has run all its benchmarks; from now on it idles until the run stops."""
@@ -239,6 +274,14 @@ class BenchSession:
         self.finished_users = 0
         self.spawning_complete = False
         self.stopping = False
+
+    def current_config(self) -> BenchmarkConfig:
+        """The configuration the options name now. A worker started without `--benchmark-config` gets the
+        master's options when the test starts, after `init`: read the file they name then."""
+        path = str(getattr(self.environment.parsed_options, "benchmark_config", "") or "")
+        if (path or "defaults") != self.config.source:
+            self.config = load_config(path) if path else BenchmarkConfig()
+        return self.config
 
     # master / local side
     def install(self) -> None:
@@ -283,8 +326,10 @@ class BenchSession:
         expected = self.expected_users()
         if self.stopping or not self.spawning_complete or expected == 0 or self.finished_users < expected:
             return
-        self.stopping = True
         runner = self.environment.runner
+        if runner.state in (STATE_STOPPING, STATE_STOPPED, STATE_CLEANUP):
+            return  # stopped for another reason (--run-time, a lost worker): nothing left to end
+        self.stopping = True
         options = self.environment.parsed_options
         headless = bool(getattr(options, "headless", False)) or options is None
         logger.info(
@@ -340,7 +385,9 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     except BenchmarkConfigError as exc:
         logger.error("Bad --benchmark-config: %s", exc)
         raise SystemExit(2) from None
-    _leave_out_of_mixes(environment)
+    if not isinstance(environment.runner, WorkerRunner):
+        # A worker starts what the master dispatches, by name: it must keep every class it may be sent.
+        _leave_out_of_mixes(environment)
     session.install()
 
 

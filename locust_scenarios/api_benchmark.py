@@ -19,6 +19,23 @@ from locust_scenarios._bench import BenchmarkUserMixin, RoundFailed, rss_growth,
 from locust_scenarios._guard import install_guard
 from locust_scenarios._streaming import SseReader, StreamError, TokenStream
 
+API_BENCHMARKS = (
+    "api.authentication",
+    "api.evidence_creation",
+    "api.evidence_search",
+    "api.dashboard",
+    "api.ai_chat",
+    "api.concurrent_requests",
+    "api.bulk_operation",
+    "api.large_dataset",
+    "api.concurrent_memory",
+    "api.complex_query",
+    "api.aggregation",
+    "api.complete_onboarding",
+    "api.daily_workflow",
+    "api.peak_usage",
+)
+
 # What the seed's concurrency benchmark counted as a slow answer (seconds).
 SLOW_REQUEST_S = 2.0
 
@@ -82,7 +99,7 @@ class ApiBenchmarkUser(BenchmarkUserMixin, AuthenticatedUser):
             self.finish_benchmarks()
             return
         try:
-            with self.quiet():
+            with self.section(*API_BENCHMARKS), self.quiet():
                 self._make_evidence(50)
             self.bench("api.authentication", self._authentication)
             self.bench("api.evidence_creation", self._evidence_creation)
@@ -106,9 +123,12 @@ class ApiBenchmarkUser(BenchmarkUserMixin, AuthenticatedUser):
             self.bench("api.complete_onboarding", self._complete_onboarding)
             self.bench("api.daily_workflow", self._daily_workflow)
             self.bench("api.peak_usage", self._peak_usage, extra_info={"parallel": 20, "actions_each": 10})
-        finally:
-            # Also after an error in set-up: the run must end, not repeat the benchmarks until --run-time.
+        except Exception:
+            # A bug must not make the user repeat its benchmarks until --run-time: finish, and report it.
             self.finish_benchmarks()
+            raise
+        # Not in `finally`: a user killed because the run stops has not finished its benchmarks.
+        self.finish_benchmarks()
 
     # --- helpers --------------------------------------------------------------------------------
 

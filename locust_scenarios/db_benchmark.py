@@ -66,6 +66,23 @@ COLUMNS = (
     "created_at",
 )
 
+SEED_BENCHMARKS = (
+    "db.query_scaling",
+    "db.full_text_search",
+    "db.aggregation",
+    "db.join",
+    "db.connection_pool",
+    "db.transaction",
+    "db.bulk_insert",
+    "db.indexed_query",
+    "db.unindexed_query",
+    "db.concurrent_read",
+    "db.concurrent_write",
+    "db.large_result_memory",
+    "db.connection_cleanup",
+)
+VOLUME_BENCHMARKS = ("db.volume_1k", "db.volume_10k", "db.volume_100k", "db.index_without", "db.index_with")
+
 LOAD_CHUNK = 2000
 """Rows generated and loaded per step when filling a table."""
 
@@ -314,11 +331,14 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         if self._bench_done or self.sql is None:
             return
         try:
-            self.seed_benchmarks()
-            self.volume_and_index_benchmarks()
+            with self.section(*SEED_BENCHMARKS):
+                self.seed_benchmarks()
+            with self.section(*VOLUME_BENCHMARKS):
+                self.volume_and_index_benchmarks()
         finally:
             self._drop_tables()
-            self.finish_benchmarks()
+        # Not in `finally`: a user killed because the run stops has not finished its benchmarks.
+        self.finish_benchmarks()
 
     def seed_benchmarks(self) -> None:
         sql = self.db
@@ -464,7 +484,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
             def worker(n: int) -> bool:
                 for i in range(10):
                     while not free:
-                        time.sleep(0.001)  # gevent-patched: waits for a connection to come back
+                        gevent.sleep(0.001)  # wait for a connection to come back
                     conn = free.pop()
                     try:
                         conn.rows(
@@ -475,6 +495,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
                         outcomes.append(False)
                     finally:
                         free.append(conn)
+                    gevent.sleep(0)
                 return True
 
             Pool(20).map(worker, range(20))
@@ -562,6 +583,8 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
                         done += 1
                     except Exception:
                         pass
+                    # SQLite calls never yield: let the other writers (and the worker's heartbeat) run.
+                    gevent.sleep(0)
                 return done
 
             written = sum(Pool(10).map(write, range(10)))

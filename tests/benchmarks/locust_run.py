@@ -79,13 +79,13 @@ def run_locust(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**_clean_environ(), **(env or {})},
+        env={**clean_environ(), **(env or {})},
         cwd=run_dir,
     )
     return LocustRun(proc.returncode, proc.stdout + proc.stderr, run_dir)
 
 
-def _clean_environ() -> dict[str, str]:
+def clean_environ() -> dict[str, str]:
     """This process's environment without the library's and Locust's own settings (`CGPT_*`, `LOCUST_*`),
     so a setting left in the shell cannot change what a test runs."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("CGPT_", "LOCUST_"))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from analysis._load import read_benchmarks
 from tests.backend_process import Backend, free_port, run_backend
-from tests.benchmarks.locust_run import run_locust, write_config
+from tests.benchmarks.locust_run import LOCUST, SCENARIOS, clean_environ, run_locust, write_config
 
 DB_BENCHMARKS = {
     "db.query_scaling",
@@ -148,9 +149,55 @@ def test_two_workers_each_run_the_rounds_and_the_master_stops_the_run(
     assert run.returncode == 0, run.output[-3000:]
     assert run.ended_by_itself, run.output[-3000:]
     by_name = {b["name"]: b for b in run.results()["benchmarks"]}
-    assert set(by_name) == DB_BENCHMARKS
+    assert set(by_name) == DB_BENCHMARKS, run.output[-3000:]
     for name, bench in by_name.items():
         # One round from each of the two users, gathered on the master from two processes.
         assert bench["stats"]["rounds"] == 2, name
         assert bench["extra_info"]["users"] == 2, name
         assert bench["extra_info"]["rounds_expected"] == 2, name
+
+
+def test_a_worker_started_bare_runs_what_the_master_names_with_its_options(
+    sqlite_backend: Backend, run_dir: Path
+) -> None:
+    """`locust -f locust_scenarios --worker` with neither class names nor options: the master's named
+    benchmark user, database and benchmark config reach it when the test starts."""
+    config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
+    port = str(free_port())
+    worker_log = run_dir.parent / "worker.log"
+    with worker_log.open("w") as log:
+        worker = subprocess.Popen(
+            [LOCUST, "-f", str(SCENARIOS), "--worker", "--master-port", port],
+            stdout=log, stderr=subprocess.STDOUT, cwd=run_dir.parent, env=clean_environ(),
+        )  # fmt: skip
+        try:
+            master = ["--master", "--expect-workers", "1", "--master-bind-port", port]
+            database = ["--db-url", sqlite_backend.database_url or ""]
+            run = run_locust(
+                run_dir,
+                "DbBenchmarkUser",
+                *master,
+                "-u",
+                "1",
+                "-r",
+                "1",
+                "-H",
+                sqlite_backend.url,
+                *database,
+                "--benchmark-config",
+                str(config),
+            )
+            worker_code = worker.wait(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.ended_by_itself, run.output[-3000:]
+    assert worker_code == 0, worker_log.read_text()[-3000:]
+    results = run.results()
+    assert results["failed_benchmarks"] == []
+    by_name = {b["name"]: b for b in results["benchmarks"]}
+    assert set(by_name) == DB_BENCHMARKS, run.output[-3000:] + worker_log.read_text()[-3000:]
+    assert {b["stats"]["rounds"] for b in by_name.values()} == {1}
