@@ -208,9 +208,13 @@ class ApiBenchmarkUser(BenchmarkUserMixin, AuthenticatedUser):
                         stream.done(event.json())
                 if stream.finished is None:
                     raise StreamError("sse: the stream ended without its 'done' event")
-            except Exception as exc:  # StreamError, or the connection dropped mid-reply
+            except StreamError as exc:
                 resp.failure(f"POST {name}: {exc}")
                 raise RoundFailed(f"AI chat: {exc}") from None
+            except Exception as exc:  # the connection dropped mid-reply, or timed out
+                problem = f"the reply broke off after {stream.tokens} tokens ({type(exc).__name__}: {exc})"
+                resp.failure(f"POST {name}: {problem}")
+                raise RoundFailed(f"AI chat: {problem}") from None
             resp.success()
         return {"ttft_ms": stream.ttft_ms or 0.0, "tokens": stream.tokens}
 

@@ -115,3 +115,37 @@ def test_every_api_benchmark_runs_its_rounds_and_warm_up_stays_out(
     assert proc.returncode == 0, proc.stderr
     assert "Failed to load" not in proc.stdout + proc.stderr
     assert all(name in proc.stdout for name in API_BENCHMARKS)
+
+
+def test_a_round_whose_checks_fail_is_a_failure_with_a_message(backend: Backend, run_dir: Path) -> None:
+    """Bulk updates answered 500 and chat streams dropped mid-reply: those benchmarks fail every round,
+    each with a message saying what was expected; the others are unaffected, and the run exits 1."""
+    faults = [
+        {"path": "/api/evidence/bulk-update", "method": "POST", "error_rate": 1.0},
+        {"path": "/api/chat/stream", "method": "POST", "drop_after_tokens": 2},
+    ]
+    status, body = backend.request("PUT", "/admin/faults", faults)
+    assert status == 200, body
+    try:
+        config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=2)
+        run = run_locust(run_dir, "ApiBenchmarkUser", "-u", "1", "-r", "1", "-H", backend.url,
+                         "--benchmark-config", str(config))  # fmt: skip
+    finally:
+        backend.request("DELETE", "/admin/faults")
+
+    assert run.returncode == 1, run.output[-3000:]
+    assert run.ended_by_itself, run.output[-3000:]
+    results = run.results()
+    failed = {f["name"]: f for f in results["failed_benchmarks"]}
+    assert set(failed) == {"api.bulk_operation", "api.ai_chat"}
+    assert failed["api.bulk_operation"]["failed_rounds"] == 2
+    assert failed["api.bulk_operation"]["errors"] == ["bulk update failed"]
+    assert failed["api.ai_chat"]["errors"][0].startswith("AI chat: the reply broke off after 2 tokens")
+    assert {b["name"] for b in results["benchmarks"]} == API_BENCHMARKS - set(failed)
+
+    stats = run.stats()
+    assert stats[("BENCH", "api.bulk_operation")]["Failure Count"] == "2"
+    assert stats[("BENCH", "api.ai_chat")]["Failure Count"] == "2"
+    failures = (run_dir / "locust_failures.csv").read_text()
+    assert "bulk update failed" in failures
+    assert "expected 200, got 500" in failures  # the HTTP request's own failure, under its own name

@@ -57,3 +57,11 @@ def test_benchmark_users_stay_out_of_a_mixed_run_unless_named(tmp_path: Path, ru
     run_json = json.loads((run_dir / "run.json").read_text())
     assert run_json["user_classes"] == ["IdleUser"]
     assert not (run_dir / "benchmark_results.json").exists()
+
+
+def test_db_benchmark_with_an_unusable_database_url_exits_2_without_waiting(run_dir: Path) -> None:
+    run = run_locust(run_dir, "DbBenchmarkUser", "-u", "1", "-H", "http://127.0.0.1:9",
+                     "--db-url", "mysql://127.0.0.1/compliance", timeout=60)  # fmt: skip
+    assert run.returncode == 2, run.output[-2000:]
+    assert "DbBenchmarkUser cannot reach its database: unsupported database URL scheme 'mysql'" in run.output
+    assert run.ended_by_itself, run.output[-2000:]
