@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis._analyse import Analysis
 from analysis._redact import redact_text
-from analysis._reports import VERDICT_TEXT, report_document
+from analysis._reports import VERDICT_TEXT, report_document, top_failures
 from analysis._stats import SOURCE_LABELS, Distribution, entry_label
 from analysis._svg import PALETTE, Series, bar_chart, empty_chart, line_chart
 from analysis._thresholds import format_value
@@ -256,6 +256,15 @@ def to_html(a: Analysis) -> str:
         )
     else:
         parts.append("<p>None.</p>")
+    failures = top_failures(a)
+    if failures:
+        parts.append("<h2>Most frequent failures</h2>")
+        parts.append(
+            _table(
+                ["occurrences", "request", "error"],
+                [[_cell(f"{n:,}", True), _cell(entry), _cell(error)] for n, entry, error in failures],
+            )
+        )
     parts.append("<h2>Entries</h2>")
     rows = []
     for r in doc["results"]["entries"]:

@@ -276,9 +276,25 @@ def to_markdown(a: Analysis, max_rows: int = 60) -> str:
             lines.append(f"- **{i.severity}** {i.kind}:{where} {_md(i.message)}")
     else:
         lines.append("None.")
+    failures = top_failures(a)
+    if failures:
+        lines += ["", "### Most frequent failures", "", "| occurrences | request | error |", "|---:|---|---|"]
+        lines += [f"| {n:,} | {_md(entry)} | {_md(error)} |" for n, entry, error in failures]
     if a.run.missing:
         lines += ["", f"Not in this run: {', '.join(f'`{m}`' for m in a.run.missing)}."]
     return "\n".join(lines) + "\n"
+
+
+def top_failures(a: Analysis, limit: int = 10) -> list[tuple[int, str, str]]:
+    """(occurrences, entry, error) from Locust's failures CSV, most frequent first."""
+    f = a.run.failures
+    if f is None or not len(f):
+        return []
+    rows = f.sort_values("occurrences", ascending=False, kind="stable").head(limit)
+    return [
+        (int(r["occurrences"]), f"{r['request_type']} {r['name']}".strip(), str(r["error"])[:200])
+        for r in rows.to_dict("records")
+    ]
 
 
 # --- JUnit XML ----------------------------------------------------------------------------------------
@@ -387,9 +403,9 @@ def to_console(a: Analysis, max_entries: int = 40) -> str:
             [[r.status.upper(), r.rule.id, redact_text(r.entry)[:50], redact_text(r.message)] for r in bad],
         )
     if idle:
-        out.append(
-            f"Nothing to check in this run for {len(idle)} rule(s): {', '.join(r.rule.id for r in idle)}"
-        )
+        ids = [r.rule.id for r in idle]
+        shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        out.append(f"Nothing to check in this run for {len(idle)} rule(s): {shown}")
     counts = summary_counts(a)
     th, rg = counts["thresholds"], counts["regressions"]
     out.append(

@@ -128,6 +128,8 @@ def test_exit_codes_and_reports_on_a_real_run(real_run: Path, tmp_path: Path) ->
     junit = ET.parse(next(out2.glob("*.junit.xml"))).getroot()
     failed = [c.get("classname") for c in junit.iter("testcase") if c.find("failure") is not None]
     assert failed == ["thresholds.login-ok"]
+    md = next(out2.glob("*.md")).read_text()
+    assert "### Most frequent failures" in md and "| POST /api/auth/login |" in md and "401" in md
     # Compared with itself the run shows no regression.
     out3 = tmp_path / "out3"
     code = main(
