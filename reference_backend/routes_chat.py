@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
@@ -202,9 +201,9 @@ def _finish(st: AppState, p: Principal, turn: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def stream_slot(st: AppState, p: Principal) -> Any:
-    """Hold one of the user's stream slots for the block; 429 when they are all taken."""
+def take_stream_slot(st: AppState, p: Principal) -> Callable[[], None]:
+    """Take one of the user's stream slots (429 when all are taken); returns its release function,
+    which frees the slot once however often it is called."""
     held = st.active_streams.get(p.user_id, 0)
     if held >= st.settings.max_streams_per_user:
         raise HTTPException(
@@ -213,14 +212,20 @@ def stream_slot(st: AppState, p: Principal) -> Any:
             headers={"Retry-After": "1"},
         )
     st.active_streams[p.user_id] = held + 1
-    try:
-        yield
-    finally:
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if released:
+            return
+        released = True
         left = st.active_streams.get(p.user_id, 1) - 1
         if left > 0:
             st.active_streams[p.user_id] = left
         else:
             st.active_streams.pop(p.user_id, None)
+
+    return release
 
 
 async def _tokens(st: AppState, tokens: list[str], fault: Decision | None) -> AsyncIterator[tuple[int, str]]:
@@ -273,12 +278,11 @@ async def chat_stream(body: ChatIn, request: Request, p: Caller) -> Any:
     st = state(request)
     _check_message(st, body.message)
     fault: Decision | None = request.scope.get("cgpt.faults")
-    slot = stream_slot(st, p)
-    slot.__enter__()
+    release = take_stream_slot(st, p)
     try:
         turn = await run_in_threadpool(_prepare, st, p, body)
     except BaseException:
-        slot.__exit__(None, None, None)
+        release()
         raise
 
     async def events() -> AsyncIterator[bytes]:
@@ -288,7 +292,7 @@ async def chat_stream(body: ChatIn, request: Request, p: Caller) -> Any:
         yield _sse("done", final)
 
     return _SlotStream(
-        lambda: slot.__exit__(None, None, None),
+        release,
         events(),
         media_type="text/event-stream",
         headers={
@@ -335,7 +339,7 @@ async def chat_websocket(ws: WebSocket) -> None:
                 continue
             if not await _ws_question(ws, st, principal, msg):
                 return
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, OSError):  # uvicorn's ClientDisconnected is an OSError
         return
 
 
@@ -367,7 +371,8 @@ async def _ws_question(ws: WebSocket, st: AppState, p: Principal, msg: dict[str,
         body = ChatIn(
             message=message, conversation_id=msg.get("conversation_id"), context=msg.get("context") or {}
         )
-        with stream_slot(st, p):
+        release = take_stream_slot(st, p)
+        try:
             turn = await run_in_threadpool(_prepare, st, p, body)
             try:
                 async for _, tok in _tokens(st, turn["tokens"], fault):
@@ -376,6 +381,8 @@ async def _ws_question(ws: WebSocket, st: AppState, p: Principal, msg: dict[str,
                 await ws.close(code=1011, reason="injected fault: stream dropped")
                 return False
             final = await run_in_threadpool(_finish, st, p, turn)
+        finally:
+            release()
     except HTTPException as exc:
         await ws.send_json({"type": "error", "status": exc.status_code, "detail": exc.detail})
         return True
