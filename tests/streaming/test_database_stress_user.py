@@ -32,7 +32,8 @@ SHARED_QUERIES = {
     "evidence scan in chunks of 100 (fetchmany)",
 }
 
-# Quick think time so a few seconds run every task; everything else is the class's own code.
+# Quick think time and even weights so a few seconds run every task; everything else is the class's
+# own code. (Locust lists a task once per unit of weight; one entry per name makes the weights even.)
 FAST_DB_USER = """
 from locust import constant
 from locust_scenarios import database_stress
@@ -40,6 +41,10 @@ from locust_scenarios import database_stress
 
 class FastDatabaseStressUser(database_stress.DatabaseStressUser):
     wait_time = constant(0.05)
+    EXTRA
+
+
+FastDatabaseStressUser.tasks = list({t.__name__: t for t in FastDatabaseStressUser.tasks}.values())
 """
 
 # Counts, inside PostgreSQL, the queries of this run's connections that are active at the same time
@@ -52,6 +57,9 @@ from locust_scenarios import database_stress
 
 class FastDatabaseStressUser(database_stress.DatabaseStressUser):
     wait_time = constant(0.05)
+
+
+FastDatabaseStressUser.tasks = list({t.__name__: t for t in FastDatabaseStressUser.tasks}.values())
 
 
 class OverlapProbeUser(database_stress.DatabaseStressUser):
@@ -94,7 +102,7 @@ def test_every_query_runs_on_the_backends_sqlite_file_with_fts5(
     sqlite_backend: tuple[Backend, Path], tmp_path: Path
 ) -> None:
     backend, path = sqlite_backend
-    locustfile = write_locustfile(tmp_path, "fast_db", FAST_DB_USER)
+    locustfile = write_locustfile(tmp_path, "fast_db", FAST_DB_USER.replace("EXTRA", ""))
     run = run_locust(
         locustfile, tmp_path, host=backend.url, users=3, seconds=4, extra=["--db-url", str(path)]
     )
@@ -107,7 +115,7 @@ def test_every_query_runs_on_the_backends_sqlite_file_with_fts5(
 
 
 def test_embedded_backends_database_is_used_when_no_db_url_is_given(tmp_path: Path) -> None:
-    locustfile = write_locustfile(tmp_path, "fast_db", FAST_DB_USER)
+    locustfile = write_locustfile(tmp_path, "fast_db", FAST_DB_USER.replace("EXTRA", ""))
     run = run_locust(
         locustfile, tmp_path, host=None, users=2, seconds=3, extra=["--backend-demo-evidence", "50"]
     )
@@ -159,7 +167,7 @@ def test_a_locked_sqlite_database_is_a_failure_and_the_users_keep_running(
     locustfile = write_locustfile(
         tmp_path,
         "locked_db",
-        FAST_DB_USER + "    seed_evidence = 0\n    sqlite_busy_timeout = 0.05\n",
+        FAST_DB_USER.replace("EXTRA", "seed_evidence = 0\n    sqlite_busy_timeout = 0.05"),
     )
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # every writer now gets "database is locked"
