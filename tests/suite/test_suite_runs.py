@@ -177,6 +177,10 @@ def test_a_worker_killed_mid_run_makes_the_run_invalid_not_a_pass(tmp_path: Path
     workers = read_run_json(run_dir)["workers"]
     assert isinstance(workers, dict)
     assert len(workers["lost"]) == 1, workers
+    # the analysis's own verdict, not only the suite's knowledge of its workers
+    report = json.loads(next((run_dir / "report").glob("performance_report_*.json")).read_text())
+    assert report["verdict"]["status"] == "invalid" and report["verdict"]["exit_code"] == 3, report["verdict"]
+    assert any("lost" in reason for reason in report["verdict"]["invalid_reasons"])
     assert suite.survivors() == [], out
 
 
