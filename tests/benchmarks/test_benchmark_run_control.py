@@ -4,6 +4,7 @@ ordinary mixed runs unless named."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from tests.benchmarks.locust_run import SCENARIOS, run_locust, write_config
@@ -65,3 +66,26 @@ def test_db_benchmark_with_an_unusable_database_url_exits_2_without_waiting(run_
     assert run.returncode == 2, run.output[-2000:]
     assert "DbBenchmarkUser cannot reach its database: unsupported database URL scheme 'mysql'" in run.output
     assert run.ended_by_itself, run.output[-2000:]
+
+
+def test_a_load_profile_whose_mix_names_a_benchmark_user_runs_it(tmp_path: Path, run_dir: Path) -> None:
+    idle = tmp_path / "idle_user.py"
+    idle.write_text(IDLE_USER)
+    profile = tmp_path / "with-benchmarks.yaml"
+    profile.write_text(
+        "description: idle users beside one database benchmark user\n"
+        "stages:\n"
+        "  - {duration: 60, users: 2, spawn_rate: 2, mix: {IdleUser: 1, DbBenchmarkUser: {fixed_count: 1}}}\n"
+    )
+    database = tmp_path / "bench.db"
+    sqlite3.connect(database).close()
+    config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
+    files = ",".join([str(idle), str(SCENARIOS / "db_benchmark.py"), str(SCENARIOS / "load_profile.py")])
+    options = ["--load-profile", str(profile), "--db-url", str(database), "--benchmark-config", str(config)]
+    run = run_locust(run_dir, "-H", "http://127.0.0.1:9", *options, locustfiles=files)
+
+    assert run.returncode == 0, run.output[-2000:]
+    assert run.ended_by_itself, run.output[-2000:]  # long before the profile's 60 s
+    assert "left out of the mix" not in run.output
+    assert len(run.results()["benchmarks"]) == 18
+    assert int(run.stats()[("IDLE", "tick")]["Request Count"]) > 0
