@@ -81,32 +81,40 @@ def run_backend(
     extra_args: tuple[str, ...] = (),
     ready_timeout: float = 60.0,
 ) -> Iterator[Backend]:
-    """Run `python -m reference_backend serve` until the block ends; fail with its log if it won't start."""
-    port = free_port()
+    """Run `python -m reference_backend serve` until the block ends; fail with its log if it won't start.
+
+    The backend binds a free port itself (`--port 0`) and reports it in its ready file, so two test
+    sessions on one machine never race for a port picked in advance."""
     env = {**os.environ, **FAST_SETTINGS, **(settings or {})}
     env.pop("DATABASE_URL", None)
-    args = [sys.executable, "-m", "reference_backend", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    tag = uuid.uuid4().hex[:8]
+    ready_file = tmp_dir / f"backend-{tag}.ready.json"
+    args = [sys.executable, "-m", "reference_backend", "serve", "--host", "127.0.0.1", "--port", "0"]
+    args += ["--ready-file", str(ready_file)]
     if database_url:
         args += ["--database-url", database_url]
     args += list(extra_args)
-    log_path = tmp_dir / f"backend-{port}.log"
+    log_path = tmp_dir / f"backend-{tag}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    backend = Backend(f"http://127.0.0.1:{port}", proc, database_url, log_path)
+    backend = Backend("", proc, database_url, log_path)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"backend exited with {proc.returncode}:\n{backend.log()}")
-            try:
-                with urllib.request.urlopen(backend.url + "/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
+            if not backend.url and ready_file.exists():
+                backend.url = json.loads(ready_file.read_text())["url"]
+            if backend.url:
+                try:
+                    with urllib.request.urlopen(backend.url + "/ready", timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except (urllib.error.URLError, OSError):
+                    pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"backend not ready after {ready_timeout}s:\n{backend.log()}")
-            time.sleep(0.1)
+            time.sleep(0.05)
         yield backend
     finally:
         proc.terminate()
