@@ -909,6 +909,12 @@ def _run_locust(
             f"Locust refused the run (exit code 2); end of the master's log ({master.log_path}):\n"
             + master.log_tail()
         )
+    if code != 0 and not progress.load_ever_ran():
+        # e.g. the workers never all connected: there is no run to analyse.
+        raise SuiteRunError(
+            f"the master ended with code {code} before any load ran; end of its log ({master.log_path}):\n"
+            + master.log_tail()
+        )
     if code not in (0, 1):
         _say(f"end of the master's log ({master.log_path}):\n{master.log_tail()}")
     return problems
