@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import TaskSet, events
 
 from locust_scenarios._profiles import ArrivalStage
@@ -50,6 +51,9 @@ REPORT_KEY = "cgpt_arrival"
 DROPPED_TYPE = "ARRIVAL"
 DROPPED_NAME = "dropped iterations"
 CORRECTED_SUFFIX = " (corrected)"
+FINAL_REPORT_DELAY = 5.0
+"""Seconds after a stop at which the master writes `arrival.json` again, with the workers' last counts
+(their final stats reports arrive after the stop; a headless run also rewrites it when quitting)."""
 IDLE_POLL = 0.25
 """Seconds a pool user sleeps before asking again when the current stage has no slot left."""
 
@@ -463,6 +467,8 @@ def _wire(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
         run.scheduler.finish(time.time())
         run.restore()
         run.write_report()
+        if isinstance(runner, MasterRunner):
+            gevent.spawn_later(FINAL_REPORT_DELAY, run.write_report)
 
     environment.events.test_stop.add_listener(on_test_stop)
     environment.events.quitting.add_listener(lambda **_: run.write_report())

@@ -50,3 +50,14 @@ def test_stress_profile_has_a_stop_condition_and_peak_a_day_of_stages() -> None:
     assert len(peak.stages) == 24
     curve = [s.users for s in peak.stages]
     assert curve.index(max(curve)) not in (0, 23), "the peak is during the day"
+
+
+def test_loader_exports_exactly_its_public_names() -> None:
+    import locust_scenarios._profiles as module
+
+    public = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and getattr(v, "__module__", "") == module.__name__
+    }
+    assert set(module.__all__) == public
