@@ -120,84 +120,44 @@ def test_every_db_benchmark_runs_its_rounds_in_its_own_tables(db_backend: Backen
 
 
 @pytest.mark.postgres
-def test_two_workers_each_run_the_rounds_and_the_master_stops_the_run(
+def test_two_bare_workers_run_what_the_master_names_and_the_master_stops_the_run(
     pg_backend: Backend, run_dir: Path
 ) -> None:
+    """Two `locust -f locust_scenarios --worker` processes with neither class names nor options: the
+    master's named benchmark user, database and config reach them when the test starts, each sends its
+    rounds to the master, and the master ends the run once both users are done."""
     config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
     port = str(free_port())  # not Locust's default 5557: other runs on this machine may hold it
-    run = run_locust(
-        run_dir,
-        "DbBenchmarkUser",
-        "--processes",
-        "2",
-        "--master-bind-port",
-        port,
-        "--master-port",
-        port,
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "-H",
-        pg_backend.url,
-        "--db-url",
-        pg_backend.database_url or "",
-        "--benchmark-config",
-        str(config),
-    )
+    logs = [run_dir.parent / f"worker-{n}.log" for n in (1, 2)]
+    workers = []
+    try:
+        for log_path in logs:
+            with log_path.open("w") as log:
+                workers.append(subprocess.Popen(
+                    [LOCUST, "-f", str(SCENARIOS), "--worker", "--master-port", port],
+                    stdout=log, stderr=subprocess.STDOUT, cwd=run_dir.parent, env=clean_environ(),
+                ))  # fmt: skip
+        master = ["--master", "--expect-workers", "2", "--master-bind-port", port]
+        database = ["--db-url", pg_backend.database_url or ""]
+        run = run_locust(run_dir, "DbBenchmarkUser", *master, "-u", "2", "-r", "2", "-H", pg_backend.url,
+                         *database, "--benchmark-config", str(config))  # fmt: skip
+        codes = [w.wait(timeout=60) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
 
+    worker_output = "".join(p.read_text()[-2000:] for p in logs)
     assert run.returncode == 0, run.output[-3000:]
     assert run.ended_by_itself, run.output[-3000:]
-    by_name = {b["name"]: b for b in run.results()["benchmarks"]}
-    assert set(by_name) == DB_BENCHMARKS, run.output[-3000:]
-    for name, bench in by_name.items():
-        # One round from each of the two users, gathered on the master from two processes.
-        assert bench["stats"]["rounds"] == 2, name
-        assert bench["extra_info"]["users"] == 2, name
-        assert bench["extra_info"]["rounds_expected"] == 2, name
-
-
-def test_a_worker_started_bare_runs_what_the_master_names_with_its_options(
-    sqlite_backend: Backend, run_dir: Path
-) -> None:
-    """`locust -f locust_scenarios --worker` with neither class names nor options: the master's named
-    benchmark user, database and benchmark config reach it when the test starts."""
-    config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
-    port = str(free_port())
-    worker_log = run_dir.parent / "worker.log"
-    with worker_log.open("w") as log:
-        worker = subprocess.Popen(
-            [LOCUST, "-f", str(SCENARIOS), "--worker", "--master-port", port],
-            stdout=log, stderr=subprocess.STDOUT, cwd=run_dir.parent, env=clean_environ(),
-        )  # fmt: skip
-        try:
-            master = ["--master", "--expect-workers", "1", "--master-bind-port", port]
-            database = ["--db-url", sqlite_backend.database_url or ""]
-            run = run_locust(
-                run_dir,
-                "DbBenchmarkUser",
-                *master,
-                "-u",
-                "1",
-                "-r",
-                "1",
-                "-H",
-                sqlite_backend.url,
-                *database,
-                "--benchmark-config",
-                str(config),
-            )
-            worker_code = worker.wait(timeout=60)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-
-    assert run.returncode == 0, run.output[-3000:]
-    assert run.ended_by_itself, run.output[-3000:]
-    assert worker_code == 0, worker_log.read_text()[-3000:]
+    assert codes == [0, 0], worker_output
     results = run.results()
     assert results["failed_benchmarks"] == []
     by_name = {b["name"]: b for b in results["benchmarks"]}
-    assert set(by_name) == DB_BENCHMARKS, run.output[-3000:] + worker_log.read_text()[-3000:]
-    assert {b["stats"]["rounds"] for b in by_name.values()} == {1}
+    assert set(by_name) == DB_BENCHMARKS, run.output[-3000:] + worker_output
+    for name, bench in by_name.items():
+        # One round from each of the two users, gathered on the master from two processes.
+        assert bench["stats"]["rounds"] == 1 * 2, name
+        assert bench["extra_info"]["users"] == 2, name
+        assert bench["extra_info"]["rounds_expected"] == 2, name
