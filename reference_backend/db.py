@@ -159,6 +159,14 @@ class Database:
             return fn(self.connection())
         except psycopg.OperationalError as exc:
             self._discard()
+            if getattr(self._local, "in_tx", False):
+                raise DatabaseUnavailable("PostgreSQL connection failed") from exc
+        # Outside a transaction the statement is safe to run again: a connection broken by an earlier
+        # outage (or a server restart) is replaced at once instead of failing this request.
+        try:
+            return fn(self.connection())
+        except psycopg.OperationalError as exc:
+            self._discard()
             raise DatabaseUnavailable("PostgreSQL connection failed") from exc
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

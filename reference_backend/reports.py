@@ -1,6 +1,7 @@
 """Report jobs: queued by `POST /api/reports/generate`, run in the background on the event loop.
 
-A job goes pending -> running -> completed (or failed, with the error), writing its progress to the
+A job goes pending -> running -> completed (or failed, with the error: a job cut off by a database
+outage is recorded as failed once the database answers again), writing its progress to the
 `reports` table as it goes, so status polling reads the database like a real worker-backed service.
 Its duration is `Settings.report_seconds`; at most `MAX_RUNNING` jobs run at once, the rest wait as
 pending. Generation reads the organisation's evidence and renders pdf, html, json or csv.
@@ -24,6 +25,7 @@ log = logging.getLogger("reference_backend.reports")
 
 MAX_RUNNING = 4
 STEPS = 10
+RECORD_FAILURE_FOR_S = 60.0
 CONTENT_TYPES = {"pdf": "application/pdf", "html": "text/html", "json": "application/json", "csv": "text/csv"}
 
 
@@ -73,15 +75,21 @@ class ReportRunner:
                 raise
             except Exception as exc:
                 log.warning("report %s failed: %s", task_id, type(exc).__name__)
-                try:
-                    await self._set(
-                        task_id,
-                        status="failed",
-                        error=f"{type(exc).__name__}: {exc}"[:500],
-                        completed_at=now_iso(),
-                    )
-                except Exception:
-                    log.warning("report %s: could not record the failure", task_id)
+                await self._record_failure(task_id, f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _record_failure(self, task_id: str, error: str) -> None:
+        """Mark the job failed, retrying while the database itself is what failed, so a job cut off
+        by an outage ends `failed` once the database is back instead of `running` forever."""
+        deadline = asyncio.get_running_loop().time() + RECORD_FAILURE_FOR_S
+        while True:
+            try:
+                await self._set(task_id, status="failed", error=error, completed_at=now_iso())
+                return
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.warning("report %s: could not record its failure", task_id)
+                    return
+                await asyncio.sleep(0.5)
 
 
 def render(db: Any, org_id: str, request: dict[str, Any]) -> str:

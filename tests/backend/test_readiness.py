@@ -102,8 +102,34 @@ def test_ready_is_503_while_the_database_is_down(tmp_path: Path, relay: Relay) -
         status, body = user.call("GET", "/api/evidence")
         assert status == 503 and body["detail"].startswith("PostgreSQL"), body
         relay.restore()
+        # Broken connections are replaced on first use: no request fails once the database is back.
+        assert [b.request("GET", "/ready")[0] for _ in range(5)] == [200] * 5
+        assert [user.call("GET", "/api/evidence")[0] for _ in range(10)] == [200] * 10
+
+
+@pytest.mark.postgres
+def test_report_cut_off_by_an_outage_ends_failed_with_the_reason(tmp_path: Path, relay: Relay) -> None:
+    settings = {"CGPT_REPORT_SECONDS": "3"}
+    with (
+        postgres_schema() as url,
+        run_backend(tmp_path, database_url=_via(url, relay.port), settings=settings) as b,
+    ):
+        user = new_user(b)
+        task = user.ok(
+            "POST", "/api/reports/generate", {"report_type": "gap_analysis", "format": "json"}, status=202
+        )
         deadline = time.monotonic() + 10
-        while b.request("GET", "/ready")[0] != 200:
-            assert time.monotonic() < deadline, "backend did not recover"
+        while user.ok("GET", f"/api/reports/status/{task['task_id']}")["status"] != "running":
+            assert time.monotonic() < deadline, "report never started"
+            time.sleep(0.05)
+        relay.cut()
+        time.sleep(1.0)  # progress writes (every 0.3 s) meet the outage
+        relay.restore()
+        deadline = time.monotonic() + 20
+        while (status := b.request("GET", f"/api/reports/status/{task['task_id']}", token=user.token))[
+            0
+        ] != 200 or (status[1]["status"] in ("pending", "running")):
+            assert time.monotonic() < deadline, f"report still {status}"
             time.sleep(0.1)
-        assert user.ok("GET", "/api/evidence")["total_count"] == 0
+        assert status[1]["status"] == "failed" and "DatabaseUnavailable" in status[1]["error"], status
+        assert user.call("GET", f"/api/reports/{task['task_id']}/download")[0] == 409
