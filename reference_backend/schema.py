@@ -57,7 +57,7 @@ Indexes a real deployment would have: evidence by (organization_id, status), (or
 evidence_type), (organization_id, created_at), (organization_id, updated_at), (organization_id,
 quality_score); evidence_frameworks by (organization_id, framework, status); users by organization;
 messages by
-(conversation_id, seq); conversations, assessments, reports, profiles and audit_log by
+(conversation_id, seq); conversations, messages, assessments, reports, profiles and audit_log by
 (organization_id, created_at).
 """
 
@@ -77,6 +77,7 @@ CREATE INDEX IF NOT EXISTS ix_evidence_org_quality ON evidence (organization_id,
 CREATE INDEX IF NOT EXISTS ix_evfw_org_framework ON evidence_frameworks (organization_id, framework, status);
 CREATE INDEX IF NOT EXISTS ix_conversations_org ON conversations (organization_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_messages_conversation ON messages (conversation_id, seq);
+CREATE INDEX IF NOT EXISTS ix_messages_org ON messages (organization_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_reports_org ON reports (organization_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_audit_org ON audit_log (organization_id, created_at);
 """
