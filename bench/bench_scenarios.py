@@ -3,7 +3,8 @@
 One Locust process (no --processes) hammers a trivial nginx endpoint on loopback
 (`location /ok { return 200 '{"ok":true}'; }`) with the same users and duration, alternating round by
 round:
-  - `bare`: a plain `FastHttpUser` doing `self.client.get("/ok")`,
+  - `bare`: a plain `FastHttpUser` sending the same request, bearer header included (any authenticated
+    client sends it), and checking nothing,
   - `library`: an `AuthenticatedUser` doing `self.call("GET", "bench.ok")`: the API layer (path and stat
     name), the bearer header, the safety guard, `catch_response`, the status check, JSON parsing and
     the required-field check.
@@ -64,10 +65,11 @@ class BenchApi(Api):
 
 class BareUser(FastHttpUser):
     wait_time = constant(0)
+    headers = {"Authorization": "Bearer bench-access-token"}
 
     @task
     def ok(self):
-        self.client.get("/ok")
+        self.client.get("/ok", headers=self.headers)
 
 
 class LibraryUser(AuthenticatedUser):

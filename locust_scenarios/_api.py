@@ -66,6 +66,12 @@ class Route(NamedTuple):
     fixed: bool
     expected: tuple[int, ...]
     required: tuple[str, ...]
+    required_set: frozenset[str]
+
+
+class _Routes(dict[str, Route]):
+    def __missing__(self, key: str) -> Route:
+        raise KeyError(f"unknown endpoint key {key!r}; known keys: {', '.join(sorted(self))}")
 
 
 class ApiPathsError(ValueError):
@@ -178,16 +184,20 @@ class Api:
             merged.update(paths)
         self._paths: dict[str, str] = merged
         # Everything a request needs about its key, worked out once: the hot path is one lookup.
-        self._routes: dict[str, Route] = {
-            key: Route(
-                template=p,
-                name=_PLACEHOLDER.sub("[id]", p),
-                fixed="{" not in p,
-                expected=tuple(self.expected_status(key)),
-                required=tuple(self.required_fields(key)),
-            )
-            for key, p in merged.items()
-        }
+        self.routes: Mapping[str, Route] = _Routes(
+            {
+                key: Route(
+                    template=p,
+                    name=_PLACEHOLDER.sub("[id]", p),
+                    fixed="{" not in p,
+                    expected=tuple(self.expected_status(key)),
+                    required=tuple(self.required_fields(key)),
+                    required_set=frozenset(self.required_fields(key)),
+                )
+                for key, p in merged.items()
+            }
+        )
+        """Key -> `Route`; an unknown key raises a KeyError that lists the known ones."""
 
     # --- construction -------------------------------------------------------------------------
 
@@ -246,12 +256,7 @@ class Api:
 
     def route(self, key: str) -> Route:
         """Path template, stat name, success statuses and required fields of an operation."""
-        try:
-            return self._routes[key]
-        except KeyError:
-            raise KeyError(
-                f"unknown endpoint key {key!r}; known keys: {', '.join(sorted(self._routes))}"
-            ) from None
+        return self.routes[key]
 
     def path(self, key: str, **ids: Any) -> str:
         """The real URL path of an operation, ids filled in."""

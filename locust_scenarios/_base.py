@@ -47,6 +47,7 @@ OPEN_KEYS = frozenset(
 # against one backend never collide on an email address. Neither is mutable shared data.
 _user_numbers = itertools.count()
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+_JSON_STARTS = (b"{", b"[")
 _RUN_TAG = secrets.token_hex(4)
 
 
@@ -253,11 +254,15 @@ class AuthenticatedUser(FastHttpUser):
         non-JSON body its bytes. A 401 refreshes the token once and retries: the refused attempt is
         recorded as `<name> [401]`. A 429 is recorded as `<name> [429]`, a failure of its own kind.
         """
-        route = self.api.route(key)
+        route = self.api.routes[key]
         path = route.template if route.fixed else route.template.format(**(ids or {}))
         stat = name or route.name
         wanted = route.expected if expect is None else tuple(expect)
-        required = (*route.required, *fields) if fields else route.required
+        if fields:
+            required = (*route.required, *fields)
+            required_set = frozenset(required)
+        else:
+            required, required_set = route.required, route.required_set
         open_key = key in OPEN_KEYS
         if not open_key and not self.access_token:
             self.authenticate()
@@ -276,7 +281,7 @@ class AuthenticatedUser(FastHttpUser):
             ) as resp:
                 status = resp.status_code
                 if status in wanted:
-                    result = self._parse(resp, required)
+                    result = self._parse(resp, required, required_set)
                     if result is None:
                         return None
                     try:
@@ -308,27 +313,29 @@ class AuthenticatedUser(FastHttpUser):
                 return None
         return None
 
-    def _parse(self, resp: Any, required: tuple[str, ...]) -> Any | None:
+    def _parse(self, resp: Any, required: tuple[str, ...], required_set: frozenset[str]) -> Any | None:
         content = resp.content
         if not content:
             if required:
                 resp.failure(f"empty body, expected fields {', '.join(required)}")
                 return None
             return {}
-        headers = resp.headers
-        content_type = headers.get("content-type", "") if headers is not None else ""
-        if "json" not in content_type:
-            if required:
-                got = content_type or "no content type"
-                resp.failure(f"expected JSON with {', '.join(required)}, got {got}")
-                return None
-            return content
+        # A JSON API answers an object or a list: its first byte says so without reading headers.
+        if content[:1] not in _JSON_STARTS:
+            headers = resp.headers
+            content_type = headers.get("content-type", "") if headers is not None else ""
+            if "json" not in content_type:
+                if required:
+                    got = content_type or "no content type"
+                    resp.failure(f"expected JSON with {', '.join(required)}, got {got}")
+                    return None
+                return content
         try:
             body = json.loads(content.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError included
             resp.failure("body is not valid JSON")
             return None
-        if required and not (type(body) is dict and all(f in body for f in required)):
+        if required and not (type(body) is dict and body.keys() >= required_set):
             missing = Api.missing_fields(body, required)
             if missing:
                 resp.failure(f"response lacks {', '.join(missing)}")
