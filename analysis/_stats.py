@@ -33,6 +33,7 @@ SourceKind = Literal["exact", "histogram", "csv", "benchmark"]
 
 PERCENTILE_METHOD = "higher"
 TIMELINE_SAMPLES = 500_000
+TIMELINE_BINS = 20_000
 SOURCE_LABELS: Mapping[str, str] = {
     "exact": "exact request record (numpy 'higher': an observed sample, at index ceil(q*(n-1)))",
     "histogram": "Locust --json-file histograms (response times rounded to ~2 significant digits)",
@@ -564,11 +565,15 @@ def _timeline(run: RunData, st: RunStats) -> pd.DataFrame:
         users = agg[["timestamp", "users"]].drop_duplicates("timestamp").set_index("timestamp")["users"]
     if st.record is not None and len(st.record):
         rec = st.record
-        sec = np.floor(rec["timestamp"].to_numpy(dtype=np.float64)).astype(np.int64)
+        stamps = rec["timestamp"].to_numpy(dtype=np.float64)
         ok = rec["success"].to_numpy(dtype=bool)
-        first = int(sec.min())
-        counts = np.bincount(sec - first)
-        fails = np.bincount(sec[~ok] - first, minlength=len(counts))
+        first = math.floor(float(stamps.min()))
+        # One bin per second, or wider ones so a run never needs more than TIMELINE_BINS of them (a
+        # stray timestamp far from the others must not cost an array per second in between).
+        width = max(1, math.ceil((float(stamps.max()) - first + 1) / TIMELINE_BINS))
+        sec = ((stamps - first) // width).astype(np.int64)
+        counts = np.bincount(sec)
+        fails = np.bincount(sec[~ok], minlength=len(counts))
         # Per-second percentiles for the chart: from at most TIMELINE_SAMPLES requests (a seeded random
         # subsample of a bigger record), so a chart never costs a sort of ten million rows.
         pick = np.arange(len(sec))
@@ -581,14 +586,14 @@ def _timeline(run: RunData, st: RunStats) -> pd.DataFrame:
         uniq, start_idx, n_per = np.unique(sec_s, return_index=True, return_counts=True)
         p50 = np.full(len(counts), np.nan)
         p95 = np.full(len(counts), np.nan)
-        p50[uniq - first] = rt_s[start_idx + np.ceil(0.5 * (n_per - 1)).astype(np.int64)]
-        p95[uniq - first] = rt_s[start_idx + np.ceil(0.95 * (n_per - 1)).astype(np.int64)]
+        p50[uniq] = rt_s[start_idx + np.ceil(0.5 * (n_per - 1)).astype(np.int64)]
+        p95[uniq] = rt_s[start_idx + np.ceil(0.95 * (n_per - 1)).astype(np.int64)]
         present = counts > 0
         frame = pd.DataFrame(
             {
-                "timestamp": (first + np.arange(len(counts)))[present].astype(np.float64),
-                "rps": counts[present].astype(np.float64),
-                "fail_rps": fails[present].astype(np.float64),
+                "timestamp": (first + width * np.arange(len(counts)))[present].astype(np.float64),
+                "rps": counts[present].astype(np.float64) / width,
+                "fail_rps": fails[present].astype(np.float64) / width,
                 "p50": p50[present],
                 "p95": p95[present],
             }
