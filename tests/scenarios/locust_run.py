@@ -123,6 +123,7 @@ class DriverResult:
     errors: list[dict[str, Any]]
     exceptions: list[str]
     unhandled_greenlet_exception: bool
+    log: str
 
     def requests(self, method: str, name: str) -> int:
         return self.rows.get((method, name), (0, 0))[0]
@@ -151,4 +152,6 @@ def run_users(
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = {(e["method"], e["name"]): (e["requests"], e["failures"]) for e in data["entries"]}
-    return DriverResult(rows, data["errors"], data["exceptions"], data["unhandled_greenlet_exception"])
+    return DriverResult(
+        rows, data["errors"], data["exceptions"], data["unhandled_greenlet_exception"], proc.stderr
+    )

@@ -18,7 +18,7 @@ from locust_scenarios._guard import (
     check_url,
     is_loopback,
 )
-from tests.scenarios.locust_run import locust, stats_of
+from tests.scenarios.locust_run import locust, run_users, stats_of
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"])
@@ -155,3 +155,11 @@ def test_absolute_urls_and_redirects_to_another_host_are_refused_and_failed(
     assert other.hits == [], "a request reached the other host"
     assert "/ok" in target.hits
     assert stats.exceptions == []
+
+
+def test_a_remote_host_set_after_start_is_refused_by_every_user() -> None:
+    # As when a remote host is typed into the web UI's form: the run exists, its users must not send.
+    result = run_users("http://192.0.2.7:8000", "peak_traffic:PeakTrafficScenario", users=2, seconds=1)
+    assert result.rows == {}
+    assert "is not a loopback address" in result.log and "--allow-remote-host" in result.log
+    assert result.exceptions == [] and not result.unhandled_greenlet_exception
