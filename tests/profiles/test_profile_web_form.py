@@ -1,0 +1,85 @@
+"""The web UI's start request (`POST /swarm`) with the `load_profile` field: a bad profile is refused
+with its file, stage and key and nothing starts; an empty field is a plain Locust run with the form's
+user count; a profile typed there replaces the form's numbers. One Locust process, no browser."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.backend_process import Backend, free_port
+from tests.profiles.runs import Run, start_locust
+
+
+@pytest.fixture
+def web(backend: Backend, tmp_path: Path) -> Iterator[tuple[str, Run]]:
+    port = free_port()
+    args = ["ComplianceUser", "--web-host", "127.0.0.1", "--web-port", str(port), "--host", backend.url]
+    run = start_locust(tmp_path, "web", args, csv_history=False)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            get(url, "/stats/requests")
+            break
+        except OSError:
+            assert run.process.poll() is None and time.monotonic() < deadline, run.output()
+            time.sleep(0.2)
+    try:
+        yield url, run
+    finally:
+        run.process.terminate()
+        run.process.wait(timeout=20)
+
+
+def get(url: str, path: str) -> Any:
+    with urllib.request.urlopen(url + path, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def post(url: str, path: str, form: dict[str, str] | None = None) -> Any:
+    data = urllib.parse.urlencode(form or {}).encode()
+    with urllib.request.urlopen(
+        urllib.request.Request(url + path, data=data, method="POST"), timeout=10
+    ) as r:
+        return json.loads(r.read())
+
+
+def wait_users(url: str, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (stats := get(url, "/stats/requests"))["user_count"] != count:
+        assert time.monotonic() < deadline, f"user count {stats['user_count']}, expected {count}"
+        time.sleep(0.2)
+
+
+def test_web_form_refuses_a_bad_profile_runs_plain_without_one_and_the_profile_with_one(
+    web: tuple[str, Run], tmp_path: Path
+) -> None:
+    url, run = web
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages:\n  - {duration: 5, users: 1, spawn_rate: 1}\n  - {duration: 5, users: 2}\n")
+    form = {"user_count": "3", "spawn_rate": "3"}
+
+    answer = post(url, "/swarm", {**form, "load_profile": str(bad)})
+    assert answer["success"] is False
+    assert "bad.yaml: stage 2: key 'spawn_rate': missing (line 3)" in answer["message"]
+    assert get(url, "/stats/requests")["state"] == "ready", "nothing started"
+
+    answer = post(url, "/swarm", {**form, "load_profile": ""})
+    assert answer["success"] is True and answer["message"] == "Swarming started"
+    wait_users(url, 3)  # the form's count: plain Locust
+    post(url, "/stop")
+    wait_users(url, 0)
+
+    answer = post(url, "/swarm", {**form, "load_profile": "smoke", "profile_time_scale": "0.2"})
+    assert answer["success"] is True and "LoadProfileShape" in answer["message"]
+    wait_users(url, 2)  # smoke's 2 users, not the form's 3
+    post(url, "/stop")
+    assert "Load profile smoke (closed, 1 stages, 12s, time scale 0.2)" in run.output()
