@@ -102,6 +102,7 @@ class Database:
     # -- connections -------------------------------------------------------------------------------
 
     def _connect(self) -> Any:
+        conn: Any
         if self.dialect == "sqlite":
             assert self.path is not None
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)

@@ -120,9 +120,9 @@ async def token(request: Request) -> Any:
 
     form = parse_qs((await request.body()).decode(errors="replace"))
     username = (form.get("username") or [""])[0]
-    password = (form.get("password") or [None])[0]
-    if password is None:
+    if "password" not in form:
         raise validation_error(["password"], "field required")
+    password = form["password"][0]
     return await run_in_threadpool(_login, request, username, password)
 
 

@@ -109,7 +109,9 @@ def frameworks_of(mappings: list[str]) -> list[str]:
 def insert_rows(db: Database, p: Principal, items: list[EvidenceIn]) -> list[dict[str, Any]]:
     """Insert evidence (inside the caller's transaction) and return the stored rows as dicts."""
     now = now_iso()
-    rows, fw_rows, out = [], [], []
+    rows: list[tuple[Any, ...]] = []
+    fw_rows: list[tuple[str, str, str, str]] = []
+    out: list[dict[str, Any]] = []
     for item in items:
         eid = new_id()
         rows.append(
