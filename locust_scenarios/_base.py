@@ -43,8 +43,8 @@ OPEN_KEYS = frozenset(
     {"auth.register", "auth.login", "auth.token", "auth.refresh", "ops.health", "ops.ready"}
 )
 
-# Process-wide: numbers users for their seeds, and tags this process's registrations so two runs
-# against one backend never collide on an email address. Neither is mutable shared data.
+# Process-wide, and no data shared between users: a counter that numbers users for their seeds, and a
+# tag on this process's registrations so two runs against one backend never collide on an email.
 _user_numbers = itertools.count()
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 _JSON_STARTS = (b"{", b"[")
@@ -126,7 +126,8 @@ class AuthenticatedUser(FastHttpUser):
         super().__init_subclass__(**kwargs)
         # Locust's metaclass has already collected `tasks`; wrap them once, keeping their tags and
         # names so `-T`/`-E` and the class picker see them unchanged.
-        cls.tasks = [_with_tags(t) for t in cls.tasks]
+        wrapped: dict[int, Callable[..., Any]] = {}  # a weight repeats a task: wrap it once
+        cls.tasks = [wrapped.setdefault(id(t), _with_tags(t)) for t in cls.tasks]
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
