@@ -14,7 +14,7 @@ from analysis._redact import redact_text
 from analysis._reports import VERDICT_TEXT, report_document, top_failures
 from analysis._stats import SOURCE_LABELS, Distribution, entry_label
 from analysis._svg import PALETTE, Series, bar_chart, empty_chart, line_chart
-from analysis._thresholds import format_value
+from analysis._thresholds import ThresholdResult, format_value
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#0f172a;
@@ -163,6 +163,24 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
     return out
 
 
+def _threshold_table(results: Sequence[ThresholdResult]) -> str:
+    return _table(
+        ["status", "rule", "entry", "value", "limit", "message"],
+        [
+            [
+                _cell(r.status),
+                _cell(r.rule.id),
+                _cell(r.entry),
+                _cell(format_value(r.rule.metric, r.value), True),
+                _cell(f"{r.rule.op} {format_value(r.rule.metric, r.rule.value)}"),
+                _cell(r.message),
+            ]
+            for r in results
+        ],
+        [f"s-{r.status}" for r in results],
+    )
+
+
 def to_html(a: Analysis) -> str:
     doc = report_document(a)
     s = doc["summary"]
@@ -202,24 +220,13 @@ def to_html(a: Analysis) -> str:
         )
     parts.append("<h2>Thresholds</h2>")
     order = {"fail": 0, "warn": 1, "no-data": 2, "pass": 3}
-    results = sorted(a.results, key=lambda r: order[r.status])
-    parts.append(
-        _table(
-            ["status", "rule", "entry", "value", "limit", "message"],
-            [
-                [
-                    _cell(r.status),
-                    _cell(r.rule.id),
-                    _cell(r.entry),
-                    _cell(format_value(r.rule.metric, r.value), True),
-                    _cell(f"{r.rule.op} {format_value(r.rule.metric, r.rule.value)}"),
-                    _cell(r.message),
-                ]
-                for r in results
-            ],
-            [f"s-{r.status}" for r in results],
-        )
-    )
+    idle = [r for r in a.results if r.value is None and r.status != "fail"]
+    judged = sorted((r for r in a.results if r not in idle), key=lambda r: order[r.status])
+    parts.append(_threshold_table(judged))
+    if idle:
+        parts.append(f"<details><summary>{len(idle)} rule(s) had nothing to check in this run</summary>")
+        parts.append(_threshold_table(idle))
+        parts.append("</details>")
     if a.baselines:
         parts.append(
             f"<h2>Baseline comparison</h2><p class='muted'>pooled: {escape(', '.join(a.baselines))}</p>"

@@ -120,6 +120,11 @@ def test_every_chart_section_renders_visible_svg(html_report: Path, browser: obj
     assert len(lines) >= 4  # requests/s, failures/s, p50, p95
     bars = browser.find_elements(By.CSS_SELECTOR, "#charts-distribution svg rect[fill='#2563eb']")
     assert len(bars) >= 10
+    # Rules with nothing to check in this run are folded away; judged ones are shown.
+    folded = browser.find_element(By.CSS_SELECTOR, "details")
+    assert "had nothing to check in this run" in folded.text
+    assert not folded.find_element(By.CSS_SELECTOR, "table").is_displayed()
+    assert browser.find_element(By.XPATH, "//td[text()='load.failure_ratio']").is_displayed()
     titles = [
         s.get_attribute("aria-label") for s in browser.find_elements(By.CSS_SELECTOR, "#charts-streaming svg")
     ]
