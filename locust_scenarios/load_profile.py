@@ -17,6 +17,7 @@ import time
 from collections import deque
 from typing import Any
 
+import gevent
 from locust import LoadTestShape, events
 
 from locust_scenarios._arrival import StagePlan, arrival_run
@@ -68,6 +69,9 @@ class LoadProfileShape(LoadTestShape):
 
     def reset_time(self) -> None:
         super().reset_time()
+        if self.runner is not None and gevent.getcurrent() is getattr(self.runner, "shape_greenlet", None):
+            # A master restarts the clock when the first tick makes it spawn: the run goes on.
+            return
         self._begun = False
         self._stage = None
         self._warming_since = None
