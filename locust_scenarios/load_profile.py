@@ -282,6 +282,9 @@ def _select_profile(environment: Any, runner: Any = None, web_ui: Any = None, **
         shape.runner = runner
         if getattr(options, "num_users", None) or getattr(options, "spawn_rate", None):
             logger.info("Load profile %s sets users and spawn rate; -u/-r are not used", profile.name)
+    # A run stopped before its profile ended (Stop button, SIGTERM, -t) gives the classes back
+    # their own weights, so a later plain run in the same web UI is plain.
+    environment.events.test_stop.add_listener(lambda **_: shape._restore_mix())
     if web_ui is not None:
         _hook_web_ui(environment, web_ui, shape)
 
