@@ -121,7 +121,7 @@ def detect_issues(
             Issue(
                 "high-failure-rate",
                 "critical",
-                f"{ratio:.1%} of all {stats.total_count} requests failed (> 5%)",
+                f"{ratio:.1%} of all {stats.total_count} requests failed (> {s.failure_ratio:.0%})",
             )
         )
     if system.sampled:

@@ -281,3 +281,14 @@ def test_console_script_is_installed() -> None:
     assert r.returncode == 0 and "Exit 0 pass, 1 fail, 2 bad input, 3 invalid run" in " ".join(
         r.stdout.split()
     )
+
+
+def test_a_folder_with_several_csv_prefixes_asks_for_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = "GET,/x,10,0,20,21.0,10,40,100,2.0,0.0,20,22,24,25,30,35,40,40,40,40,40"
+    write_stats_csv(tmp_path, [row], prefix="monday")
+    write_stats_csv(tmp_path, [row], prefix="tuesday")
+    err = bad(capsys, tmp_path)
+    assert "holds several Locust CSV prefixes (monday, tuesday): pass one as RUN" in err
+    assert main([str(tmp_path / "tuesday"), "--report", "none"]) == 0
