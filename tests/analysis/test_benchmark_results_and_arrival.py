@@ -36,6 +36,9 @@ def test_benchmark_results_alone_are_judged_by_the_seed_benchmark_thresholds(tmp
     assert status["bench.db.connection_pool.success"] == ("fail", 0.2)
     assert status["bench.db.join.mean"] == ("warn", None)
     assert a.exit_code == 1
+    # A benchmark-only run has no load entries: the load rules have nothing to check, they do not fail.
+    load = {r.rule.id: r.status for r in a.results if r.rule.id.startswith("load.")}
+    assert load == {"load.failure_ratio": "warn", "load.mean": "warn"}
     e = a.stats.entries.set_index("name")
     assert e.loc["db.join", "failures"] == 3 and e.loc["db.connection_pool", "count"] == 10
 
@@ -74,3 +77,13 @@ def test_bad_benchmark_results_name_the_key(tmp_path: Path, capsys: pytest.Captu
     assert main([str(tmp_path), "--report", "none"]) == 2
     err = capsys.readouterr().err
     assert "benchmark_results.json, key 'benchmarks[0].stats.max': is missing or not a number" in err
+
+
+def test_a_benchmark_only_run_within_the_seed_limits_passes(tmp_path: Path) -> None:
+    write_run_json(tmp_path)
+    write_benchmarks(
+        tmp_path,
+        BenchmarkResult("api.authentication", "bench-api", data=[0.10, 0.12]),
+        BenchmarkResult("db.join", "bench-db", data=[0.05, 0.06, 0.07]),
+    )
+    assert main([str(tmp_path), "--report", "none"]) == 0
