@@ -300,6 +300,8 @@ def _hook_web_ui(environment: Any, web_ui: Any, shape: LoadProfileShape) -> None
             return None
         if "load_profile" not in request.form:
             return None  # a client that does not send the field keeps the current choice
+        if getattr(environment.runner, "shape_greenlet", None) is not None:
+            return None  # a profile is running: Locust refuses to edit it, and so do we
         value = request.form.get("load_profile", "").strip()
         picker = bool(getattr(web_ui, "userclass_picker_is_active", False))
         if picker:
