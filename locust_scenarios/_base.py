@@ -184,8 +184,12 @@ class AuthenticatedUser(FastHttpUser):
         self._next_auth_at = time.monotonic() + self.reauth_pause_s
         return False
 
+    def shared_account(self) -> str:
+        """The `--login-email` every user logs in as, or "" when each user registers its own."""
+        return str(_option(self.environment, "login_email", "") or os.environ.get("CGPT_LOGIN_EMAIL", ""))
+
     def _authenticate(self) -> bool:
-        email = _option(self.environment, "login_email", "") or os.environ.get("CGPT_LOGIN_EMAIL", "")
+        email = self.shared_account()
         if email:
             password = _option(self.environment, "login_password", "") or os.environ.get(
                 "CGPT_LOGIN_PASSWORD", ""
