@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.backend.helpers import new_user
+from tests.backend.clients import new_user
 from tests.backend_process import Backend, run_backend
 
 PROTECTED = [

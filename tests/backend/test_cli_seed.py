@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backend.helpers import User
+from tests.backend.clients import User
 from tests.backend_process import FAST_SETTINGS, Backend, postgres_schema, run_backend
 
 ENV = {**os.environ, **FAST_SETTINGS}

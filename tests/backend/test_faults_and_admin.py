@@ -13,7 +13,7 @@ import pytest
 import websocket
 
 from reference_backend.app import is_loopback
-from tests.backend.helpers import new_user, sse_events
+from tests.backend.clients import new_user, sse_events
 from tests.backend.test_streams import QUESTION, ws_url
 from tests.backend_process import Backend, run_backend
 

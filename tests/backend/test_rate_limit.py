@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.backend.helpers import new_user, raw_request
+from tests.backend.clients import new_user, raw_request
 from tests.backend_process import Backend, run_backend
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.backend.helpers import new_user
+from tests.backend.clients import new_user
 from tests.backend_process import POSTGRES_URL, postgres_schema, run_backend
 
 

@@ -7,7 +7,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from tests.backend.helpers import PASSWORD, User, new_user, raw_request
+from tests.backend.clients import PASSWORD, User, new_user, raw_request
 from tests.backend_process import Backend
 
 EVIDENCE = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reference_backend import schema
-from tests.backend.helpers import new_user
+from tests.backend.clients import new_user
 from tests.backend_process import Backend, postgres_schema, run_backend
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import websocket
 
-from tests.backend.helpers import User, new_user, sse_events
+from tests.backend.clients import User, new_user, sse_events
 from tests.backend_process import Backend, run_backend
 
 QUESTION = "Which evidence covers encryption at rest for SOC 2?"

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from tests.backend.helpers import User, new_user
+from tests.backend.clients import User, new_user
 from tests.backend_process import Backend
 
 SECRET_WORD = "zanzibarquokka"

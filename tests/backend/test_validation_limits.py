@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.backend.helpers import new_user, raw_request
+from tests.backend.clients import new_user, raw_request
 from tests.backend_process import Backend
 
 
