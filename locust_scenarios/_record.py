@@ -239,6 +239,21 @@ def table_from_bytes(data: bytes) -> pa.Table:
     return table
 
 
+def warm_up() -> None:
+    """Run each Arrow and parquet step once on a throw-away row.
+
+    The first call of Arrow's kernels and of the parquet writer costs over 100 ms of CPU; done in the
+    middle of a run it would stall every simulated user of the process for that long.
+    """
+    table = rows_to_table(
+        [(0.0, "GET", "/", 1.0, 1, ValueError("warm-up"), {"user_class": "", "tags": ["x"]})], "warm-up"
+    )
+    table = table_from_bytes(table_to_bytes(table))
+    pq.write_table(table, pa.BufferOutputStream(), compression="zstd")
+    pc.sum(pc.cast(pc.invert(table["success"]), pa.int64()))
+    table.select(["request_type", "name"]).group_by(["request_type"]).aggregate([("name", "count")])
+
+
 class PartWriter:
     """Writes the record as numbered parquet parts in `directory` and counts what it wrote."""
 

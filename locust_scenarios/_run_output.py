@@ -50,7 +50,7 @@ from locust_scenarios._monitor import (
     target_address,
 )
 from locust_scenarios._options import SECRET_OPTIONS
-from locust_scenarios._record import PartWriter, RequestRecorder, table_from_bytes, table_to_bytes
+from locust_scenarios._record import PartWriter, RequestRecorder, table_from_bytes, table_to_bytes, warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class WorkerOutput:
         self.monitor = bool(opts and getattr(opts, "run_dir", ""))
         self.record = self.monitor and not getattr(opts, "no_request_record", False)
         if self.record and not self.listening:
+            warm_up()
             environment.events.request.add_listener(self.recorder.on_request)
             self.listening = True
         if self.monitor and self.sampler is None:
@@ -229,7 +230,7 @@ class RunOutput:
         self.own = own_sampler(self.role)
         self.target: ProcessSampler | None = None
         self.target_settled = False
-        self.target_attempt = 0.0
+        self.target_attempt = -10.0
 
         self.workers: dict[str, _WorkerSeen] = {}
         self.lost: dict[str, str] = {}
@@ -251,6 +252,7 @@ class RunOutput:
 
         ev = environment.events
         if self.record:
+            warm_up()
             ev.request.add_listener(self.recorder.on_request)
         ev.test_start.add_listener(self.on_test_start)
         ev.reset_stats.add_listener(self.on_reset_stats)
@@ -260,6 +262,8 @@ class RunOutput:
             ev.worker_report.add_listener(self.on_worker_report)
             ev.worker_connect.add_listener(self.on_worker_connect)
         self._watch_signals()
+        # Finding the target can scan every process's sockets: do it now, not while users run.
+        self._settle_target()
         self.tick_greenlet = runner.greenlet.spawn(self._tick)
         self.write_run_json(exit_code=None)
 
@@ -316,10 +320,6 @@ class RunOutput:
         """Find the backend process to sample: --target-pid, the embedded backend, or a loopback port."""
         if self.target_settled:
             return
-        now = time.monotonic()
-        if now - self.target_attempt < 5.0:
-            return
-        self.target_attempt = now
         opts = self.environment.parsed_options
         pid: int | None = getattr(opts, "target_pid", None)
         source = "--target-pid"
@@ -341,6 +341,10 @@ class RunOutput:
                 self.target_settled = True
                 self.notes.append(f"target {host} is not on this machine's loopback: not sampled")
                 return
+            now = time.monotonic()
+            if now - self.target_attempt < 5.0:
+                return  # the port scan reads every process's sockets: not every second
+            self.target_attempt = now
             pid = find_listening_pid(address[1])
             source = f"listening on port {address[1]}"
             if pid is None:

@@ -85,7 +85,7 @@ def test_compliance_user_run_records_every_request_the_backend_received(
 def test_embedded_backend_is_sampled_as_the_target(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cmd = locust(
-        "-f", locust_scenarios.locustfile_path(), "--headless", "-u", "2", "-r", "2", "-t", "3s",
+        "-f", locust_scenarios.locustfile_path(), "--headless", "-u", "2", "-r", "2", "-t", "5s",
         "--stop-timeout", "10", "--run-dir", str(run_dir), "ComplianceUser",
     )  # fmt: skip
     rc, log = run(cmd, tmp_path, timeout=120)

@@ -35,7 +35,8 @@ def test_worker_killed_mid_run_is_reported_and_what_it_sent_is_kept(backend: Bac
     assert len(meta["workers"]["seen"]) == 2
     assert len(meta["workers"]["lost"]) == 1, meta["workers"]
     lost = meta["workers"]["lost"][0]
-    assert "missing" in meta["workers"]["lost_reasons"][lost]
+    # Locust marks it missing after ~3 s without heartbeat; if the run ends first, no final report came.
+    assert meta["workers"]["lost_reasons"][lost] in ("missing: no heartbeat", "no final report")
     assert (record["worker"] == lost).sum() == meta["workers"]["rows"][lost] > 0
     assert meta["complete"] is False and meta["ended_by"] == "normal"
     # The dead worker's rows came with its stats reports, so the record still equals Locust's totals.

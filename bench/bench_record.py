@@ -1,0 +1,194 @@
+"""What writing the exact request record costs in requests per second.
+
+One FastHttpUser process hammers a trivial nginx endpoint on loopback (`location /ok { return 200 'ok'; }`)
+with the same users and duration, alternating, round by round:
+  - `plain`: no --run-dir (plain Locust plus the library's options),
+  - `no-record`: --run-dir with --no-request-record (resource samples, run.json, Locust's files),
+  - `record`: --run-dir with the exact record.
+Prints each run's requests per second and CPU microseconds per request, and the median ratios
+`record / no-record` (the cost of the record itself, which must stay >= 0.95) and `record / plain`
+(everything the run folder costs). On a machine shared with other work the wall-clock rate swings with
+the neighbours' load; requests per CPU-second of the load generator (CPU time and requests counted from
+test start to test stop) is the rate a load generator with a core to itself would reach, and is the
+figure to compare there.
+
+    python bench/bench_record.py [--rounds 3] [--seconds 6] [--users 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LOCUSTFILE = """
+import os
+
+import locust_scenarios._options  # noqa: F401  (options and run-folder listeners, as in every scenario file)
+from locust import constant, events, task
+from locust.contrib.fasthttp import FastHttpUser
+
+_start = {}
+
+
+def _cpu():
+    t = os.times()
+    return t.user + t.system
+
+
+@events.test_start.add_listener
+def _window_opens(environment, **_kw):
+    _start["cpu"] = _cpu()
+
+
+@events.test_stop.add_listener
+def _window_closes(environment, **_kw):
+    # The steady state, from the first user to the last: what the record costs while requests are made.
+    # Writing after the run (final part, reports) does not slow requests down and is left out.
+    if "cpu" in _start:
+        used = _cpu() - _start.pop("cpu")
+        requests = environment.runner.stats.total.num_requests
+        print(f"BENCH_WINDOW cpu={used:.4f} requests={requests}", flush=True)
+
+
+class OkUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def ok(self):
+        self.client.get("/ok")
+"""
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location /ok {{ return 200 'ok'; }}
+    }}
+}}
+"""
+
+CONDITIONS = ("plain", "no-record", "record")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=work, port=port))
+    proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(conf)], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise SystemExit(f"nginx did not start: {err}") from None
+            time.sleep(0.1)
+
+
+def final_figures(output: str) -> tuple[int, float, float]:
+    """Requests and requests per second (Locust's final `Aggregated` row), and the CPU seconds the
+    load generator used for the requests of the steady state (requests counted in the same window)."""
+    rows = [line for line in output.splitlines() if line.strip().startswith("Aggregated") and "|" in line]
+    window = re.search(r"BENCH_WINDOW cpu=([0-9.]+) requests=([0-9]+)", output)
+    if not rows or not window:
+        raise SystemExit(f"no final statistics in Locust's output:\n{output[-3000:]}")
+    fields = rows[-1].split("|")
+    cpu_per_request = float(window.group(1)) / max(int(window.group(2)), 1)
+    return int(fields[0].split()[1]), float(fields[2].split()[0]), cpu_per_request
+
+
+def run_once(
+    work: Path, locustfile: Path, url: str, condition: str, n: int, users: int, seconds: int
+) -> float:
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+        "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "-H", url,
+    ]  # fmt: skip
+    if condition != "plain":
+        cmd += ["--run-dir", str(work / f"run-{condition}-{n}")]
+    if condition == "no-record":
+        cmd += ["--no-request-record"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"locust exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    return final_figures(done.stdout + done.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--users", type=int, default=10)
+    args = parser.parse_args()
+    rps: dict[str, list[float]] = {c: [] for c in CONDITIONS}
+    cpu_us: dict[str, list[float]] = {c: [] for c in CONDITIONS}
+    with tempfile.TemporaryDirectory(prefix="bench-record-") as tmp:
+        work = Path(tmp)
+        locustfile = work / "ok_user.py"
+        locustfile.write_text(LOCUSTFILE)
+        nginx, url = start_nginx(work)
+        try:
+            for n in range(args.rounds):
+                # Rotate the order each round so drift in the machine's load does not favour one condition.
+                order = CONDITIONS[n % 3 :] + CONDITIONS[: n % 3]
+                for condition in order:
+                    count, per_s, cpu = run_once(
+                        work, locustfile, url, condition, n, args.users, args.seconds
+                    )
+                    rps[condition].append(per_s)
+                    cpu_us[condition].append(cpu * 1e6)
+                    print(
+                        f"round {n + 1} {condition:>9}: {per_s:8.1f} req/s  {count:7d} requests  "
+                        f"{cpu_us[condition][-1]:6.1f} us CPU per request",
+                        flush=True,
+                    )
+        finally:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(timeout=10)
+    for c in CONDITIONS:
+        print(
+            f"median {c:>9}: {statistics.median(rps[c]):8.1f} req/s  "
+            f"{statistics.median(cpu_us[c]):6.1f} us CPU per request"
+        )
+    for a, b, what in (
+        ("record", "no-record", "the record's own cost"),
+        ("record", "plain", "the run folder"),
+    ):
+        by_rps = statistics.median(x / y for x, y in zip(rps[a], rps[b], strict=True))
+        # Requests per CPU-second: the rate the load generator would reach with a core to itself.
+        by_cpu = statistics.median(y / x for x, y in zip(cpu_us[a], cpu_us[b], strict=True))
+        print(f"median ratio {a} / {b}: req/s {by_rps:.3f}, requests per CPU-second {by_cpu:.3f}  ({what})")
+
+
+if __name__ == "__main__":
+    main()
