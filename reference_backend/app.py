@@ -1,7 +1,7 @@
 """The app factory: `create_app(settings)` builds the FastAPI app, its state and the ASGI middleware.
 
-The database schema is created when the app starts (lifespan), not at import or construction, so
-building an app is cheap and side-effect free.
+The database is opened and its schema created when the app starts (lifespan), not at import or
+construction, so building an app is cheap; the wrapped FastAPI app is `create_app(...).fastapi_app`.
 """
 
 from __future__ import annotations
