@@ -209,7 +209,7 @@ def _optional(p: Path, present: list[str]) -> Path | None:
 def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV file; every row must have as many fields as the header."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RunFolderError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
     if not text.strip():
@@ -233,13 +233,38 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, [r for r in body if r]
 
 
+def _read_csv_fast(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0 or not path.read_bytes()[:4096].strip():
+        raise RunFolderError(
+            "is empty (no header row): the run may have been killed while writing it", file=path
+        )
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RunFolderError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RunFolderError(f"is not valid CSV ({str(exc).strip()})", file=path) from None
+
+
 def _frame(
     path: Path,
     mapping: Mapping[str, str],
     optional: Mapping[str, str] | None = None,
     keep_percentiles: bool = False,
+    large: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
-    header, rows = _read_csv_rows(path)
+    """The file's columns named in `mapping` (and `optional`), renamed, as text; `large` files (one row
+    per second of a long run) go through pandas' C parser, whose messages name the line."""
+    if large:
+        raw = _read_csv_fast(path)
+        header = [str(c) for c in raw.columns]
+    else:
+        header, rows = _read_csv_rows(path)
+        raw = (
+            pd.DataFrame(rows, columns=header, dtype=object)
+            if rows
+            else pd.DataFrame(columns=header, dtype=object)
+        )
     absent = [c for c in mapping if c not in header]
     if absent:
         raise RunFolderError(
@@ -247,11 +272,6 @@ def _frame(
             file=path,
             column=absent[0],
         )
-    raw = (
-        pd.DataFrame(rows, columns=header, dtype=object)
-        if rows
-        else pd.DataFrame(columns=header, dtype=object)
-    )
     names = dict(mapping)
     names.update({k: v for k, v in (optional or {}).items() if k in header})
     percentile_cols: list[str] = []
@@ -313,7 +333,7 @@ def read_stats_csv(path: Path) -> pd.DataFrame:
 
 
 def read_history_csv(path: Path) -> pd.DataFrame:
-    frame, pcols = _frame(path, HISTORY_COLUMNS, keep_percentiles=True)
+    frame, pcols = _frame(path, HISTORY_COLUMNS, keep_percentiles=True, large=True)
     original = _inverse(HISTORY_COLUMNS, {p: p[1:] + "%" for p in pcols})
     numeric = [c for c in HISTORY_COLUMNS.values() if c not in ("request_type", "name")]
     return _to_numeric(frame, numeric + pcols, path, original, allow_na=[*pcols, "median", "min", "max"])
@@ -331,7 +351,7 @@ def read_exceptions_csv(path: Path) -> pd.DataFrame:
 
 def read_resources_csv(path: Path) -> pd.DataFrame:
     mapping = {c: c for c in RESOURCES_COLUMNS}
-    frame, _ = _frame(path, mapping)
+    frame, _ = _frame(path, mapping, large=True)
     frame = _to_numeric(frame, [c for c in RESOURCES_NUMERIC if c not in ("threads", "open_files")], path, {})
     frame = _to_numeric(frame, ["threads", "open_files"], path, {}, allow_na=["threads", "open_files"])
     roles = set(frame["role"].unique())

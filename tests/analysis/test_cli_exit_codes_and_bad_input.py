@@ -292,3 +292,17 @@ def test_a_folder_with_several_csv_prefixes_asks_for_one(
     err = bad(capsys, tmp_path)
     assert "holds several Locust CSV prefixes (monday, tuesday): pass one as RUN" in err
     assert main([str(tmp_path / "tuesday"), "--report", "none"]) == 0
+
+
+def test_truncated_and_overlong_lines_of_the_per_second_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good_run(tmp_path)
+    path = tmp_path / "resources.csv"
+    text = path.read_text()
+    path.write_text(text + "1790000009.0,target,local,4242,2")  # killed mid-line
+    err = bad(capsys, tmp_path)
+    assert "resources.csv, row 10, column 'cpu_percent': is empty where a number belongs" in err
+    path.write_text(text + "1790000009.0,target,local,4242,200,10,8,12,surplus\n")
+    err = bad(capsys, tmp_path)
+    assert "resources.csv: is not valid CSV (Error tokenizing data" in err and "line 10" in err
