@@ -125,6 +125,8 @@ def resolve_run(run: Path | str) -> tuple[Path, str | None]:
         return p, (prefixes[0] if prefixes else None)
     if Path(f"{p}_stats.csv").exists() or Path(f"{p}.json").exists():
         return p.parent, p.name
+    if p.name.endswith("_stats.csv") and p.is_file():  # the stats file itself was given
+        return p.parent, p.name[: -len("_stats.csv")]
     raise UsageError(
         "is neither a run folder nor a Locust --csv prefix (no such folder, no <RUN>_stats.csv)", file=p
     )

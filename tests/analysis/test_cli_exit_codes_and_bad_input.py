@@ -292,6 +292,7 @@ def test_a_folder_with_several_csv_prefixes_asks_for_one(
     err = bad(capsys, tmp_path)
     assert "holds several Locust CSV prefixes (monday, tuesday): pass one as RUN" in err
     assert main([str(tmp_path / "tuesday"), "--report", "none"]) == 0
+    assert main([str(tmp_path / "monday_stats.csv"), "--report", "none"]) == 0
 
 
 def test_truncated_and_overlong_lines_of_the_per_second_files(
