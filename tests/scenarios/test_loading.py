@@ -152,3 +152,33 @@ def test_class_picker_offers_every_user_class(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail("locust did not stop on SIGINT")
+
+
+DOCSTRINGS = """
+import inspect, json, sys
+from locust.argument_parser import get_locustfiles_locally, parse_locustfile_option
+from locust.main import merge_locustfiles_content
+
+sys.argv = ["locust", "-f", sys.argv[1]]
+users, *_ = merge_locustfiles_content(get_locustfiles_locally(parse_locustfile_option()))
+print(json.dumps({name: inspect.cleandoc(cls.__doc__ or "") for name, cls in users.items()}))
+"""
+
+
+def test_every_user_class_explains_its_workflow_in_one_paragraph() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", DOCSTRINGS, locust_scenarios.locustfile_path()],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(EXPECTED_USER_CLASSES) <= set(docs)
+    for name, doc in docs.items():
+        blocks = [b for b in doc.split("\n\n") if b.strip()]
+        # A summary line, then one paragraph: the workflow, the endpoints, why the weights.
+        assert 1 <= len(blocks) <= 2, f"{name}: {len(blocks)} paragraphs"
+        assert len(doc) >= 200, f"{name}: docstring too short to explain its workflow"
