@@ -17,7 +17,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,9 @@ class Database:
     def __init__(self, url: str | None) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
+        # SQLite allows one writer. Queuing this process's writers on a Python lock wakes the next one
+        # the moment the last commits; SQLite's own busy handler sleeps in steps of up to 100 ms.
+        self._write_lock = threading.Lock()
         self._all_connections: list[Any] = []
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if url and url.startswith(("postgresql://", "postgres://")):
@@ -190,9 +193,16 @@ class Database:
 
         return self._run(go)
 
+    def _writing(self) -> Any:
+        """The write lock for a SQLite write outside a transaction (a transaction holds it already)."""
+        if self.dialect == "sqlite" and not getattr(self._local, "in_tx", False):
+            return self._write_lock
+        return nullcontext()
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; returns the affected row count."""
-        return int(self._run(lambda conn: conn.execute(self._sql(sql), params).rowcount))
+        """Run one statement (a write: reads use the fetch methods); returns the affected row count."""
+        with self._writing():
+            return int(self._run(lambda conn: conn.execute(self._sql(sql), params).rowcount))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         def go(conn: Any) -> None:
@@ -202,7 +212,8 @@ class Database:
                 with conn.cursor() as cur:
                     cur.executemany(self._sql(sql), rows)
 
-        self._run(go)
+        with self._writing():
+            self._run(go)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -215,13 +226,14 @@ class Database:
         self._local.in_tx = True
         try:
             if self.dialect == "sqlite":
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                with self._write_lock:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
             else:
                 import psycopg
 
