@@ -458,6 +458,12 @@ def read_benchmarks(path: Path) -> pd.DataFrame:
         extra = b.get("extra_info")
         failed = extra.get("failed_rounds") if isinstance(extra, dict) else None
         row["failed_rounds"] = int(failed) if isinstance(failed, int | float) and _is_number(failed) else 0
+        # Numeric measures a benchmark reported (RSS growth, slow requests, connections left over...).
+        row["extra"] = (
+            {str(k): float(v) for k, v in extra.items() if _is_number(v) and k != "failed_rounds"}
+            if isinstance(extra, dict)
+            else {}
+        )
         rows.append(row)
     # Benchmarks none of whose rounds succeeded (the library lists them apart, without stats).
     failed_list = data.get("failed_benchmarks", [])
@@ -472,6 +478,7 @@ def read_benchmarks(path: Path) -> pd.DataFrame:
                 **dict.fromkeys(("min", "max", "mean", "median", "stddev", "rounds", "ops"), math.nan),
                 "data": None,
                 "failed_rounds": int(n) if isinstance(n, int | float) and _is_number(n) else 1,
+                "extra": {},
             }
         )
     columns = [
@@ -486,6 +493,7 @@ def read_benchmarks(path: Path) -> pd.DataFrame:
         "ops",
         "data",
         "failed_rounds",
+        "extra",
     ]
     return pd.DataFrame(rows, columns=columns)
 

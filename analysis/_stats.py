@@ -133,6 +133,8 @@ class RunStats:
     record: pd.DataFrame | None = None
     indices: Mapping[EntryKey, npt.NDArray[np.intp]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    extras: Mapping[EntryKey, Mapping[str, float]] = field(default_factory=dict)
+    """Numeric measures benchmarks reported in benchmark_results.json (`extra_info`), per BENCH entry."""
     corrected: Mapping[EntryKey, Distribution] = field(default_factory=dict)
     """Arrival-rate runs: latency corrected for coordinated omission,
     `(timestamp - intended_start) * 1000 + response_time_ms`, per entry."""
@@ -232,6 +234,14 @@ def compute_stats(run: RunData, keep_record: bool = True, with_timeline: bool = 
         indices=st.indices,
         notes=(*st.notes, *notes),
         corrected=st.corrected,
+        extras=(
+            {
+                ("BENCH", str(n)): dict(x)
+                for n, x in zip(run.benchmarks["name"], run.benchmarks["extra"], strict=True)
+            }
+            if run.benchmarks is not None
+            else {}
+        ),
     )
 
 

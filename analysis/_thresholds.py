@@ -186,6 +186,8 @@ def metric_kind(metric: str) -> str:
         return "rate"
     if metric in SYSTEM_METRICS:
         return "percent" if "percent" in metric else "mb"
+    if metric.startswith("extra."):
+        return "count"
     return "time"
 
 
@@ -201,6 +203,8 @@ def check_metric(metric: str) -> str | None:
     """None if the metric is known, else why not."""
     if metric in SYSTEM_METRICS or metric in ("count", "failures", "rps", "failure_ratio", "goodput"):
         return None
+    if metric.startswith("extra.") and len(metric) > len("extra."):
+        return None
     quantity, stat = split_metric(metric)
     if quantity is None and "." in metric and not _PERCENTILE.match(metric):
         head = metric.split(".")[0]
@@ -210,7 +214,7 @@ def check_metric(metric: str) -> str | None:
     return (
         f"unknown metric {metric!r}: use count, mean, median, min, max, p<N> (p95, p99.9), rps, failures, "
         "failure_ratio, goodput, ttft[.stat], itl[.stat], tokens_per_s[.stat], corrected[.stat], "
-        + ", ".join(SYSTEM_METRICS)
+        "extra.<name>, " + ", ".join(SYSTEM_METRICS)
     )
 
 
@@ -259,6 +263,8 @@ def format_value(metric: str, value: float | None) -> str:
         return f"{value:,.1f} MB"
     if kind == "rate":
         return f"{value:,.2f}/s"
+    if metric.startswith("extra."):
+        return f"{value:,.4g}"
     return f"{value:,.0f}"
 
 
@@ -605,6 +611,9 @@ def _value(stats: RunStats, rule: Rule, keys: Sequence[EntryKey]) -> tuple[float
         return (sum(vals) if vals else None), "counts"
     if metric == "goodput":
         return _goodput(stats, keys, rule.limits)
+    if metric.startswith("extra."):
+        found = [stats.extras[k][metric[6:]] for k in keys if metric[6:] in stats.extras.get(k, {})]
+        return (max(found) if found else None), "benchmark_results.json extra_info"
     quantity, stat = split_metric(metric)
     if quantity is not None:
         table = _quantity_table(stats, quantity)
@@ -633,6 +642,8 @@ def _applicable(stats: RunStats, rule: Rule, keys: list[EntryKey]) -> list[Entry
         return [k for k in keys if k in table]
     if rule.metric in ("count", "failures", "failure_ratio", "rps"):
         return keys
+    if rule.metric.startswith("extra."):
+        return [k for k in keys if rule.metric[6:] in stats.extras.get(k, {})]
     measures = dict(zip(stats.key_list(), stats.entries["measure"], strict=True))
     return [k for k in keys if measures.get(k) != "tokens_per_s"]
 

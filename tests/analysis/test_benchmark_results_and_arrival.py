@@ -87,3 +87,24 @@ def test_a_benchmark_only_run_within_the_seed_limits_passes(tmp_path: Path) -> N
         BenchmarkResult("db.join", "bench-db", data=[0.05, 0.06, 0.07]),
     )
     assert main([str(tmp_path), "--report", "none"]) == 0
+
+
+def test_measures_a_benchmark_reported_are_judged(tmp_path: Path) -> None:
+    """The seed's non-time limits (RSS growth, slow requests, connections left over) read extra_info."""
+    write_run_json(tmp_path)
+    write_benchmarks(
+        tmp_path,
+        BenchmarkResult("api.large_dataset", "bench-api", data=[0.2], extra_info={"rss_growth_mb": 130.5}),
+        BenchmarkResult(
+            "api.concurrent_requests", "bench-api", data=[0.3], extra_info={"requests_over_2s": 1}
+        ),
+        BenchmarkResult(
+            "db.connection_cleanup", "bench-db", data=[0.1], extra_info={"connections_left_over": 3}
+        ),
+    )
+    a = analyse(load_run(tmp_path), load_thresholds())
+    status = {r.rule.id: (r.status, r.value) for r in a.results if r.rule.metric.startswith("extra.")}
+    assert status["bench.api.large_dataset.rss"] == ("fail", 130.5)
+    assert status["bench.api.concurrent_requests.slow"] == ("pass", 1.0)
+    assert status["bench.db.connection_cleanup.left_over"] == ("fail", 3.0)
+    assert status["bench.api.concurrent_memory.rss"] == ("warn", None)  # not run: nothing to check
