@@ -131,6 +131,9 @@ class AuthenticatedUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        if self.client.base_url:
+            # `--host http://h:8000/` and `--host http://h:8000` must send the same paths.
+            self.client.base_url = self.client.base_url.rstrip("/")
         install_guard(self.client, self.host or "")
         self.api: Api = api_for(environment, self.api_class)
         number = next(_user_numbers)

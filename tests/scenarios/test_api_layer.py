@@ -12,7 +12,7 @@ from faker import Faker
 
 from locust_scenarios._api import Api, ApiPathsError
 from tests.backend_process import Backend
-from tests.scenarios.locust_run import locust, stats_of
+from tests.scenarios.locust_run import locust, run_users, stats_of
 
 
 def test_stat_names_group_ids_and_paths_fill_them() -> None:
@@ -105,3 +105,9 @@ def test_bad_mapping_stops_the_run_with_exit_2(scenario_backend: Backend, tmp_pa
     assert "routes.json: unknown endpoint key 'evidence.fetch'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "All users spawned" not in proc.stderr
+
+
+def test_a_host_given_with_a_trailing_slash_sends_the_same_paths(scenario_backend: Backend) -> None:
+    result = run_users(scenario_backend.url + "/", "peak_traffic:PeakTrafficScenario", seconds=2, wait=0.2)
+    assert result.requests("GET", "/api/users/dashboard") > 0
+    assert result.errors == [], result.errors
