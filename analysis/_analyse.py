@@ -154,7 +154,8 @@ def detect_issues(
             Issue(
                 "interrupted-run",
                 "warning",
-                f"the run ended by {info.get('ended_by', 'unknown')} and is incomplete; "
+                f"the run ended by {info.get('ended_by') or 'an unknown cause (run.json never finalised)'} "
+                "and is incomplete; "
                 "analysed with what exists"
                 + (f" (missing: {', '.join(run.missing)})" if run.missing else ""),
             )

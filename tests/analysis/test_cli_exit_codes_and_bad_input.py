@@ -307,3 +307,14 @@ def test_truncated_and_overlong_lines_of_the_per_second_files(
     path.write_text(text + "1790000009.0,target,local,4242,200,10,8,12,surplus\n")
     err = bad(capsys, tmp_path)
     assert "resources.csv: is not valid CSV (Error tokenizing data" in err and "line 10" in err
+
+
+def test_a_run_killed_before_run_json_was_finalised_says_so(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    write_record(run, record_frame([Entry("GET", "/health", [1.0] * 20)]), parts=1)
+    write_run_json(run, ended_at=None, ended_by=None, complete=False)
+    assert main([str(run), "--report", "json", "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    (issue,) = [i for i in doc["issues"] if i["kind"] == "interrupted-run"]
+    assert "an unknown cause (run.json never finalised)" in issue["message"]
