@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -24,28 +25,30 @@ from reference_backend.settings import Settings
 
 
 class OrgSummaries:
-    """Per-organisation summaries derived from evidence (stats, compliance status), reused until the
-    organisation's evidence changes through this service.
+    """Per-organisation summaries derived from evidence (stats, compliance status), reused while the
+    organisation's evidence has not changed through this service, for at most `max_age` seconds.
 
     Every evidence write bumps the organisation's version; a summary computed at an older version is
     recomputed. The version is read before computing, so a write racing a computation makes the result
-    stale at once rather than cached as fresh. Rows written behind the service's back (a `seed` run
-    into a live database) are not seen until the next write through the API."""
+    stale at once rather than cached as fresh. Rows written behind the service's back (database
+    scenarios updating evidence directly, a `seed` run into a live database) show within `max_age`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_age: float = 1.0) -> None:
+        self.max_age = max_age
         self._versions: dict[str, int] = {}
-        self._values: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._values: dict[tuple[str, str], tuple[int, float, Any]] = {}
 
     def bump(self, org_id: str) -> None:
         self._versions[org_id] = self._versions.get(org_id, 0) + 1
 
     def get(self, kind: str, org_id: str, compute: Any) -> Any:
         version = self._versions.get(org_id, 0)
+        now = time.monotonic()
         hit = self._values.get((kind, org_id))
-        if hit is not None and hit[0] == version:
-            return hit[1]
+        if hit is not None and hit[0] == version and now - hit[1] < self.max_age:
+            return hit[2]
         value = compute()
-        self._values[(kind, org_id)] = (version, value)
+        self._values[(kind, org_id)] = (version, now, value)
         return value
 
 

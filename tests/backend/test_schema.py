@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def test_status_copy_follows_direct_sql_updates(db_backend: tuple[Backend, str])
         {"title": "t", "framework_mappings": ["SOC2.CC6.1", "GDPR.ART.32"]},
         status=201,
     )
+    assert user.ok("GET", "/api/evidence/stats")["by_status"] == {"collected": 1}  # now cached
     update = "UPDATE evidence SET status = 'rejected' WHERE id = ?"
     select = "SELECT status FROM evidence_frameworks WHERE evidence_id = ? ORDER BY framework"
     if where.startswith("postgresql"):
@@ -92,6 +94,11 @@ def test_status_copy_follows_direct_sql_updates(db_backend: tuple[Backend, str])
             conn.commit()
             statuses = [r[0] for r in conn.execute(select, (item["id"],))]
     assert statuses == ["rejected", "rejected"]
+    # Summaries cached by the service pick up the direct write too (within their one-second lifetime).
+    deadline = time.monotonic() + 10
+    while user.ok("GET", "/api/evidence/stats")["by_status"] != {"rejected": 1}:
+        assert time.monotonic() < deadline, "stats never showed the direct update"
+        time.sleep(0.1)
     user.ok("PATCH", f"/api/evidence/{item['id']}", {"status": "approved"})
     assert user.ok("GET", "/api/compliance/status")["framework_scores"]["GDPR"]["by_status"] == {
         "approved": 1
