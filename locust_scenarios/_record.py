@@ -69,6 +69,9 @@ GROUP_BY_REQUEST_TYPE = {"SQL": "db", "WS": "websocket", "LLM": "ai"}
 
 NAN = math.nan
 
+# zstd: parts about a third the size of snappy's for a few percent more CPU.
+COMPRESSION = "zstd"
+
 # Failure messages are written as given, except for anything shaped like a credential.
 _SECRET_PATTERNS = (
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1<redacted>"),
@@ -239,19 +242,38 @@ def table_from_bytes(data: bytes) -> pa.Table:
     return table
 
 
-def warm_up() -> None:
-    """Run each Arrow and parquet step once on a throw-away row.
+def entry_counts(table: pa.Table) -> list[tuple[str, str, int, int]]:
+    """`(request_type, name, count, failures)` per entry of a record table."""
+    failed = pc.cast(pc.invert(table["success"]), pa.int64())
+    keys = table.select(["request_type", "name"]).append_column("failed", failed)
+    grouped = keys.group_by(["request_type", "name"]).aggregate([("failed", "count"), ("failed", "sum")])
+    return [(r["request_type"], r["name"], r["failed_count"], r["failed_sum"]) for r in grouped.to_pylist()]
 
-    The first call of Arrow's kernels and of the parquet writer costs over 100 ms of CPU; done in the
-    middle of a run it would stall every simulated user of the process for that long.
+
+def warm_up(directory: Path | None = None, rows: int = 20_000) -> None:
+    """Run each Arrow and parquet step once on throw-away rows, as many as a busy second brings.
+
+    The first Arrow conversion and the first parquet file cost a hundred milliseconds and more of CPU
+    (kernels set up, memory first touched); done in the middle of a run that would stall every simulated
+    user of the process. With `directory` (the master's or local process's record folder), a part is
+    written there under a hidden name and removed.
     """
-    table = rows_to_table(
-        [(0.0, "GET", "/", 1.0, 1, ValueError("warm-up"), {"user_class": "", "tags": ["x"]})], "warm-up"
+    failing = (0.0, "GET", "/", 1.0, 1, ValueError("warm-up"), {"user_class": "", "tags": ["x"]})
+    plain = (0.0, "GET", "/", 1.0, 1, None, {})
+    table = pa.concat_tables(
+        [
+            table_from_bytes(table_to_bytes(rows_to_table([failing, plain], "warm-up"))),
+            rows_to_table([plain] * rows, "warm-up"),
+        ]
     )
-    table = table_from_bytes(table_to_bytes(table))
-    pq.write_table(table, pa.BufferOutputStream(), compression="zstd")
-    pc.sum(pc.cast(pc.invert(table["success"]), pa.int64()))
-    table.select(["request_type", "name"]).group_by(["request_type"]).aggregate([("name", "count")])
+    entry_counts(table)
+    if directory is None:  # a worker: it sends tables, the master writes them
+        return
+    scratch = directory / ".warm-up.parquet.tmp"
+    try:
+        pq.write_table(table, scratch, compression=COMPRESSION)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 class PartWriter:
@@ -274,21 +296,14 @@ class PartWriter:
         table = pa.concat_tables(tables)
         path = self.directory / f"part-{self._next:06d}.parquet"
         tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression=COMPRESSION)
         os.replace(tmp, path)
         self._next += 1
         self.parts_written += 1
         self.rows_written += table.num_rows
-        failed = pc.cast(pc.invert(table["success"]), pa.int64())
-        keys = table.select(["request_type", "name"]).append_column("failed", failed)
-        for row in (
-            keys.group_by(["request_type", "name"])
-            .aggregate([("failed", "count"), ("failed", "sum")])
-            .to_pylist()
-        ):
-            key = (row["request_type"], row["name"])
-            self.counts[key] += row["failed_count"]
-            self.failures[key] += row["failed_sum"]
+        for request_type, name, count, failures in entry_counts(table):
+            self.counts[(request_type, name)] += count
+            self.failures[(request_type, name)] += failures
         return table.num_rows
 
     def summary(self) -> dict[str, Any]:

@@ -252,7 +252,7 @@ class RunOutput:
 
         ev = environment.events
         if self.record:
-            warm_up()
+            warm_up(run_dir / "requests")
             ev.request.add_listener(self.recorder.on_request)
         ev.test_start.add_listener(self.on_test_start)
         ev.reset_stats.add_listener(self.on_reset_stats)
