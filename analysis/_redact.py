@@ -10,7 +10,7 @@ REDACTED = "***"
 
 # Keys whose values are secrets. "tokens" (an LLM token count) and "token_type" are not.
 _SECRET_KEY = re.compile(
-    r"(pass(word|wd)?|secret|(^|[_-])(access|refresh|api|auth|bearer)?[_-]?token$|^token$|api[_-]?key|"
+    r"(pass(word|wd|phrase)|^pwd$|secret|(^|[_-])(access|refresh|api|auth|bearer)?[_-]?token$|^token$|api[_-]?key|"
     r"credential|authorization|cookie|private[_-]?key|dsn|database[_-]?url|db[_-]?url)",
     re.IGNORECASE,
 )
@@ -41,7 +41,8 @@ def redact(value: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v, key) for v in value]
-    if key and is_secret_key(key) and value not in (None, "", False, True):
+    # Secrets are strings; a number under a key such as "pass" is a count, not a password.
+    if key and isinstance(value, str) and value and is_secret_key(key):
         if isinstance(value, str) and re.search(r"(dsn|url)$", key, re.IGNORECASE):
             return redact_text(value)
         return REDACTED

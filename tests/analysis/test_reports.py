@@ -107,6 +107,9 @@ def test_json_report_matches_its_schema_and_keeps_the_seed_keys(reports: dict[st
         "invalid_reasons": [],
         "counts": doc["verdict"]["counts"],
     }
+    counts = doc["verdict"]["counts"]["thresholds"]
+    assert all(isinstance(n, int) for n in counts.values()), counts
+    assert counts["pass"] == sum(t["status"] == "pass" for t in doc["thresholds"])
     by_rule = {t["rule"]: t for t in doc["thresholds"]}
     assert by_rule["search-mean"]["status"] == "pass"
     assert by_rule["ttft"]["status"] == "pass" and 150 < by_rule["ttft"]["value"] < 400
@@ -185,6 +188,12 @@ def test_redaction_rules() -> None:
         "tokens": 12,
         "token_type": "bearer",
         "access_token": "***",
+    }
+    assert redact({"pass": 3, "fail": 1, "passphrase": "x", "pwd": "y"}) == {
+        "pass": 3,
+        "fail": 1,
+        "passphrase": "***",
+        "pwd": "***",
     }
     assert redact_text("host=db password=pw user=x") == "host=db password=*** user=x"
     assert redact_text("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
