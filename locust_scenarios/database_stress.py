@@ -235,9 +235,11 @@ class DatabaseStressUser(AuthenticatedUser):
             return
         term = self.rng.choice(SEARCH_TERMS)
         if self.full_text == "fts5":
+            # CROSS JOIN keeps the match as the outer loop; with a plain JOIN SQLite's planner may
+            # re-run the full-text match once per evidence row of the organisation.
             statement = """
                 SELECT e.id, e.title, bm25(evidence_fts) AS rank
-                FROM evidence_fts JOIN evidence e ON e.row_id = evidence_fts.rowid
+                FROM evidence_fts CROSS JOIN evidence e ON e.row_id = evidence_fts.rowid
                 WHERE evidence_fts MATCH ? AND e.organization_id = ?
                 ORDER BY rank
                 LIMIT 20"""
