@@ -3,6 +3,7 @@ URL, and stops it when Locust quits: at the run's end, on SIGTERM, on Ctrl-C, an
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -158,3 +159,41 @@ def test_a_worker_never_starts_a_backend(tmp_path: Path) -> None:
         assert proc.poll() is None, (tmp_path / "locust.log").read_text()
         assert backends_below(proc.pid) == []
         assert not ANNOUNCE.search((tmp_path / "locust.log").read_text())
+
+
+PROBE = """
+import json, os
+from locust import constant, task
+from locust_scenarios._base import AuthenticatedUser
+from locust_scenarios._embedded import embedded_backend
+
+
+class BackendProbeUser(AuthenticatedUser):
+    wait_time = constant(0.5)
+
+    def on_start(self):
+        info = embedded_backend()
+        with open(OUT, "a") as f:
+            row = [os.getpid(), self.host, info and info.url, info and info.database_url]
+            f.write(json.dumps(row) + "\\n")
+
+    @task
+    def ready(self):
+        self.call("GET", "ops.ready")
+"""
+
+
+def test_forked_workers_know_the_embedded_backend_and_its_database(tmp_path: Path) -> None:
+    out = tmp_path / "seen.jsonl"
+    probe = tmp_path / "backend_probe.py"
+    probe.write_text(f"OUT = {str(out)!r}\n{PROBE}")
+    args = ["-f", str(probe), "--headless", "--processes", "2", "-u", "4", "-r", "4", "-t", "3s"]
+    proc = locust(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    url, pid = announced(proc.stderr)
+    assert gone(pid)
+    seen = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len({worker_pid for worker_pid, *_ in seen}) == 2, seen  # both forked workers ran users
+    assert {(host, info_url) for _, host, info_url, _ in seen} == {(url, url)}
+    databases = {database for *_, database in seen}
+    assert len(databases) == 1 and databases.pop().startswith("sqlite:///")
