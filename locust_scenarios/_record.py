@@ -1,9 +1,9 @@
 """The exact request record: one row per request event, unrounded, written as parquet parts.
 
 Locust keeps response times in buckets of about two significant digits; the request event itself
-carries the measured float milliseconds. `RequestRecorder.on_request` keeps each event as one tuple in a
-list (the only per-request work, so recording costs little); `take_table` turns the list into an Arrow
-table in one pass, mostly inside Arrow, which a worker sends to its master as Arrow IPC bytes and
+carries the measured float milliseconds. `RequestRecorder.on_request` appends each event's values to
+lists (the only per-request work, so recording costs little); `take_table` turns them into an Arrow
+table, inside Arrow, which a worker sends to its master as Arrow IPC bytes and
 `PartWriter` writes as `requests/part-NNNNNN.parquet`. Each part is written under a temporary name and
 renamed, so every part that exists is complete and readable, also after the writing process was killed.
 
@@ -18,8 +18,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,104 +117,148 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-# The context keys the record keeps, as Arrow reads them straight out of the context dicts.
+# The context keys the record keeps.
 CONTEXT_FIELDS = ("user_class", "group", "ttft_ms", "tokens", "intended_start", "tags")
-_CONTEXT_TYPE = pa.struct([(f, SCHEMA.field(f).type) for f in CONTEXT_FIELDS])
+
+
+# The values kept per request, one list each, in this order.
+_KEPT = ("timestamp", "request_type", "name", "response_time_ms", "response_length", *CONTEXT_FIELDS)
 
 
 class RequestRecorder:
     """Collects request events of one process; `take_table` empties it.
 
     `worker` is what the `worker` column says for this process's rows (`local`, `master` or the worker id).
+
+    Each value goes into a list of its own rather than a tuple per request: floats and strings are not
+    tracked by Python's garbage collector, while a tuple (or the event's context dict) kept for a second
+    is, and thousands of those a second make the collector run full collections over Locust's whole heap.
+    Failures are kept apart, by row number, since they are few.
     """
 
     def __init__(self, worker: str) -> None:
         self.worker = worker
-        self._rows: list[tuple[Any, ...]] = []
+        self._lists: tuple[list[Any], ...] = tuple([] for _ in _KEPT)
+        self._failures: list[tuple[int, Any]] = []
+        self.on_request = self._listener()
 
-    def on_request(
-        self,
-        request_type: str,
-        name: str,
-        response_time: float | None,
-        response_length: int | None,
-        exception: Any = None,
-        context: Mapping[str, Any] | None = None,
-        start_time: float | None = None,
-        **_kwargs: Any,
-    ) -> None:
-        if start_time is None:
-            # Producers that do not say when the request started: derive it from the end.
-            start_time = time.time() - (response_time or 0.0) / 1000.0
-        self._rows.append(
-            (start_time, request_type, name, response_time, response_length, exception, context)
+    def _listener(self) -> Any:
+        starts, types, names, times, lengths, users, groups, ttfts, tokens, intended, tags = (
+            lst.append for lst in self._lists
         )
+        rows = self._lists[0]
+        failures = self._failures.append
+        now = time.time
+
+        def on_request(
+            request_type: str,
+            name: str,
+            response_time: float | None,
+            response_length: int | None,
+            exception: Any = None,
+            context: Mapping[str, Any] | None = None,
+            start_time: float | None = None,
+            **_kwargs: Any,
+        ) -> None:
+            if exception is not None:
+                failures((len(rows), exception))
+            # Producers that do not say when the request started: derive it from the end.
+            starts(start_time if start_time is not None else now() - (response_time or 0.0) / 1000.0)
+            types(request_type)
+            names(name)
+            times(response_time)
+            lengths(response_length)
+            if context:
+                get = context.get
+                users(get("user_class"))
+                groups(get("group"))
+                ttfts(get("ttft_ms"))
+                tokens(get("tokens"))
+                intended(get("intended_start"))
+                tags(get("tags"))
+            else:
+                users(None)
+                groups(None)
+                ttfts(None)
+                tokens(None)
+                intended(None)
+                tags(None)
+
+        return on_request
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._lists[0])
 
     def take_table(self) -> pa.Table:
         """The rows recorded since the last call, as an Arrow table of the record's schema."""
-        rows, self._rows = self._rows, []
-        return rows_to_table(rows, self.worker)
+        # Copy and clear in place: the listener holds the lists' append methods.
+        values = {k: lst[:] for k, lst in zip(_KEPT, self._lists, strict=True)}
+        failures = self._failures[:]
+        for lst in self._lists:
+            lst.clear()
+        self._failures.clear()
+        return values_to_table(values, failures, self.worker)
 
 
-def _context_columns(request_types: Sequence[Any], contexts: Sequence[Any]) -> dict[str, pa.Array]:
-    """The context columns; Arrow reads the dicts in one pass, Python only when a value has another type."""
+def _strings(values: list[Any]) -> pa.Array:
     try:
-        flat = pa.array(contexts, type=_CONTEXT_TYPE).flatten()
-        columns = dict(zip(CONTEXT_FIELDS, flat, strict=True))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-        get = [c.get if c else {}.get for c in contexts]
-        columns = {
-            "user_class": pa.array([_text(g("user_class")) for g in get], pa.string()),
-            "group": pa.array([g("group") or None for g in get], pa.string()),
-            "ttft_ms": pa.array([_float(g("ttft_ms")) for g in get], pa.float64()),
-            "tokens": pa.array([_float(g("tokens")) for g in get], pa.float64()),
-            "intended_start": pa.array([_float(g("intended_start")) for g in get], pa.float64()),
-            "tags": pa.array([_text(g("tags")) for g in get], pa.string()),
-        }
-    # The default group per request type, looked up once per distinct type.
-    encoded = pa.array(request_types, pa.string()).dictionary_encode()
-    groups = [GROUP_BY_REQUEST_TYPE.get(t, "api") for t in encoded.dictionary.to_pylist()]
-    default_group = pc.take(pa.array(groups, pa.string()), encoded.indices)
-    group = columns["group"]
-    columns["group"] = pc.if_else(pc.or_kleene(pc.is_null(group), pc.equal(group, "")), default_group, group)
-    for f in ("user_class", "tags"):
-        columns[f] = columns[f].fill_null("")
-    for f in ("ttft_ms", "tokens", "intended_start"):
-        columns[f] = columns[f].fill_null(NAN)
-    return columns
-
-
-def rows_to_table(rows: Sequence[tuple[Any, ...]], worker: str) -> pa.Table:
-    """Turn raw request-event tuples into a table of the record's schema."""
-    if not rows:
-        return SCHEMA.empty_table()
-    n = len(rows)
-    # Seven passes of itemgetter are several times faster than zip(*rows) on large batches.
-    starts, types, names, times, lengths, exceptions, contexts = (
-        list(map(itemgetter(i), rows)) for i in range(7)
-    )
-    success = [e is None for e in exceptions]
-    if all(success):
-        errors = pa.array([""] * n, pa.string())
-    else:
-        errors = pa.array(["" if e is None else error_text(e) for e in exceptions], pa.string())
-    try:
-        lengths_array = pa.array(lengths, pa.int64()).fill_null(0)
+        return pa.array(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        lengths_array = pa.array([int(x) if x else 0 for x in lengths], pa.int64())
+        return pa.array([_text(v) for v in values], pa.string())
+
+
+def _floats(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return pa.array([_float(v) for v in values], pa.float64())
+
+
+def values_to_table(
+    values: Mapping[str, list[Any]], failures: list[tuple[int, Any]], worker: str
+) -> pa.Table:
+    """The record's table from the kept values and the failures (row number, exception)."""
+    n = len(values["timestamp"])
+    if not n:
+        return SCHEMA.empty_table()
+    if failures:
+        success = [True] * n
+        errors = [""] * n
+        for i, exception in failures:
+            success[i] = False
+            errors[i] = error_text(exception)
+        success_array, error_array = pa.array(success, pa.bool_()), pa.array(errors, pa.string())
+    else:
+        success_array, error_array = pa.array([True] * n, pa.bool_()), pa.array([""] * n, pa.string())
+    try:
+        lengths = pa.array(values["response_length"], pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        lengths = pa.array([int(x) if x else 0 for x in values["response_length"]], pa.int64())
+    request_types = _strings(values["request_type"])
+    # The default group per request type, looked up once per distinct type.
+    encoded = request_types.dictionary_encode()
+    defaults = [GROUP_BY_REQUEST_TYPE.get(t, "api") for t in encoded.dictionary.to_pylist()]
+    group = _strings(values["group"])
+    group = pc.if_else(
+        pc.or_kleene(pc.is_null(group), pc.equal(group, "")),
+        pc.take(pa.array(defaults, pa.string()), encoded.indices),
+        group,
+    )
     columns = {
-        "timestamp": pa.array(starts, pa.float64()),
-        "request_type": pa.array([str(t) for t in types], pa.string()),
-        "name": pa.array([str(x) for x in names], pa.string()),
-        "response_time_ms": pa.array(times, pa.float64()).fill_null(NAN),
-        "response_length": lengths_array,
-        "success": pa.array(success, pa.bool_()),
-        "error": errors,
+        "timestamp": _floats(values["timestamp"]),
+        "request_type": request_types,
+        "name": _strings(values["name"]),
+        "response_time_ms": _floats(values["response_time_ms"]).fill_null(NAN),
+        "response_length": lengths.fill_null(0),
+        "success": success_array,
+        "error": error_array,
+        "user_class": _strings(values["user_class"]).fill_null(""),
         "worker": pa.array([worker] * n, pa.string()),
-        **_context_columns(types, contexts),
+        "group": group,
+        "ttft_ms": _floats(values["ttft_ms"]).fill_null(NAN),
+        "tokens": _floats(values["tokens"]).fill_null(NAN),
+        "intended_start": _floats(values["intended_start"]).fill_null(NAN),
+        "tags": _strings(values["tags"]).fill_null(""),
     }
     return pa.table([columns[c] for c in COLUMNS], schema=SCHEMA)
 
@@ -258,14 +301,12 @@ def warm_up(directory: Path | None = None, rows: int = 20_000) -> None:
     user of the process. With `directory` (the master's or local process's record folder), a part is
     written there under a hidden name and removed.
     """
-    failing = (0.0, "GET", "/", 1.0, 1, ValueError("warm-up"), {"user_class": "", "tags": ["x"]})
-    plain = (0.0, "GET", "/", 1.0, 1, None, {})
-    table = pa.concat_tables(
-        [
-            table_from_bytes(table_to_bytes(rows_to_table([failing, plain], "warm-up"))),
-            rows_to_table([plain] * rows, "warm-up"),
-        ]
-    )
+    recorder = RequestRecorder("warm-up")
+    fire = recorder.on_request
+    fire("GET", "/", 1.0, 1, ValueError("warm-up"), {"user_class": "", "tags": ["x"]}, 0.0)
+    for _ in range(rows):
+        fire("GET", "/", 1.0, 1, None, {}, 0.0)
+    table = table_from_bytes(table_to_bytes(recorder.take_table()))
     entry_counts(table)
     if directory is None:  # a worker: it sends tables, the master writes them
         return
