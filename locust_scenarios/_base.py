@@ -73,10 +73,10 @@ def _prepare_run(environment: Any, **_kwargs: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
-    if getattr(opts, "scenario_seed", None) is None:
-        opts.scenario_seed = random.SystemRandom().randrange(1 << 31)
+    if not getattr(opts, "scenario_seed", ""):
+        opts.scenario_seed = str(random.SystemRandom().randrange(1 << 31))
         logger.info(
-            "Scenario seed %d (pass --scenario-seed %d to reproduce this run's data)",
+            "Scenario seed %s (pass --scenario-seed %s to reproduce this run's data)",
             *(2 * [opts.scenario_seed]),
         )
     try:
@@ -137,7 +137,7 @@ class AuthenticatedUser(FastHttpUser):
         install_guard(self.client, self.host or "")
         self.api: Api = api_for(environment, self.api_class)
         number = next(_user_numbers)
-        seed = _option(environment, "scenario_seed", 0)
+        seed = _option(environment, "scenario_seed", "") or "0"
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner else 0
         self.rng: random.Random = random.Random(f"{seed}|{type(self).__name__}|{worker}|{number}")
         self.fake: Faker = Faker()

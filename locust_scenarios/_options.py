@@ -25,7 +25,9 @@ class _Group:
     def __init__(self, parser: Any, title: str) -> None:
         self._group = parser.add_argument_group(title)
 
-    def add_argument(self, *args: Any, include_in_web_ui: bool = True, is_secret: bool = False, **kw: Any) -> Any:
+    def add_argument(
+        self, *args: Any, include_in_web_ui: bool = True, is_secret: bool = False, **kw: Any
+    ) -> Any:
         action = self._group.add_argument(*args, **kw)
         action.include_in_web_ui = include_in_web_ui
         action.is_secret = is_secret
@@ -37,10 +39,12 @@ def _add_options(parser: Any) -> None:
     g = _Group(parser, "compliance scenarios")
     g.add_argument(
         "--scenario-seed",
-        type=int,
-        default=None,
+        # A string, not an int: the web UI sends every field back as text (an empty one when unset),
+        # and Locust converts it to the type of the current value; any text is a valid seed.
+        default="",
         env_var="CGPT_SCENARIO_SEED",
-        help="Seed for Faker and random choices, so a run's data can be reproduced (default: random, printed)",
+        help="Seed for Faker and random choices, so a run's data can be reproduced "
+        "(default: random, printed)",
     )
     g.add_argument(
         "--login-email",
@@ -141,7 +145,8 @@ def _add_options(parser: Any) -> None:
         default="",
         env_var="CGPT_RUN_DIR",
         include_in_web_ui=False,
-        help="Folder for the run's outputs: exact request record, resource samples, benchmark results, run.json",
+        help="Folder for the run's outputs: exact request record, resource samples, benchmark results, "
+        "run.json",
     )
     r.add_argument(
         "--no-request-record",

@@ -83,3 +83,36 @@ def test_web_form_refuses_a_bad_profile_runs_plain_without_one_and_the_profile_w
     wait_users(url, 2)  # smoke's 2 users, not the form's 3
     post(url, "/stop")
     assert "Load profile smoke (closed, 1 stages, 12s, time scale 0.2)" in run.output()
+
+
+def test_web_form_with_the_library_fields_left_empty_starts_a_seeded_run(web: tuple[str, Run]) -> None:
+    """The web UI sends every option it shows back as text, an empty one when unset: a start request
+    with all the library's fields empty runs, and the run's printed seed is the one it uses."""
+    url, run = web
+    form = {
+        "user_count": "2",
+        "spawn_rate": "2",
+        "scenario_seed": "",
+        "login_email": "",
+        "login_password": "",
+        "api_paths": "",
+        "db_url": "",
+        "report_timeout": "60.0",
+        "load_profile": "",
+        "profile_time_scale": "1.0",
+    }
+    answer = post(url, "/swarm", form)
+    assert answer["success"] is True, answer
+    wait_users(url, 2)
+    deadline = time.monotonic() + 20
+    while not (stats := get(url, "/stats/requests"))["total_rps"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    rows = [s for s in stats["stats"] if s["name"] != "Aggregated"]
+    assert rows and all(s["num_failures"] == 0 for s in rows), rows
+    post(url, "/stop")
+    assert "Scenario seed" in run.output()
+
+    answer = post(url, "/swarm", {**form, "scenario_seed": "42"})
+    assert answer["success"] is True, answer
+    wait_users(url, 2)
+    post(url, "/stop")
