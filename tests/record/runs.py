@@ -70,7 +70,7 @@ def locust(*args: str) -> list[str]:
 
 def headless(locustfile: Path, host: str, run_dir: Path, users: int, seconds: int, *extra: str) -> list[str]:
     return locust(
-        "-f", str(locustfile), "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+        "-f", str(locustfile), "--headless", "-u", str(users), "-r", str(max(users, 1)), "-t", f"{seconds}s",
         "--stop-timeout", "5", "-H", host, "--run-dir", str(run_dir), *extra,
     )  # fmt: skip
 

@@ -127,3 +127,18 @@ def test_load_generator_is_saturated_only_after_consecutive_hot_samples(tmp_path
     hot_summary = next(p for p in log.processes() if p["worker"] == "w-hot")
     assert hot_summary["rss_increase_mb"] == SATURATED_SAMPLES + 1
     assert json.dumps(log.processes())  # JSON-ready for run.json
+
+
+def test_remote_target_is_noted_not_sampled_and_record_can_be_switched_off(tmp_path: Path) -> None:
+    # No users: nothing is sent to the (documentation-range) remote address; only the options are judged.
+    run_dir = tmp_path / "run"
+    cmd = headless(write_locustfile(tmp_path), "http://192.0.2.1:9", run_dir, 0, 2, "--no-request-record")
+    rc, log = run(cmd, tmp_path)
+    assert rc == 0, log
+    meta, summary, _ = read_outputs(run_dir)
+    assert meta["notes"] == ["target http://192.0.2.1:9 is not on this machine's loopback: not sampled"]
+    assert meta["resources"]["target"] is None and meta["resources"]["memory_increase_mb"] is None
+    assert set(resource_rows(run_dir)["role"]) == {"load-generator"}
+    assert meta["record"] == {"enabled": False, "rows": 0, "parts": 0, "agrees_with_locust": None}
+    assert summary["agrees_with_locust"] is None and "--no-request-record" in summary["note"]
+    assert not list((run_dir / "requests").iterdir()) and meta["complete"] is True
