@@ -18,6 +18,7 @@ It must not import scenario files.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import json
@@ -96,6 +97,17 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_final_csv(writer: stats.StatsCSV, prefix: str) -> None:
+    """Locust's `_stats`, `_failures` and `_exceptions` CSV files with the final statistics."""
+    for suffix, write in (
+        ("_stats.csv", writer.requests_csv),
+        ("_failures.csv", writer.failures_csv),
+        ("_exceptions.csv", writer.exceptions_csv),
+    ):
+        with open(prefix + suffix, "w", newline="", encoding="utf-8") as f:
+            write(csv.writer(f))
 
 
 class RunDirError(Exception):
@@ -501,30 +513,36 @@ class RunOutput:
         self.resources.close()
 
     def _finish_locust_csv(self) -> None:
+        # Locust's writer rewrites these every second, so the last second may be missing: write the final
+        # state. Locust's own writer (--csv given) closes its files only after this event, so its files
+        # are rewritten at exit, once it has; not when --json-file was given, since saving Locust's JSON
+        # has emptied the per-entry statistics by then.
         if self.csv_writer is None:
+            opts = self.environment.parsed_options
+            prefix = opts.csv_prefix
+            if prefix and not opts.json_file:
+                writer = stats.StatsCSV(self.environment, stats.PERCENTILES_TO_REPORT)
+                atexit.register(write_final_csv, writer, str(prefix))
             return
         if self.csv_greenlet is not None:
             self.csv_greenlet.kill(block=True)
         self.csv_writer.close_files()
-        # Locust rewrites these every second, so the last second may be missing: write the final state.
-        base = str(self.run_dir / "locust")
-        w = self.csv_writer
-        for suffix, write in (
-            ("_stats.csv", w.requests_csv),
-            ("_failures.csv", w.failures_csv),
-            ("_exceptions.csv", w.exceptions_csv),
-        ):
-            with open(base + suffix, "w", newline="", encoding="utf-8") as f:
-                write(csv.writer(f))
+        write_final_csv(self.csv_writer, str(self.run_dir / "locust"))
 
     def _finish_locust_json(self) -> None:
         if self.write_json_file:
             stats.save_stats_json(self.runner.stats, str(self.run_dir / "locust"))
 
     def _finish_locust_html(self) -> None:
-        if self.write_html_file:
-            html = get_html_report(self.environment, show_download_link=False)
-            (self.run_dir / "locust.html").write_text(html, encoding="utf-8")
+        path = self.run_dir / "locust.html"
+        if not self.write_html_file:
+            # Locust writes its --html report only when its main loop ends, not after SIGTERM: fill in.
+            named = str(self.environment.parsed_options.html_file)
+            if "{" in named or Path(named).exists():
+                return
+            path = Path(named)
+        html = get_html_report(self.environment, show_download_link=False)
+        path.write_text(html, encoding="utf-8")
 
     def locust_figures(self) -> dict[str, Any]:
         """Locust's final counts, total and per entry, as its terminal summary shows them.
