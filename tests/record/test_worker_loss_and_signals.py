@@ -59,15 +59,20 @@ def test_ctrl_c_on_local_run_leaves_complete_agreeing_outputs(backend: Backend, 
     assert_agrees(run_dir, backend, log.read_text())
 
 
-def test_sigterm_on_local_run_leaves_complete_agreeing_outputs(backend: Backend, tmp_path: Path) -> None:
+def test_sigterm_on_local_run_leaves_complete_agreeing_outputs_also_in_locusts_own_files(
+    backend: Backend, tmp_path: Path
+) -> None:
     locustfile = write_locustfile(tmp_path)
     run_dir = tmp_path / "run"
     reset_count(backend)
     log = tmp_path / "local.log"
-    proc = start(headless(locustfile, backend.url, run_dir, 3, 60), log, tmp_path)
+    # Locust's own CSV and HTML outputs named on the command line, as the suite does.
+    own = ("--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"))
+    proc = start(headless(locustfile, backend.url, run_dir, 3, 60, *own), log, tmp_path)
     wait_for(lambda: backend_count(backend) > 150, 30, "requests to reach the backend")
     proc.send_signal(signal.SIGTERM)
     assert finish_process(proc, log) == 1, log.read_text()
     meta, _, _ = read_outputs(run_dir)
     assert meta["ended_by"] == "SIGTERM"
-    assert_agrees(run_dir, backend, log.read_text())
+    assert_agrees(run_dir, backend, log.read_text())  # locust_stats.csv included
+    assert (run_dir / "locust.html").stat().st_size > 0  # Locust writes none after SIGTERM
