@@ -10,12 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import locust_scenarios
 from tests.backend_process import Backend, free_port
 from tests.record.runs import (
     HTTP_TYPES,
     Distributed,
     backend_count,
     headless,
+    locust,
     locust_stats_total,
     read_outputs,
     reset_count,
@@ -132,3 +134,27 @@ def test_sigterm_to_distributed_master_leaves_complete_agreeing_outputs(
     meta, _, _ = read_outputs(run_dir)
     assert meta["ended_by"] == "SIGTERM", meta
     assert_agrees(run_dir, backend, d.log())
+
+
+@pytest.mark.postgres
+def test_compliance_users_in_two_processes_against_postgres_backend_are_all_recorded(
+    pg_backend: Backend, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    reset_count(pg_backend)
+    port = str(free_port())
+    cmd = locust(
+        "-f", locust_scenarios.locustfile_path(), "--headless", "-u", "4", "-r", "4", "-t", "5s",
+        "--stop-timeout", "10", "-H", pg_backend.url, "--run-dir", str(run_dir), "--processes", "2",
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port,
+        "ComplianceUser",
+    )  # fmt: skip
+    rc, log = run(cmd, tmp_path, timeout=120)
+    assert rc == 0, log
+    meta, summary, record = read_outputs(run_dir)
+    assert len(record) == backend_count(pg_backend) > 0
+    assert summary["agrees_with_locust"] is True and meta["complete"] is True, (summary, meta)
+    assert set(record["user_class"]) == {"ComplianceUser"} and set(record["worker"]) == set(
+        meta["workers"]["seen"]
+    )
+    assert len(meta["workers"]["seen"]) == 2
