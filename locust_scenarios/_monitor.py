@@ -147,7 +147,7 @@ class ResourceLog:
         if not samples or self._file.closed:
             return
         for s in samples:
-            sample: Sample = tuple(s)  # type: ignore[assignment]  # lists arrive from workers
+            sample: Sample = tuple(s)  # lists arrive from workers
             key = (sample[1], sample[2], sample[3])
             track = self._tracks.get(key)
             if track is None:

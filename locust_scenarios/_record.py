@@ -341,11 +341,12 @@ class PartWriter:
         os.replace(tmp, path)
         self._next += 1
         self.parts_written += 1
-        self.rows_written += table.num_rows
+        rows = int(table.num_rows)
+        self.rows_written += rows
         for request_type, name, count, failures in entry_counts(table):
             self.counts[(request_type, name)] += count
             self.failures[(request_type, name)] += failures
-        return table.num_rows
+        return rows
 
     def summary(self) -> dict[str, Any]:
         """Totals per entry of what was written: the layout of `summary.json`'s `entries` and `total`."""
