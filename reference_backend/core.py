@@ -8,8 +8,10 @@ HS256 signature is cheaper than a hop to the threadpool.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,28 +30,65 @@ class OrgSummaries:
     """Per-organisation summaries derived from evidence (stats, compliance status), reused while the
     organisation's evidence has not changed through this service, for at most `max_age` seconds.
 
-    Every evidence write bumps the organisation's version; a summary computed at an older version is
-    recomputed. The version is read before computing, so a write racing a computation makes the result
-    stale at once rather than cached as fresh. Rows written behind the service's back (database
-    scenarios updating evidence directly, a `seed` run into a live database) show within `max_age`."""
+    Every evidence write gives the organisation a new version; a summary computed at an older version
+    is recomputed. The version is read before computing, so a write racing a computation makes the
+    result stale at once rather than cached as fresh. Rows written behind the service's back (database
+    scenarios updating evidence directly, a `seed` run into a live database) show within `max_age`.
 
-    def __init__(self, max_age: float = 1.0) -> None:
+    Load runs register an organisation per simulated user, so past `max_entries` summaries the ones
+    too old to be served are forgotten, with the versions of organisations left without a summary: the
+    cache holds what the last `max_age` seconds computed, not every organisation ever seen."""
+
+    def __init__(self, max_age: float = 1.0, max_entries: int = 1000) -> None:
         self.max_age = max_age
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._issued = itertools.count(1)
+        # An organisation without an entry is at version `_floor`: it is raised to the last version
+        # issued whenever versions are forgotten, so a summary computed before a forgotten write
+        # never matches again.
+        self._floor = 0
         self._versions: dict[str, int] = {}
         self._values: dict[tuple[str, str], tuple[int, float, Any]] = {}
 
+    def __len__(self) -> int:
+        """Summaries held."""
+        return len(self._values)
+
+    @property
+    def organisations(self) -> int:
+        """Organisations whose version is held."""
+        return len(self._versions)
+
     def bump(self, org_id: str) -> None:
-        self._versions[org_id] = self._versions.get(org_id, 0) + 1
+        with self._lock:
+            self._versions[org_id] = next(self._issued)
+            if len(self._versions) > self.max_entries:
+                self._forget_old(time.monotonic())
 
     def get(self, kind: str, org_id: str, compute: Any) -> Any:
-        version = self._versions.get(org_id, 0)
         now = time.monotonic()
-        hit = self._values.get((kind, org_id))
+        with self._lock:
+            version = self._versions.get(org_id, self._floor)
+            hit = self._values.get((kind, org_id))
         if hit is not None and hit[0] == version and now - hit[1] < self.max_age:
             return hit[2]
         value = compute()
-        self._values[(kind, org_id)] = (version, now, value)
+        with self._lock:
+            self._values[(kind, org_id)] = (version, now, value)
+            if len(self._values) > self.max_entries:
+                self._forget_old(now)
         return value
+
+    def _forget_old(self, now: float) -> None:
+        """Drop summaries past `max_age` (all of them if more than `max_entries` are younger), then the
+        versions no summary is checked against any more. Called with the lock held."""
+        self._values = {k: v for k, v in self._values.items() if now - v[1] < self.max_age}
+        if len(self._values) > self.max_entries:
+            self._values = {}
+        live = {org_id for _, org_id in self._values}
+        self._versions = {o: v for o, v in self._versions.items() if o in live}
+        self._floor = next(self._issued)
 
 
 @dataclass
