@@ -110,6 +110,16 @@ def write_final_csv(writer: stats.StatsCSV, prefix: str) -> None:
             write(csv.writer(f))
 
 
+def save_stats_json(request_stats: stats.RequestStats, path: Path) -> None:
+    """What Locust's `--json-file` holds, without emptying the statistics.
+
+    Locust's own `save_stats_json` serializes each entry the way a worker's report does, which resets
+    it: anything written after it (Locust's CSV at exit, the HTML report) would show zeros.
+    """
+    entries = [e.serialize() for e in request_stats.entries.values() if e.num_requests or e.num_failures]
+    path.write_text(json.dumps(entries, indent=4), encoding="utf-8")
+
+
 class RunDirError(Exception):
     """A --run-dir that cannot be used; the message says which folder and why."""
 
@@ -531,7 +541,7 @@ class RunOutput:
 
     def _finish_locust_json(self) -> None:
         if self.write_json_file:
-            stats.save_stats_json(self.runner.stats, str(self.run_dir / "locust"))
+            save_stats_json(self.runner.stats, self.run_dir / "locust.json")
 
     def _finish_locust_html(self) -> None:
         path = self.run_dir / "locust.html"

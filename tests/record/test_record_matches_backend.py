@@ -3,6 +3,7 @@ runs, and its totals equal Locust's final statistics (terminal summary, summary.
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 from pathlib import Path
@@ -158,3 +159,27 @@ def test_compliance_users_in_two_processes_against_postgres_backend_are_all_reco
         meta["workers"]["seen"]
     )
     assert len(meta["workers"]["seen"]) == 2
+
+
+def test_locusts_own_csv_keeps_every_entry_when_the_run_folder_writes_locust_json(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """With `--csv` into the run folder, Locust rewrites its CSV at exit, after the library has written
+    locust.json: that must not have emptied the per-entry statistics the CSV is made from."""
+    locustfile = write_locustfile(tmp_path)
+    run_dir = tmp_path / "run"
+    rc, log = run(
+        headless(locustfile, backend.url, run_dir, 2, 3, "--csv", str(run_dir / "locust")), tmp_path
+    )
+    assert rc == 1, log
+    from_json = {
+        (e["method"], e["name"]): e["num_requests"] for e in json.loads((run_dir / "locust.json").read_text())
+    }
+    csv = pd.read_csv(run_dir / "locust_stats.csv")
+    from_csv = {
+        (r["Type"], r["Name"]): int(r["Request Count"])
+        for _, r in csv.iterrows()
+        if r["Name"] != "Aggregated"
+    }
+    assert from_json and all(n > 0 for n in from_json.values()), from_json
+    assert from_csv == from_json
