@@ -28,27 +28,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# The writer's own schema (that module imports no Locust), so the synthetic record is the real layout.
+from locust_scenarios._record import SCHEMA as RECORD_SCHEMA
+
 TARGET_SECONDS = 30.0
 TARGET_PEAK_MB = 4096.0
 
-SCHEMA = pa.schema(
-    [
-        ("timestamp", pa.float64()),
-        ("request_type", pa.string()),
-        ("name", pa.string()),
-        ("response_time_ms", pa.float64()),
-        ("response_length", pa.int64()),
-        ("success", pa.bool_()),
-        ("error", pa.string()),
-        ("user_class", pa.string()),
-        ("worker", pa.string()),
-        ("group", pa.string()),
-        ("ttft_ms", pa.float64()),
-        ("tokens", pa.float64()),
-        ("intended_start", pa.float64()),
-        ("tags", pa.string()),
-    ]
-)
 
 THRESHOLDS = """
 rules:
@@ -100,7 +85,7 @@ def write_run(folder: Path, rows: int, entries: int, parts: int, seed: int, slow
                 "intended_start": np.full(n, np.nan),
                 "tags": pa.array([""] * n),
             },
-            schema=SCHEMA,
+            schema=RECORD_SCHEMA,
         )
         pq.write_table(table, req / f"part-{p:06d}.parquet")
     (folder / "run.json").write_text(

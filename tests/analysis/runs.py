@@ -14,24 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RECORD_SCHEMA = pa.schema(
-    [
-        ("timestamp", pa.float64()),
-        ("request_type", pa.string()),
-        ("name", pa.string()),
-        ("response_time_ms", pa.float64()),
-        ("response_length", pa.int64()),
-        ("success", pa.bool_()),
-        ("error", pa.string()),
-        ("user_class", pa.string()),
-        ("worker", pa.string()),
-        ("group", pa.string()),
-        ("ttft_ms", pa.float64()),
-        ("tokens", pa.float64()),
-        ("intended_start", pa.float64()),
-        ("tags", pa.string()),
-    ]
-)
+# The writer's own schema; `_record` imports no Locust, so this process stays unpatched by gevent.
+from locust_scenarios._record import SCHEMA as RECORD_SCHEMA
+
 START = 1_790_000_000.0
 
 
