@@ -35,6 +35,7 @@ from typing import Any
 import gevent
 import gevent.event
 import locust
+import psutil
 import pyarrow as pa
 from locust import events, log, stats
 from locust.html import get_html_report
@@ -636,6 +637,11 @@ class RunOutput:
             "load_generator_saturated": bool(saturated),
             "saturated_load_generators": saturated,
             "load_profile": getattr(opts, "load_profile", "") or None,
+            # The analysis judges the target's memory as a share of the machine's ("> 85% memory").
+            "system": {
+                "memory_total_mb": round(psutil.virtual_memory().total / 2**20, 1),
+                "cpu_count": psutil.cpu_count(),
+            },
             "record": {
                 "enabled": self.record,
                 "rows": self.parts.rows_written,

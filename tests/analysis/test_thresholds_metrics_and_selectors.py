@@ -249,3 +249,12 @@ def test_latency_corrected_for_coordinated_omission(tmp_path: Path) -> None:
     assert one(tmp_path, metric="max", select={"name": "/api/evidence"}) == pytest.approx(10.0)
     got = values(tmp_path, {"metric": "corrected.p99", "op": "<", "value": 1, "select": {"name": "/health"}})
     assert got[0][1] is None and got[0][2] == "warn"
+
+
+def test_target_memory_is_judged_as_a_share_of_the_machine_that_run_json_states(tmp_path: Path) -> None:
+    """The seed's "> 85% memory": the target's peak RSS against `system.memory_total_mb` in run.json."""
+    write_resources(tmp_path, [100.0, 900.0], [10.0, 10.0])
+    data = load_run(tmp_path)
+    assert math.isnan(system_metrics(data.resources).target_memory_percent_max)
+    judged = system_metrics(data.resources, {"system": {"memory_total_mb": 1000.0}})
+    assert judged.target_memory_percent_max == pytest.approx(90.0)

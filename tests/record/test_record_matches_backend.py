@@ -76,6 +76,8 @@ def test_local_run_records_every_request_the_backend_received(backend: Backend, 
     _, _, record = read_outputs(run_dir)
     assert_columns(record)
     assert set(record["worker"]) == {"local"}
+    system = json.loads((run_dir / "run.json").read_text())["system"]
+    assert system["memory_total_mb"] > 100 and system["cpu_count"] >= 1
     for name in ("locust.json", "locust.html", "locust_stats_history.csv", "locust_failures.csv"):
         assert (run_dir / name).stat().st_size > 0, name
 
