@@ -150,16 +150,15 @@ def detect_issues(
     if run.run_info is not None and (
         info.get("complete") is False or info.get("ended_by") not in (None, "normal")
     ):
-        issues.append(
-            Issue(
-                "interrupted-run",
-                "warning",
-                f"the run ended by {info.get('ended_by') or 'an unknown cause (run.json never finalised)'} "
-                "and is incomplete; "
-                "analysed with what exists"
-                + (f" (missing: {', '.join(run.missing)})" if run.missing else ""),
+        how = info.get("ended_by") or "an unknown cause (run.json never finalised)"
+        if info.get("complete") is True:
+            # Stopped early by a signal, but every output was written and agrees.
+            message = f"the run was stopped by {how}; its outputs are complete"
+        else:
+            message = f"the run ended by {how} and is incomplete; analysed with what exists" + (
+                f" (missing: {', '.join(run.missing)})" if run.missing else ""
             )
-        )
+        issues.append(Issue("interrupted-run", "warning", message))
     problems = info.get("problems")
     for problem in problems if isinstance(problems, list) else []:
         issues.append(Issue("run-problem", "warning", f"run.json reports: {problem}"))

@@ -117,7 +117,19 @@ def test_an_interrupted_run_is_analysed_with_what_exists_and_says_what_is_missin
     (report,) = (tmp_path / "out").glob("*.json")
     doc = json.loads(report.read_text())
     assert "locust_stats.csv" in doc["run"]["missing"] and "resources.csv" in doc["run"]["missing"]
-    assert any(i["kind"] == "interrupted-run" and "SIGTERM" in i["message"] for i in doc["issues"])
+    (issue,) = [i for i in doc["issues"] if i["kind"] == "interrupted-run"]
+    assert "SIGTERM" in issue["message"] and "is incomplete" in issue["message"]
+
+
+def test_a_run_stopped_by_a_signal_with_complete_outputs_is_not_called_incomplete(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    write_record(run, record_frame([Entry("GET", "/health", [1.0] * 20)]), parts=1)
+    write_run_json(run, ended_by="SIGTERM", complete=True)
+    assert main([str(run), "--report", "json", "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    (issue,) = [i for i in doc["issues"] if i["kind"] == "interrupted-run"]
+    assert issue["message"] == "the run was stopped by SIGTERM; its outputs are complete"
 
 
 def test_run_may_be_a_locust_csv_prefix(tmp_path: Path, thresholds: Path) -> None:
