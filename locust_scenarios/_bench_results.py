@@ -1,7 +1,8 @@
 """The pure half of the microbenchmarks: their configuration, and their results in pytest-benchmark's layout.
 
 `load_config` reads a `performance_config.json` in the seed suite's format into a frozen
-`BenchmarkConfig`; anything wrong is a `BenchmarkConfigError` naming the file and the key.
+`BenchmarkConfig`; anything wrong is a `BenchmarkConfigError` naming the file and the key. It is the
+one validator of that format: the suite command (`_suite.read_seed_config`) reads the file through it.
 
 `BenchmarkResult` collects the measured rounds of one benchmark (times in seconds, warm-up excluded);
 `stats_of` computes the statistics exactly as pytest-benchmark's `Stats` does (same quartile method,
@@ -14,6 +15,7 @@ use it without gevent's patching.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -45,8 +47,7 @@ class BenchmarkConfigError(ValueError):
 
     def __init__(self, file: str, key: str, problem: str) -> None:
         self.file, self.key, self.problem = file, key, problem
-        where = f"key '{key}'" if key else "top level"
-        super().__init__(f"{file}: {where}: {problem}")
+        super().__init__(f"{file}: key '{key}': {problem}" if key else f"{file}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,14 @@ class LocustSettings:
     users: int = 10
     spawn_rate: float = 2.0
     duration: str = "60s"
+    """As given, or `Ns` for a number of seconds; always a valid, non-zero duration."""
     host: str = ""
+    """An http(s) URL, or empty when the file gives none."""
+
+    @property
+    def duration_s(self) -> int:
+        """The duration in seconds."""
+        return duration_seconds(self.duration)
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,31 @@ class BenchmarkConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     source: str = "defaults"
     """The file it came from, or `defaults`."""
+    given: frozenset[str] = frozenset()
+    """The keys the file set, dotted (`benchmark_rounds`, `locust.users`, `thresholds.api_response_time`);
+    every other value is a default. Lets a reader put the file between its own defaults and options."""
 
 
-_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
+_TOP_KEYS = ("warmup_iterations", "benchmark_rounds", "run_load_tests", "locust", "thresholds")
+_LOCUST_KEYS = ("users", "spawn_rate", "duration", "host")
+_THRESHOLD_KEYS = ("api_response_time", "database_query_time", "memory_increase_mb")
+
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in `120`, `120s`, `2m`, `1h30m` or `1h30m15s` (surrounding spaces ignored).
+
+    ValueError for anything else; zero is a valid answer here, callers decide whether it is allowed.
+    """
+    value = text.strip()
+    if re.fullmatch(r"[0-9]+", value):
+        return int(value)
+    match = _DURATION.fullmatch(value)
+    if not value or match is None:
+        raise ValueError(f"{text!r} is not a duration")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def load_config(path: str | Path) -> BenchmarkConfig:
@@ -96,23 +126,20 @@ def load_config(path: str | Path) -> BenchmarkConfig:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BenchmarkConfigError(file, "", f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise BenchmarkConfigError(
+            file, "", f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
     return config_from_mapping(raw, file)
 
 
 def config_from_mapping(raw: object, file: str = "<config>") -> BenchmarkConfig:
     """Validate an already parsed configuration; `file` is only used in messages."""
-    top = _section(
-        raw, file, "", {"warmup_iterations", "benchmark_rounds", "run_load_tests", "locust", "thresholds"}
-    )
+    top = _section(raw, file, "", _TOP_KEYS)
     d = BenchmarkConfig()
-    loc = _section(top.get("locust", {}), file, "locust", {"users", "spawn_rate", "duration", "host"})
-    thr = _section(
-        top.get("thresholds", {}),
-        file,
-        "thresholds",
-        {"api_response_time", "database_query_time", "memory_increase_mb"},
-    )
+    loc = _section(top.get("locust", {}), file, "locust", _LOCUST_KEYS)
+    thr = _section(top.get("thresholds", {}), file, "thresholds", _THRESHOLD_KEYS)
+    given = {k for k in top if k not in ("locust", "thresholds")}
+    given |= {f"locust.{k}" for k in loc} | {f"thresholds.{k}" for k in thr}
     return BenchmarkConfig(
         warmup_iterations=_int(top, "warmup_iterations", d.warmup_iterations, file, minimum=0),
         benchmark_rounds=_int(top, "benchmark_rounds", d.benchmark_rounds, file, minimum=1),
@@ -124,45 +151,44 @@ def config_from_mapping(raw: object, file: str = "<config>") -> BenchmarkConfig:
             host=_host(loc, file),
         ),
         thresholds=Thresholds(
-            api_response_time=_number(
-                thr, "api_response_time", d.thresholds.api_response_time, file, prefix="thresholds."
-            ),
-            database_query_time=_number(
-                thr, "database_query_time", d.thresholds.database_query_time, file, prefix="thresholds."
-            ),
-            memory_increase_mb=_number(
-                thr, "memory_increase_mb", d.thresholds.memory_increase_mb, file, prefix="thresholds."
-            ),
+            **{
+                k: _number(thr, k, getattr(d.thresholds, k), file, prefix="thresholds.")
+                for k in _THRESHOLD_KEYS
+            }
         ),
         source=file,
+        given=frozenset(given),
     )
 
 
-def _section(raw: object, file: str, key: str, allowed: set[str]) -> dict[str, Any]:
+def _section(raw: object, file: str, key: str, allowed: Sequence[str]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise BenchmarkConfigError(file, key, f"expected a JSON object, got {_json_type(raw)}")
-    unknown = sorted(set(raw) - allowed)
+    unknown = [k for k in raw if k not in allowed]
     if unknown:
         name = f"{key}.{unknown[0]}" if key else unknown[0]
-        raise BenchmarkConfigError(file, name, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+        raise BenchmarkConfigError(file, name, f"unknown key (known keys: {', '.join(allowed)})")
     return raw
 
 
 def _int(s: Mapping[str, Any], key: str, default: int, file: str, *, minimum: int, prefix: str = "") -> int:
     value = s.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BenchmarkConfigError(file, prefix + key, f"expected a whole number, got {value!r}")
-    if value < minimum:
-        raise BenchmarkConfigError(file, prefix + key, f"must be at least {minimum}, got {value}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BenchmarkConfigError(
+            file, prefix + key, f"expected a whole number of at least {minimum}, got {value!r}"
+        )
     return value
 
 
 def _number(s: Mapping[str, Any], key: str, default: float, file: str, *, prefix: str = "") -> float:
     value = s.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BenchmarkConfigError(file, prefix + key, f"expected a number, got {value!r}")
-    if value <= 0:
-        raise BenchmarkConfigError(file, prefix + key, f"must be greater than 0, got {value}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise BenchmarkConfigError(file, prefix + key, f"expected a number greater than 0, got {value!r}")
     return float(value)
 
 
@@ -174,23 +200,38 @@ def _bool(s: Mapping[str, Any], key: str, default: bool, file: str) -> bool:
 
 
 def _duration(s: Mapping[str, Any], default: str, file: str) -> str:
+    """`120` (a number or a string of digits) becomes `120s`; h/m/s text is kept; zero is refused."""
     value = s.get("duration", default)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return f"{value}s"
-    if not isinstance(value, str) or not value or not _DURATION.match(value):
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    seconds = None
+    if isinstance(text, str):
+        with contextlib.suppress(ValueError):
+            seconds = duration_seconds(text)
+    if seconds is None:
         raise BenchmarkConfigError(
-            file, "locust.duration", f'expected a duration such as "60s", "5m" or "1h30m", got {value!r}'
+            file,
+            "locust.duration",
+            f'expected a duration in seconds or h/m/s units, such as 120, "60s", "5m" or "1h30m", '
+            f"got {value!r}",
         )
-    return value
+    if seconds <= 0:
+        raise BenchmarkConfigError(
+            file, "locust.duration", f"must be longer than zero seconds, got {value!r}"
+        )
+    text = text.strip()
+    return f"{text}s" if text.isdigit() else text
 
 
 def _host(s: Mapping[str, Any], file: str) -> str:
-    value = s.get("host", "")
-    if not isinstance(value, str):
-        raise BenchmarkConfigError(file, "locust.host", f"expected a URL string, got {value!r}")
-    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+    """Absent means none; given, it must be an http(s) URL with a host (an empty string is refused)."""
+    if "host" not in s:
+        return ""
+    value = s["host"]
+    text = value.strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BenchmarkConfigError(file, "locust.host", f"expected an http:// or https:// URL, got {value!r}")
-    return value
+    return text
 
 
 def _json_type(value: object) -> str:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 import psutil
 
 from locust_scenarios import locustfile_path
+from locust_scenarios._bench_results import BenchmarkConfigError, duration_seconds, load_config
 from locust_scenarios._profiles import Profile, ProfileError
 from locust_scenarios._profiles import load_profile as load_profile_file
 
@@ -160,22 +161,16 @@ def resolve_categories(
 # ---------------------------------------------------------------------------------------------------
 # Durations and the seed's performance_config.json
 
-_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
-
 
 def parse_duration(text: str, option: str = "--duration") -> int:
-    """Seconds in `120`, `120s`, `2m`, `1h30m` or `1h30m15s`; a clear error otherwise."""
-    value = str(text).strip()
-    if value.isdigit():
-        seconds = int(value)
-    else:
-        match = _DURATION.fullmatch(value)
-        if not value or match is None or not any(match.groupdict().values()):
-            raise SuiteUsageError(
-                f"{option}: {text!r} is not a duration; use seconds or h/m/s units, e.g. 120s, 2m, 1h30m"
-            )
-        parts = {k: int(v) for k, v in match.groupdict().items() if v}
-        seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    """Seconds in `120`, `120s`, `2m`, `1h30m` or `1h30m15s` (the config file's grammar); a clear error
+    otherwise."""
+    try:
+        seconds = duration_seconds(str(text))
+    except ValueError:
+        raise SuiteUsageError(
+            f"{option}: {text!r} is not a duration; use seconds or h/m/s units, e.g. 120s, 2m, 1h30m"
+        ) from None
     if seconds <= 0:
         raise SuiteUsageError(f"{option}: {text!r} must be longer than zero seconds")
     return seconds
@@ -183,7 +178,11 @@ def parse_duration(text: str, option: str = "--duration") -> int:
 
 @dataclass(frozen=True)
 class SeedConfig:
-    """The seed suite's performance_config.json: defaults that command-line options override."""
+    """The seed suite's performance_config.json: defaults that command-line options override.
+
+    A value is None when the file does not set it, so the seed runner's defaults apply; `thresholds`
+    holds only the thresholds the file sets (the analysis reads them from the file itself).
+    """
 
     path: Path | None = None
     users: int | None = None
@@ -196,77 +195,33 @@ class SeedConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
 
-_TOP_KEYS = ("warmup_iterations", "benchmark_rounds", "run_load_tests", "locust", "thresholds")
-_LOCUST_KEYS = ("users", "spawn_rate", "duration", "host")
-
-
-def _int_key(where: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SuiteUsageError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _number_key(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise SuiteUsageError(f"{where} must be a number > 0, got {value!r}")
-    return float(value)
-
-
 def read_seed_config(path: Path) -> SeedConfig:
-    """Read and check performance_config.json; every error names the file and the key."""
+    """Read performance_config.json through the benchmarks' validator (the one place that knows the
+    format), keeping what the file sets; every error names the option, the file and the key."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SuiteUsageError(f"--config: cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SuiteUsageError(
-            f"--config: {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(data, dict):
-        raise SuiteUsageError(f"--config: {path} must hold a JSON object, got {type(data).__name__}")
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise SuiteUsageError(f"{path}: unknown key {key!r} (known keys: {', '.join(_TOP_KEYS)})")
-    values: dict[str, Any] = {"path": path}
-    if "warmup_iterations" in data:
-        values["warmup_iterations"] = _int_key(
-            f"{path}: key 'warmup_iterations'", data["warmup_iterations"], 0
-        )
-    if "benchmark_rounds" in data:
-        values["benchmark_rounds"] = _int_key(f"{path}: key 'benchmark_rounds'", data["benchmark_rounds"], 1)
-    if "run_load_tests" in data:
-        if not isinstance(data["run_load_tests"], bool):
-            raise SuiteUsageError(
-                f"{path}: key 'run_load_tests' must be true or false, got {data['run_load_tests']!r}"
-            )
-        values["run_load_tests"] = data["run_load_tests"]
-    locust = data.get("locust", {})
-    if not isinstance(locust, dict):
-        raise SuiteUsageError(f"{path}: key 'locust' must be an object, got {locust!r}")
-    for key in locust:
-        if key not in _LOCUST_KEYS:
-            raise SuiteUsageError(
-                f"{path}: unknown key 'locust.{key}' (known keys: {', '.join(_LOCUST_KEYS)})"
-            )
-    if "users" in locust:
-        values["users"] = _int_key(f"{path}: key 'locust.users'", locust["users"], 1)
-    if "spawn_rate" in locust:
-        values["spawn_rate"] = _number_key(f"{path}: key 'locust.spawn_rate'", locust["spawn_rate"])
-    if "duration" in locust:
-        values["duration_s"] = parse_duration(str(locust["duration"]), f"{path}: key 'locust.duration'")
-    if "host" in locust:
-        if not isinstance(locust["host"], str) or not locust["host"].strip():
-            raise SuiteUsageError(f"{path}: key 'locust.host' must be a URL, got {locust['host']!r}")
-        values["host"] = locust["host"].strip()
-    thresholds = data.get("thresholds", {})
-    if not isinstance(thresholds, dict):
-        raise SuiteUsageError(f"{path}: key 'thresholds' must be an object, got {thresholds!r}")
-    values["thresholds"] = {
-        str(k): _number_key(f"{path}: key 'thresholds.{k}'", v) for k, v in thresholds.items()
-    }
-    return SeedConfig(**values)
+        config = load_config(path)
+    except BenchmarkConfigError as exc:
+        raise SuiteUsageError(f"--config: {exc}") from None
+
+    def given(key: str, value: Any) -> Any:
+        return value if key in config.given else None
+
+    locust = config.locust
+    return SeedConfig(
+        path=path,
+        users=given("locust.users", locust.users),
+        spawn_rate=given("locust.spawn_rate", locust.spawn_rate),
+        duration_s=given("locust.duration", locust.duration_s),
+        host=given("locust.host", locust.host),
+        run_load_tests=given("run_load_tests", config.run_load_tests),
+        warmup_iterations=given("warmup_iterations", config.warmup_iterations),
+        benchmark_rounds=given("benchmark_rounds", config.benchmark_rounds),
+        thresholds={
+            f.name: getattr(config.thresholds, f.name)
+            for f in fields(config.thresholds)
+            if f"thresholds.{f.name}" in config.given
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -38,6 +38,25 @@ def test_every_key_is_optional(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("duration", "text", "seconds"),
+    [(120, "120s", 120), ("120", "120s", 120), ("2m", "2m", 120), ("1h30m15s", "1h30m15s", 5415)],
+)
+def test_durations_in_seconds_or_units(tmp_path: Path, duration: object, text: str, seconds: int) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"locust": {"duration": duration}}))
+    cfg = load_config(path)
+    assert (cfg.locust.duration, cfg.locust.duration_s) == (text, seconds)
+
+
+def test_given_lists_the_keys_the_file_sets(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"benchmark_rounds": 10, "locust": {"users": 10}, "thresholds": {}}))
+    assert load_config(path).given == {"benchmark_rounds", "locust.users"}
+    assert load_config(EXAMPLE).given >= {"warmup_iterations", "locust.host", "thresholds.memory_increase_mb"}
+    assert BenchmarkConfig().given == frozenset()
+
+
+@pytest.mark.parametrize(
     ("content", "key", "problem"),
     [
         ({"benchmark_rounds": 0}, "benchmark_rounds", "at least 1"),
@@ -54,6 +73,11 @@ def test_every_key_is_optional(tmp_path: Path) -> None:
         ({"locust": {"workers": 2}}, "locust.workers", "unknown key"),
         ({"thresholds": {"api_response_time": -1}}, "thresholds.api_response_time", "greater than 0"),
         ({"thresholds": {"memory_increase_mb": None}}, "thresholds.memory_increase_mb", "a number"),
+        ({"thresholds": {"api_reponse_time": 1}}, "thresholds.api_reponse_time", "unknown key"),
+        ({"locust": {"host": ""}}, "locust.host", "http"),
+        ({"locust": {"duration": "0s"}}, "locust.duration", "longer than zero"),
+        ({"locust": {"duration": True}}, "locust.duration", "duration"),
+        ({"locust": {"spawn_rate": float("inf")}}, "locust.spawn_rate", "greater than 0"),
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path: Path, content: object, key: str, problem: str) -> None:

@@ -38,7 +38,7 @@ def test_bad_benchmark_config_exits_2_naming_file_and_key(run_dir: Path) -> None
         timeout=60,
     )
     assert run.returncode == 2, run.output[-2000:]
-    assert f"{config}: key 'benchmark_rounds': must be at least 1" in run.output
+    assert f"{config}: key 'benchmark_rounds': expected a whole number of at least 1, got 0" in run.output
     assert not (run_dir / "benchmark_results.json").exists()
 
 
