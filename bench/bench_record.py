@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _nginx import start_nginx  # bench/ is the script's folder
 
 LOCUSTFILE = """
 import os
@@ -67,52 +66,7 @@ class OkUser(FastHttpUser):
         self.client.get("/ok")
 """
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location /ok {{ return 200 'ok'; }}
-    }}
-}}
-"""
-
 CONDITIONS = ("plain", "no-record", "record")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_nginx(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=work, port=port))
-    proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(conf)], stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise SystemExit(f"nginx did not start: {err}") from None
-            time.sleep(0.1)
 
 
 def final_figures(output: str) -> tuple[int, float, float]:

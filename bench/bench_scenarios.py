@@ -22,7 +22,6 @@ import csv
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from _nginx import JSON_OK, start_nginx  # bench/ is the script's folder
 
 TARGET_RATIO = 0.90
 
@@ -85,49 +86,6 @@ class LibraryUser(AuthenticatedUser):
         self.call("GET", "bench.ok")
 """
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location /ok {{ default_type application/json; return 200 '{{"ok":true}}'; }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_nginx(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=work, port=port))
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"nginx did not start; see {work / 'error.log'}") from None
-            time.sleep(0.05)
-
 
 @dataclass
 class Run:
@@ -167,7 +125,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=10)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-scenarios-"))
-    nginx, host = start_nginx(work)
+    nginx, host = start_nginx(work, JSON_OK)
     try:
         locustfile = work / "bench_locustfile.py"
         locustfile.write_text(LOCUSTFILE)

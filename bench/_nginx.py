@@ -1,0 +1,60 @@
+"""A trivial nginx endpoint on a free loopback port, for the benchmarks that measure the load side.
+
+`location /ok` answers 200 with a fixed body and nothing else happens on the server, so what a
+benchmark measures is the load generator's own cost per request.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location /ok {{ {ok} }}
+    }}
+}}
+"""
+
+TEXT_OK = "return 200 'ok';"
+JSON_OK = """default_type application/json; return 200 '{"ok":true}';"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(work: Path, ok: str = TEXT_OK) -> tuple[subprocess.Popen[bytes], str]:
+    """nginx serving `/ok` from the folder `work`; returns the process and its base URL."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=work, port=port, ok=ok))
+    proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(conf)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"nginx did not start; see {work / 'error.log'}") from None
+            time.sleep(0.05)
