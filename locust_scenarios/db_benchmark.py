@@ -17,6 +17,7 @@ from gevent.pool import Pool
 from locust import User, task
 
 from locust_scenarios import _db
+from locust_scenarios._api import EVIDENCE_STATUSES, EVIDENCE_TYPES
 from locust_scenarios._bench import BenchmarkUserMixin, RoundFailed, rss_growth
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,7 @@ WORDS = (
     "classification",
     "key",
 )
-EVIDENCE_TYPES = ("document", "screenshot", "configuration", "audit_log", "policy", "log_file", "certificate")
-STATUSES = ("collected", "pending", "reviewed", "approved", "rejected")
+STATUSES = EVIDENCE_STATUSES
 FRAMEWORKS = ("SOC2", "ISO27001", "GDPR", "HIPAA", "PCIDSS")
 SOURCES = ("manual_upload", "aws_config", "github", "okta", "jira")
 COLUMNS = (

@@ -25,8 +25,8 @@ from reference_backend import frameworks as fw
 from reference_backend import schema
 from reference_backend.db import Database, now_iso
 from reference_backend.routes_evidence import COLUMNS as EVIDENCE_COLUMNS
+from reference_backend.routes_evidence import EVIDENCE_STATUSES, EVIDENCE_TYPES, frameworks_of
 from reference_backend.routes_evidence import FW_INSERT as _FW_INSERT
-from reference_backend.routes_evidence import frameworks_of
 from reference_backend.security import hash_password
 from reference_backend.settings import Settings
 
@@ -35,18 +35,9 @@ DEMO_EMAIL = "demo@example.com"
 BATCH = 5000
 TX_ROWS = 25_000
 
-STATUSES = ("collected", "pending", "reviewed", "approved", "rejected", "expired")
-STATUS_WEIGHTS = (25, 15, 20, 30, 5, 5)
-TYPES = (
-    "document",
-    "screenshot",
-    "configuration",
-    "audit_log",
-    "policy",
-    "log_file",
-    "certificate",
-    "report",
-)
+STATUSES = EVIDENCE_STATUSES
+STATUS_WEIGHTS = (25, 15, 20, 30, 5, 5)  # one per status, in EVIDENCE_STATUSES' order
+TYPES = tuple(t for t in EVIDENCE_TYPES if t != "other")  # seeded data is always typed
 SOURCES = ("manual", "aws_config", "okta", "github", "jira", "google_workspace", "azure_ad", "datadog")
 TOPICS = (
     "access review",
