@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The writer's own schema (that module imports no Locust), so the synthetic record is the real layout.
-from locust_scenarios._record import SCHEMA as RECORD_SCHEMA
+from compliance_loadtest.plugin.record import SCHEMA as RECORD_SCHEMA
 
 TARGET_SECONDS = 30.0
 TARGET_PEAK_MB = 4096.0

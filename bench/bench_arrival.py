@@ -34,11 +34,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from locust_scenarios import locustfile_path
+from compliance_loadtest import locustfile_path
 from tests.backend_process import Backend, run_backend
 
 LOCUSTFILE = """
-import locust_scenarios._options  # noqa: F401
+import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
 from locust import constant_pacing, task
 from locust.contrib.fasthttp import FastHttpUser
 

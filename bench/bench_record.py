@@ -31,7 +31,7 @@ from _nginx import start_nginx  # bench/ is the script's folder
 LOCUSTFILE = """
 import os
 
-import locust_scenarios._options  # noqa: F401  (options and run-folder listeners, as in every scenario file)
+import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
 from locust import constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 

@@ -5,7 +5,7 @@ One Locust process (no --processes) hammers a trivial nginx endpoint on loopback
 round:
   - `bare`: a plain `FastHttpUser` sending the same request, bearer header included (any authenticated
     client sends it), and checking nothing,
-  - `library`: an `AuthenticatedUser` doing `self.call("GET", "bench.ok")`: the API layer (path and stat
+  - `library`: an `ApiUser` doing `self.call("GET", "bench.ok")`: the API layer (path and stat
     name), the bearer header, the safety guard, `catch_response`, the status check, JSON parsing and
     the required-field check.
 Both load the same library modules (options and listeners), so only the request path differs. Prints
@@ -40,8 +40,8 @@ import os
 from locust import constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from locust_scenarios._api import Api
-from locust_scenarios._base import AuthenticatedUser
+from compliance_loadtest.api import Api
+from locust_scenarios import ApiUser
 
 
 _cpu = []
@@ -73,7 +73,7 @@ class BareUser(FastHttpUser):
         self.client.get("/ok", headers=self.headers)
 
 
-class LibraryUser(AuthenticatedUser):
+class LibraryUser(ApiUser):
     wait_time = constant(0)
     api_class = BenchApi
 

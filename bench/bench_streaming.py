@@ -33,7 +33,7 @@ import json, sys, time
 import locust  # gevent patching, as in a real run
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
-from locust_scenarios._streaming import SseReader, TokenStream
+from compliance_loadtest.streaming import SseReader, TokenStream
 
 url, streams = sys.argv[1], int(sys.argv[2])
 session = FastHttpSession(url, Environment().events.request, user=None)

@@ -7,13 +7,13 @@ from typing import Any
 
 from locust import between, tag, task
 
-from locust_scenarios._base import AuthenticatedUser
-from locust_scenarios._streaming import SseReader, StreamError, TokenStream, fire_llm_measures
+from compliance_loadtest.streaming import SseReader, StreamError, TokenStream, fire_llm_measures
+from locust_scenarios import ApiUser
 
 MAX_CONVERSATIONS = 5
 
 
-class AIAssistantUser(AuthenticatedUser):
+class AIAssistantUser(ApiUser):
     """A compliance manager working with the AI assistant, as its chat page is used.
 
     On start it logs in and opens a conversation (`POST /api/chat/conversations`). Most questions are

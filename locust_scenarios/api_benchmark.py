@@ -14,10 +14,10 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.event import EventHook
 from locust.exception import StopUser
 
-from locust_scenarios._base import AuthenticatedUser
-from locust_scenarios._bench import BenchmarkUserMixin, RoundFailed, rss_growth, target_pid
-from locust_scenarios._guard import install_guard
-from locust_scenarios._streaming import SseReader, StreamError, TokenStream
+from compliance_loadtest.benchmark import BenchmarkUserMixin, RoundFailed, rss_growth, target_pid
+from compliance_loadtest.plugin.guard import install_guard
+from compliance_loadtest.streaming import SseReader, StreamError, TokenStream
+from locust_scenarios import ApiUser
 
 API_BENCHMARKS = (
     "api.authentication",
@@ -40,7 +40,7 @@ API_BENCHMARKS = (
 SLOW_REQUEST_S = 2.0
 
 
-class ApiBenchmarkUser(BenchmarkUserMixin, AuthenticatedUser):
+class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
     """Runs every API benchmark of the seed suite once per round, then idles until the run ends.
 
     Each benchmark (authentication, evidence creation and search, dashboard, AI chat with its time to

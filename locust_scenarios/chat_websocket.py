@@ -11,8 +11,8 @@ from typing import Any
 import websocket
 from locust import between, tag, task
 
-from locust_scenarios._base import AuthenticatedUser
-from locust_scenarios._streaming import StreamError, TokenStream, fire_llm_measures
+from compliance_loadtest.streaming import StreamError, TokenStream, fire_llm_measures
+from locust_scenarios import ApiUser
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ CLOSE_POLICY_VIOLATION = 1008  # what the backend closes with when it refuses th
 CLOSE_WAIT_S = 1.0  # how long a closing user waits for the server's close frame
 
 
-class ChatWebSocketUser(AuthenticatedUser):
+class ChatWebSocketUser(ApiUser):
     """A user keeping the assistant's chat open in a browser tab: one WebSocket, many questions.
 
     It logs in over HTTP, then opens `/ws/chat` (websocket-client; Locust's gevent patching makes its

@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 from locust import between, tag, task
 
-from locust_scenarios._base import AuthenticatedUser
+from locust_scenarios import ApiUser
 
 ASSESSMENT_QUESTIONS = 3
 
 
-class ComplianceUser(AuthenticatedUser):
+class ComplianceUser(ApiUser):
     """A compliance manager: onboards once, then spends the day on dashboards and evidence.
 
     On start it registers an organisation, logs in and walks the onboarding in order (business profile

@@ -7,19 +7,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from locust import between, events, tag, task
+from locust import between, tag, task
 
-from locust_scenarios._api import FRAMEWORKS, SEARCH_TERMS
-from locust_scenarios._base import AuthenticatedUser
-from locust_scenarios._db import (
+from compliance_loadtest.api import FRAMEWORKS, SEARCH_TERMS
+from compliance_loadtest.db import (
     Connection,
-    DatabaseUrlError,
     connect,
     database_url_for,
     is_postgres,
-    sqlite_path,
     timed_query,
 )
+from locust_scenarios import ApiUser
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +29,7 @@ class QueryCheckError(Exception):
     """A query ran but its answer is wrong (e.g. the organisation's own rows are missing)."""
 
 
-class DatabaseStressUser(AuthenticatedUser):
+class DatabaseStressUser(ApiUser):
     """A reporting and review workload sent straight to the backend's database (SQLite or PostgreSQL).
 
     On start it logs in over HTTP, learns its organisation (`GET /api/users/me`) and creates evidence
@@ -348,19 +346,3 @@ def _drain(cursor: Any, size: int) -> int:
     while rows := cursor.fetchmany(size):
         count += len(rows)
     return count
-
-
-@events.init.add_listener
-def _check_db_url(environment: Any, **_kwargs: Any) -> None:
-    """A `--db-url` this user cannot use stops the run before any load, with exit code 2."""
-    options = environment.parsed_options
-    url = str(getattr(options, "db_url", "") or "") if options is not None else ""
-    classes = getattr(environment, "user_classes", None) or ()
-    if not url or not any(issubclass(c, DatabaseStressUser) for c in classes):
-        return
-    try:
-        if not is_postgres(url) and not sqlite_path(url).is_file():
-            raise DatabaseUrlError(f"SQLite database {str(sqlite_path(url))!r} does not exist")
-    except DatabaseUrlError as exc:
-        logger.error("--db-url: %s", exc)
-        raise SystemExit(2) from None

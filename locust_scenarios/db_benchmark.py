@@ -16,9 +16,9 @@ import gevent
 from gevent.pool import Pool
 from locust import User, task
 
-from locust_scenarios import _db
-from locust_scenarios._api import EVIDENCE_STATUSES, EVIDENCE_TYPES
-from locust_scenarios._bench import BenchmarkUserMixin, RoundFailed, rss_growth
+from compliance_loadtest import db as _db
+from compliance_loadtest.api import EVIDENCE_STATUSES, EVIDENCE_TYPES
+from compliance_loadtest.benchmark import BenchmarkUserMixin, RoundFailed, rss_growth
 
 logger = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from locust import between, tag, task
 
-from locust_scenarios._base import AuthenticatedUser
+from locust_scenarios import ApiUser
 
 
-class PeakTrafficScenario(AuthenticatedUser):
+class PeakTrafficScenario(ApiUser):
     """The two peaks of a compliance team's week, as the original suite modelled them.
 
     The morning rush (weight 3: it happens every day, to everyone) opens the dashboard

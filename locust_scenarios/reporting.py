@@ -8,7 +8,7 @@ from typing import Any
 import gevent
 from locust import between, tag, task
 
-from locust_scenarios._base import AuthenticatedUser
+from locust_scenarios import ApiUser
 
 JOB_REQUEST_TYPE = "JOB"
 """Request type of the end-to-end report measure (start to downloadable), one row per report type."""
@@ -18,7 +18,7 @@ class ReportJobFailed(Exception):
     """A report job failed, or did not complete within `--report-timeout`."""
 
 
-class ReportingUser(AuthenticatedUser):
+class ReportingUser(ApiUser):
     """Someone preparing an audit: starts report jobs, waits for them, downloads, reads analytics.
 
     A report is started with `POST /api/reports/generate` (202 and a `task_id`), its status polled at

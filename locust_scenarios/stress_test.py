@@ -7,8 +7,8 @@ from typing import Any
 import gevent
 from locust import constant, tag, task
 
-from locust_scenarios._api import EVIDENCE_STATUSES
-from locust_scenarios._base import AuthenticatedUser
+from compliance_loadtest.api import EVIDENCE_STATUSES
+from locust_scenarios import ApiUser
 
 READ_ROUTES = (
     "users.dashboard",
@@ -20,7 +20,7 @@ READ_ROUTES = (
 )
 
 
-class StressTestUser(AuthenticatedUser):
+class StressTestUser(ApiUser):
     """An integration or a script hammering the API: it never waits between requests.
 
     Rapid reads spread across the dashboard, profile, evidence list and stats, compliance status and

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The writer's own schema; `_record` imports no Locust, so this process stays unpatched by gevent.
-from locust_scenarios._record import SCHEMA as RECORD_SCHEMA
+from compliance_loadtest.plugin.record import SCHEMA as RECORD_SCHEMA
 
 START = 1_790_000_000.0
 

@@ -9,7 +9,7 @@ import pytest
 
 from analysis import analyse, compute_stats, load_run, load_thresholds
 from analysis.__main__ import main
-from locust_scenarios._bench_results import BenchmarkResult, results_document
+from compliance_loadtest.bench_results import BenchmarkResult, results_document
 from tests.analysis.runs import Entry, simple_run, write_run_json
 
 

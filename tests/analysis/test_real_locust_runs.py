@@ -17,7 +17,7 @@ from analysis.__main__ import main
 from tests.backend_process import Backend
 
 LOCUSTFILE = """
-import locust_scenarios._options  # noqa: F401  (registers --run-dir: record, resources, run.json)
+import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
 from locust import FastHttpUser, constant, task
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import locust_scenarios
+import compliance_loadtest
 
-SCENARIOS = Path(locust_scenarios.locustfile_path())
+SCENARIOS = Path(compliance_loadtest.locustfile_path())
 LOCUST = str(Path(sys.executable).with_name("locust"))
 
 # A safety bound only: every run here ends by itself long before it.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._bench_results import BenchmarkConfig, BenchmarkConfigError, load_config
+from compliance_loadtest.bench_results import BenchmarkConfig, BenchmarkConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "performance_config.json"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.stats import Stats
 
-from locust_scenarios._bench_results import BenchmarkResult, results_document, stats_of, write_results
+from compliance_loadtest.bench_results import BenchmarkResult, results_document, stats_of, write_results
 
 DATA_SETS = [
     [0.5],

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from locust_scenarios import locustfile_path
-from locust_scenarios._profiles import Profile
+from compliance_loadtest import locustfile_path
+from compliance_loadtest.profiles import Profile
 
 SCENARIOS = locustfile_path()
 

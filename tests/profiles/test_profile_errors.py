@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._profiles import ProfileError, load_profile, parse_profile
+from compliance_loadtest.profiles import ProfileError, load_profile, parse_profile
 
 GOOD_STAGE = "{duration: 10, users: 2, spawn_rate: 1}"
 S1 = "stages:\n  - "  # a profile whose first stage follows

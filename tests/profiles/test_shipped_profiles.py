@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from locust_scenarios._profiles import available_profiles, load_profile
+from compliance_loadtest.profiles import available_profiles, load_profile
 
 REQUIRED = {"smoke", "ramp", "step", "spike", "soak", "peak", "stress", "arrival-constant", "arrival-ramp"}
 # The scenario classes the project ships (docs: scenario interfaces); a profile may name only these.
@@ -53,7 +53,7 @@ def test_stress_profile_has_a_stop_condition_and_peak_a_day_of_stages() -> None:
 
 
 def test_loader_exports_exactly_its_public_names() -> None:
-    import locust_scenarios._profiles as module
+    import compliance_loadtest.profiles as module
 
     public = {
         n

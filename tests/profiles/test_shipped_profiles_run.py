@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._profiles import Profile, load_profile
+from compliance_loadtest.profiles import Profile, load_profile
 from tests.backend_process import Backend
 from tests.profiles.runs import Run, deviations, start_locust
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from locust_scenarios._arrival import SlotScheduler, StagePlan, corrected_response_time
-from locust_scenarios._profiles import ArrivalStage, StopCondition, window_verdict
+from compliance_loadtest.plugin.arrival import SlotScheduler, StagePlan, corrected_response_time
+from compliance_loadtest.profiles import ArrivalStage, StopCondition, window_verdict
 
 T0 = 1_000.0
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from locust_scenarios._profiles import ArrivalStage, iter_slot_offsets, parse_profile
+from compliance_loadtest.profiles import ArrivalStage, iter_slot_offsets, parse_profile
 
 THREE_STAGES = """
 stages:

@@ -22,7 +22,7 @@ import pandas as pd
 from tests.backend_process import Backend, free_port
 
 LOCUSTFILE = """
-import locust_scenarios._options  # noqa: F401  (what every scenario file does)
+import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 

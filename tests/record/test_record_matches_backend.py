@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import locust_scenarios
+import compliance_loadtest
 from tests.backend_process import Backend, free_port
 from tests.record.runs import (
     HTTP_TYPES,
@@ -147,7 +147,7 @@ def test_compliance_users_in_two_processes_against_postgres_backend_are_all_reco
     reset_count(pg_backend)
     port = str(free_port())
     cmd = locust(
-        "-f", locust_scenarios.locustfile_path(), "--headless", "-u", "4", "-r", "4", "-t", "5s",
+        "-f", compliance_loadtest.locustfile_path(), "--headless", "-u", "4", "-r", "4", "-t", "5s",
         "--stop-timeout", "10", "-H", pg_backend.url, "--run-dir", str(run_dir), "--processes", "2",
         "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port,
         "ComplianceUser",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import locust_scenarios
-from locust_scenarios._monitor import (
+import compliance_loadtest
+from compliance_loadtest.plugin.monitor import (
     SATURATED_SAMPLES,
     ResourceLog,
     find_listening_pid,
@@ -67,7 +67,7 @@ def test_compliance_user_run_records_every_request_the_backend_received(
     run_dir = tmp_path / "run"
     reset_count(backend)
     cmd = locust(
-        "-f", locust_scenarios.locustfile_path(), "--headless", "-u", "3", "-r", "3", "-t", "4s",
+        "-f", compliance_loadtest.locustfile_path(), "--headless", "-u", "3", "-r", "3", "-t", "4s",
         "--stop-timeout", "10", "-H", backend.url, "--run-dir", str(run_dir), "ComplianceUser",
     )  # fmt: skip
     rc, log = run(cmd, tmp_path)
@@ -85,7 +85,7 @@ def test_compliance_user_run_records_every_request_the_backend_received(
 def test_embedded_backend_is_sampled_as_the_target(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cmd = locust(
-        "-f", locust_scenarios.locustfile_path(), "--headless", "-u", "2", "-r", "2", "-t", "5s",
+        "-f", compliance_loadtest.locustfile_path(), "--headless", "-u", "2", "-r", "2", "-t", "5s",
         "--stop-timeout", "10", "--run-dir", str(run_dir), "ComplianceUser",
     )  # fmt: skip
     rc, log = run(cmd, tmp_path, timeout=120)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from locust_scenarios._monitor import RESOURCE_COLUMNS
-from locust_scenarios._record import COLUMNS, PartWriter, RequestRecorder, error_text
+from compliance_loadtest.plugin.monitor import RESOURCE_COLUMNS
+from compliance_loadtest.plugin.record import COLUMNS, PartWriter, RequestRecorder, error_text
 from tests.record.runs import headless, run, write_locustfile
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "run-folder.md"

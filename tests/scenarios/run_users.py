@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--locust-args", default="", help="extra Locust options, space separated")
     args = p.parse_args(argv)
 
-    import locust_scenarios._options  # noqa: F401  (the library's options, before parsing)
+    import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
 
     options = get_parser().parse_args(args=["--host", args.host, *args.locust_args.split()])
     classes = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from faker import Faker
 
-from locust_scenarios._api import Api, ApiPathsError
+from compliance_loadtest.api import Api, ApiPathsError
 from tests.backend_process import Backend
 from tests.scenarios.locust_run import locust, run_users, stats_of
 

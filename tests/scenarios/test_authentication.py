@@ -1,4 +1,4 @@
-"""AuthenticatedUser logs in or registers, refreshes an expired token once and retries, fails with a
+"""ApiUser logs in or registers, refreshes an expired token once and retries, fails with a
 message otherwise, and never lets a password or a token reach any output of the run."""
 
 from __future__ import annotations

@@ -164,11 +164,11 @@ def test_a_worker_never_starts_a_backend(tmp_path: Path) -> None:
 PROBE = """
 import json, os
 from locust import constant, task
-from locust_scenarios._base import AuthenticatedUser
-from locust_scenarios._embedded import embedded_backend
+from locust_scenarios import ApiUser
+from compliance_loadtest.plugin.embedded import embedded_backend
 
 
-class BackendProbeUser(AuthenticatedUser):
+class BackendProbeUser(ApiUser):
     wait_time = constant(0.5)
 
     def on_start(self):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._api import Api
+from compliance_loadtest.api import Api
 from tests.backend_process import Backend
 from tests.scenarios.locust_run import locust, stats_of
 

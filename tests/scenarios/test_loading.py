@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import locust_scenarios
+import compliance_loadtest
 from tests.backend_process import free_port
 from tests.scenarios.locust_run import EXPECTED_USER_CLASSES, REPO, clean_env, locust
 
@@ -36,7 +36,7 @@ def test_list_from_the_repository_root_names_every_user_class_once() -> None:
 
 
 def test_installed_package_loads_from_another_folder(tmp_path: Path) -> None:
-    path = locust_scenarios.locustfile_path()
+    path = compliance_loadtest.locustfile_path()
     proc = locust(["-f", path, "--list"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert set(EXPECTED_USER_CLASSES) <= set(listed_classes(proc.stdout))
@@ -80,7 +80,13 @@ print(json.dumps({
 
 def test_every_option_and_listener_is_registered_exactly_once() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", LOAD_LIKE_LOCUST, locust_scenarios.locustfile_path(), json.dumps(OUR_OPTIONS)],
+        [
+            sys.executable,
+            "-c",
+            LOAD_LIKE_LOCUST,
+            compliance_loadtest.locustfile_path(),
+            json.dumps(OUR_OPTIONS),
+        ],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
@@ -99,7 +105,7 @@ def test_every_option_and_listener_is_registered_exactly_once() -> None:
 
 
 def test_no_scenario_file_shadows_a_standard_or_installed_module(tmp_path: Path) -> None:
-    root = Path(locust_scenarios.locustfile_path())
+    root = Path(compliance_loadtest.locustfile_path())
     names = sorted(p.stem for p in root.rglob("*.py") if not p.name.startswith("_"))
     assert names, "no scenario files found"
     # Look the names up from an unrelated folder, so only the standard library and installed
@@ -167,7 +173,7 @@ print(json.dumps({name: inspect.cleandoc(cls.__doc__ or "") for name, cls in use
 
 def test_every_user_class_explains_its_workflow_in_one_paragraph() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", DOCSTRINGS, locust_scenarios.locustfile_path()],
+        [sys.executable, "-c", DOCSTRINGS, compliance_loadtest.locustfile_path()],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._guard import (
+from compliance_loadtest.plugin.guard import (
     OffTargetRequestRefused,
     RemoteHostNotAllowed,
     check_target,
@@ -119,10 +119,10 @@ def servers() -> Iterator[tuple[_Server, _Server]]:
 
 PROBE = """
 from locust import constant, task
-from locust_scenarios._base import AuthenticatedUser
+from locust_scenarios import ApiUser
 
 
-class GuardProbeUser(AuthenticatedUser):
+class GuardProbeUser(ApiUser):
     wait_time = constant(0.2)
 
     def on_start(self):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from locust_scenarios._api import Api
+from compliance_loadtest.api import Api
 from tests.backend_process import Backend
 from tests.scenarios.locust_run import locust, stats_of
 
@@ -74,10 +74,10 @@ def test_excluding_write_leaves_only_reads(scenario_backend: Backend, tmp_path: 
 SEED_PROBE = """
 import json
 from locust import constant, task
-from locust_scenarios._base import AuthenticatedUser
+from locust_scenarios import ApiUser
 
 
-class SeedProbeUser(AuthenticatedUser):
+class SeedProbeUser(ApiUser):
     wait_time = constant(1)
 
     def on_start(self):

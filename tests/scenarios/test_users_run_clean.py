@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from locust_scenarios._api import Api
+from compliance_loadtest.api import Api
 from tests.backend_process import Backend
 from tests.scenarios.locust_run import run_users
 

@@ -220,7 +220,9 @@ def test_an_unusable_db_url_stops_the_run_before_any_load_with_exit_code_2(
 
 @pytest.mark.postgres
 def test_psycopg_imported_before_gevent_patching_is_refused_with_a_message() -> None:
-    script = f"import psycopg, locust\nfrom locust_scenarios._db import connect\nconnect({POSTGRES_URL!r})\n"
+    script = (
+        f"import psycopg, locust\nfrom compliance_loadtest.db import connect\nconnect({POSTGRES_URL!r})\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "psycopg was imported before gevent patched the process" in proc.stderr

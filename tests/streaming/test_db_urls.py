@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._db import DatabaseUrlError, connect, redact, sqlite_path
+from compliance_loadtest.db import DatabaseUrlError, connect, redact, sqlite_path
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from locust_scenarios._streaming import StreamError, TokenStream
+from compliance_loadtest.streaming import StreamError, TokenStream
 
 
 def streamed(*tokens: str) -> TokenStream:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import locust_scenarios
+import compliance_loadtest
 from tests.backend_process import Backend, free_port
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ LOCUST = str(Path(sys.executable).with_name("locust"))
 def test_a_master_and_two_workers_started_separately_make_one_valid_run(
     backend: Backend, tmp_path: Path
 ) -> None:
-    locustfile = locust_scenarios.locustfile_path()
+    locustfile = compliance_loadtest.locustfile_path()
     port = free_port()
     run = tmp_path / "run"
     master_cmd = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from locust_scenarios._profiles import parse_profile
-from locust_scenarios._suite import PROGRESS_EVERY_S, _Progress
+from compliance_loadtest.profiles import parse_profile
+from compliance_loadtest.suite.run import PROGRESS_EVERY_S, _Progress
 
 HEADER = (
     "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_scenarios._suite import (
+from compliance_loadtest.suite.run import (
     CATEGORIES,
     SuiteUsageError,
     build_plan,
@@ -253,7 +253,7 @@ def test_a_run_folder_that_holds_something_is_never_written_over(tmp_path: Path)
 def test_the_installed_command_and_python_m_refuse_a_bad_config_with_exit_2(tmp_path: Path) -> None:
     path = write_config(tmp_path, {"locust": {"users": "ten"}})
     script = Path(sys.executable).with_name("compliance-loadtest")
-    for command in ([str(script)], [sys.executable, "-m", "locust_scenarios"]):
+    for command in ([str(script)], [sys.executable, "-m", "compliance_loadtest"]):
         result = subprocess.run(
             [*command, "--config", str(path), "--run-dir", str(tmp_path / "run")],
             capture_output=True,

@@ -27,7 +27,7 @@ SHORT_RUN = ["--include", "concurrency", "--workers", "2", "--users", "2", "--sp
 
 @dataclass
 class SuiteProcess:
-    """`python -m locust_scenarios ...` in a subprocess, with every descendant it ever had noted."""
+    """`python -m compliance_loadtest ...` in a subprocess, with every descendant it ever had noted."""
 
     process: subprocess.Popen[str]
     seen: dict[int, psutil.Process] = field(default_factory=dict)
@@ -38,7 +38,7 @@ class SuiteProcess:
     ) -> SuiteProcess:
         env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"} | dict(env_extra or {})
         process = subprocess.Popen(
-            [sys.executable, "-m", "locust_scenarios", *args],
+            [sys.executable, "-m", "compliance_loadtest", *args],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

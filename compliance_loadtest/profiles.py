@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
+from compliance_loadtest.errors import UsageError
+
 __all__ = [
     "ArrivalStage",
     "ClassShare",
@@ -48,8 +50,10 @@ STOP_KEYS = frozenset({"failure_ratio", "p95_ms", "window", "min_requests"})
 SHARE_KEYS = frozenset({"weight", "fixed_count"})
 
 
-class ProfileError(ValueError):
+class ProfileError(UsageError):
     """A profile that cannot be used; the message says which file, stage and key, and why."""
+
+    title = "Bad load profile"
 
     def __init__(
         self, source: str, message: str, *, stage: int | None = None, key: str | None = None
@@ -224,7 +228,7 @@ class Profile:
 
 
 def _shipped_dir() -> Path:
-    return Path(str(resources.files("locust_scenarios.profiles")))
+    return Path(str(resources.files("compliance_loadtest.shipped_profiles")))
 
 
 def available_profiles() -> list[str]:

@@ -32,10 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from locust import events
-
-import locust_scenarios._options  # noqa: F401  (registers the options read below)
-from locust_scenarios._guard import RemoteHostNotAllowed, check_target
+from compliance_loadtest.errors import BackendStartError
+from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target
 
 __all__ = ["EmbeddedBackend", "EmbeddedBackendError", "embedded_backend"]
 
@@ -49,7 +47,7 @@ STOP_TIMEOUT_S = 10.0
 _NO_RUN_OPTIONS = ("list_commands", "show_task_ratio", "show_task_ratio_json", "help", "version", "worker")
 
 
-class EmbeddedBackendError(RuntimeError):
+class EmbeddedBackendError(BackendStartError):
     """The embedded backend did not start; the message carries the end of its log."""
 
 
@@ -258,8 +256,8 @@ def _after_parse(options: Any) -> None:
     options.host = info.url
 
 
-@events.init_command_line_parser.add_listener
-def _hook_parse(parser: Any) -> None:
+def hook_parse(parser: Any) -> None:
+    """Start the backend (or check `--host`) when Locust parses its command line: before it forks."""
     parse_args = parser.parse_args
 
     def parse_args_then_prepare_target(*args: Any, **kwargs: Any) -> Any:
@@ -272,8 +270,9 @@ def _hook_parse(parser: Any) -> None:
     parser.parse_args = parse_args_then_prepare_target
 
 
-@events.init.add_listener
-def _announce(environment: Any, **_kwargs: Any) -> None:
+def on_init(environment: Any, **_kwargs: Any) -> None:
+    """Say where the embedded backend is; stop it at `quit`, after every listener added before this one."""
+    environment.events.quit.add_listener(_stop_on_quit)
     if _started is not None and _started.owner_pid == os.getpid():
         logger.info(
             "Embedded reference backend at %s (pid %d); pass --host to test another backend",
@@ -282,6 +281,5 @@ def _announce(environment: Any, **_kwargs: Any) -> None:
         )
 
 
-@events.quit.add_listener
 def _stop_on_quit(**_kwargs: Any) -> None:
     stop()

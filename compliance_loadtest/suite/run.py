@@ -40,10 +40,10 @@ from typing import Any
 
 import psutil
 
-from locust_scenarios import locustfile_path
-from locust_scenarios._bench_results import BenchmarkConfigError, duration_seconds, load_config
-from locust_scenarios._profiles import Profile, ProfileError
-from locust_scenarios._profiles import load_profile as load_profile_file
+from compliance_loadtest import locustfile_path
+from compliance_loadtest.bench_results import BenchmarkConfigError, duration_seconds, load_config
+from compliance_loadtest.profiles import Profile, ProfileError
+from compliance_loadtest.profiles import load_profile as load_profile_file
 
 __all__ = [
     "CATEGORIES",

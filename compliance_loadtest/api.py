@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from compliance_loadtest.errors import UsageError
+
 __all__ = [
     "EVIDENCE_STATUSES",
     "EVIDENCE_TYPES",
@@ -74,7 +76,7 @@ class _Routes(dict[str, Route]):
         raise KeyError(f"unknown endpoint key {key!r}; known keys: {', '.join(sorted(self))}")
 
 
-class ApiPathsError(ValueError):
+class ApiPathsError(UsageError):
     """An `--api-paths` mapping that cannot be used; the message names the file and the key."""
 
 

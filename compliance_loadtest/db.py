@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from compliance_loadtest.errors import UsageError
+
 T = TypeVar("T")
 
 # A connection of either kind; both offer execute(), cursor() and close().
 Connection = Any
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(UsageError):
     """A database URL that cannot be used; the message says which option or value and why."""
 
 
@@ -125,7 +127,7 @@ def database_url_for(environment: Any) -> str:
     url = str(getattr(options, "db_url", "") or "")
     if url:
         return url
-    from locust_scenarios._embedded import embedded_backend
+    from compliance_loadtest.plugin.embedded import embedded_backend
 
     backend = embedded_backend()
     if backend is not None and backend.database_url:

@@ -12,8 +12,7 @@ statistics: the terminal summary, summary.json and the record then count the sam
 the run ends by SIGTERM or Ctrl-C. Workers that went missing, stopped reporting or never sent a final
 report are named in run.json, which also says whether a load generator's CPU was saturated.
 
-Listeners are registered at import; this module is imported once, by dotted name, from `_options`.
-It must not import scenario files.
+`on_init` is registered by `compliance_loadtest.plugin.install`. It must not import scenario files.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import logging
 import os
 import re
 import signal
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +35,12 @@ import gevent.event
 import locust
 import psutil
 import pyarrow as pa
-from locust import events, log, stats
+from locust import log, stats
 from locust.html import get_html_report
 from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunner, WorkerRunner
 
-from locust_scenarios._monitor import (
+from compliance_loadtest.errors import UsageError
+from compliance_loadtest.plugin.monitor import (
     SAMPLE_INTERVAL_S,
     ProcessSampler,
     ResourceLog,
@@ -51,8 +50,14 @@ from locust_scenarios._monitor import (
     own_sampler,
     target_address,
 )
-from locust_scenarios._options import SECRET_OPTIONS
-from locust_scenarios._record import PartWriter, RequestRecorder, table_from_bytes, table_to_bytes, warm_up
+from compliance_loadtest.plugin.options import SECRET_OPTIONS
+from compliance_loadtest.plugin.record import (
+    PartWriter,
+    RequestRecorder,
+    table_from_bytes,
+    table_to_bytes,
+    warm_up,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +126,7 @@ def save_stats_json(request_stats: stats.RequestStats, path: Path) -> None:
     path.write_text(json.dumps(entries, indent=4), encoding="utf-8")
 
 
-class RunDirError(Exception):
+class RunDirError(UsageError):
     """A --run-dir that cannot be used; the message says which folder and why."""
 
 
@@ -348,7 +353,7 @@ class RunOutput:
         source = "--target-pid"
         if pid is None:
             try:
-                from locust_scenarios._embedded import embedded_backend
+                from compliance_loadtest.plugin.embedded import embedded_backend
             except ImportError:
                 embedded = None
             else:
@@ -668,8 +673,8 @@ class RunOutput:
         return sorted(names)
 
 
-@events.init.add_listener
-def _on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
+def on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
+    """Start the run folder's writer (master or local) or the worker's reporting side."""
     if runner is None:
         return
     if isinstance(runner, WorkerRunner):
@@ -679,9 +684,5 @@ def _on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
     run_dir = getattr(opts, "run_dir", "") if opts is not None else ""
     if not run_dir:
         return
-    try:
-        prepare_run_dir(Path(run_dir))
-    except RunDirError as e:
-        logger.error("%s", e)
-        sys.exit(2)
+    prepare_run_dir(Path(run_dir))
     RunOutput(environment, runner, Path(run_dir))

@@ -16,6 +16,8 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+from compliance_loadtest.errors import UsageError
+
 __all__ = [
     "OffTargetRequestRefused",
     "RemoteHostNotAllowed",
@@ -29,7 +31,7 @@ __all__ = [
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-class RemoteHostNotAllowed(ValueError):
+class RemoteHostNotAllowed(UsageError):
     """The target is not a loopback address and `--allow-remote-host` was not given."""
 
 

@@ -1,4 +1,4 @@
-"""`AuthenticatedUser`: the abstract base every HTTP scenario builds on.
+"""`ApiUser`: the abstract base every HTTP scenario builds on.
 
 It authenticates (a shared account from `--login-email`/`--login-password`, or a fresh registration per
 simulated user), keeps the tokens to itself, sends every request through the API layer with
@@ -26,17 +26,14 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-import gevent
 from faker import Faker
-from locust import FastHttpUser, events
+from locust import FastHttpUser
 from locust.exception import StopUser
 
-import locust_scenarios._options  # noqa: F401  (registers the library's options)
-from locust_scenarios import _embedded
-from locust_scenarios._api import Api, ApiPathsError
-from locust_scenarios._guard import RemoteHostNotAllowed, check_target, install_guard
+from compliance_loadtest.api import Api
+from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target, install_guard
 
-__all__ = ["AuthenticatedUser"]
+__all__ = ["ApiUser"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,29 +68,6 @@ def _option(environment: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-@events.init.add_listener
-def _prepare_run(environment: Any, **_kwargs: Any) -> None:
-    """Fix the run's seed (printed, so it can be reproduced) and validate `--api-paths` before load."""
-    opts = environment.parsed_options
-    if opts is None:
-        return
-    if not getattr(opts, "scenario_seed", ""):
-        opts.scenario_seed = str(random.SystemRandom().randrange(1 << 31))
-        logger.info(
-            "Scenario seed %s (pass --scenario-seed %s to reproduce this run's data)",
-            *(2 * [opts.scenario_seed]),
-        )
-    try:
-        api_for(environment, Api)
-    except ApiPathsError as exc:
-        logger.error("%s", exc)
-        raise SystemExit(2) from None
-    # Locust schedules `--run-time` with gevent.spawn_later right after this event, from the event
-    # loop's cached clock; imports and set-up since the loop last ran leave that clock behind, and the
-    # run would end early by as much (0.3-1 s seen). Refresh it.
-    gevent.get_hub().loop.update_now()
-
-
 def _with_tags(task: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a task so the requests it makes carry its tags in their context."""
     if getattr(task, "_cgpt_tagged", False) or not callable(task) or isinstance(task, type):
@@ -109,7 +83,7 @@ def _with_tags(task: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-class AuthenticatedUser(FastHttpUser):
+class ApiUser(FastHttpUser):
     """A simulated user of the compliance SaaS, logged in, talking to the backend through `Api`.
 
     Subclasses add `@task`s that call `self.call(method, key, ...)`. Everything below can be
@@ -391,7 +365,3 @@ class AuthenticatedUser(FastHttpUser):
             if secret:
                 text = text.replace(secret, "***")
         return _UUID.sub("[id]", text)
-
-
-# Referenced so the embedded backend's listeners exist in every run that uses this base.
-_ = _embedded

@@ -1,16 +1,13 @@
 """Every command-line option the library adds to Locust, registered once.
 
-Imported by dotted name only (`locust_scenarios._options`), so the listener below is added exactly
-once however many scenario files import it. Each option also reads an environment variable and can be
-set in `locust.conf`. Options shown in the web UI are marked; secrets are masked there and redacted
-from every file the library writes.
+`add_options` is registered once, by `compliance_loadtest.plugin.install`. Each option also reads an
+environment variable and can be set in `locust.conf`. Options shown in the web UI are marked; secrets
+are masked there and redacted from every file the library writes.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from locust import events
 
 # Options whose values never reach a log or a report.
 SECRET_OPTIONS = frozenset({"login_password", "db_url", "backend_database_url"})
@@ -34,8 +31,8 @@ class _Group:
         return action
 
 
-@events.init_command_line_parser.add_listener
-def _add_options(parser: Any) -> None:
+def add_options(parser: Any) -> None:
+    """Add the library's options to Locust's parser (an `init_command_line_parser` listener)."""
     g = _Group(parser, "compliance scenarios")
     g.add_argument(
         "--scenario-seed",
@@ -172,8 +169,3 @@ def _add_options(parser: Any) -> None:
         include_in_web_ui=False,
         help="performance_config.json in the seed suite's format (warmup_iterations, benchmark_rounds, ...)",
     )
-
-
-# The run folder's listeners (request record, resource samples, run.json) are active in every run that
-# loads a scenario file; imported here, after SECRET_OPTIONS, which it uses.
-import locust_scenarios._run_output  # noqa: E402, F401

@@ -21,7 +21,7 @@ What a run reports:
   schedule would have seen.
 
 Nothing here changes a class unless an arrival-rate stage runs, and the class is restored when the
-run stops. Imported by dotted name only (from `load_profile.py`).
+run stops. `on_init` is registered by `compliance_loadtest.plugin.install`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import TaskSet, events
+from locust import TaskSet
 
-from locust_scenarios._profiles import ArrivalStage
+from compliance_loadtest.profiles import ArrivalStage
 
 logger = logging.getLogger(__name__)
 
@@ -420,8 +420,7 @@ def corrected_response_time(start_time: float, intended_start: float, response_t
     return max(0.0, (start_time - intended_start) * 1000.0) + response_time
 
 
-@events.init.add_listener
-def _wire(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
+def on_init(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     if runner is None:
         return
     run = arrival_run(environment)

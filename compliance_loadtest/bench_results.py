@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from compliance_loadtest.errors import UsageError
+
 RESULTS_FILE = "benchmark_results.json"
 
 # The pytest-benchmark file format this layout follows (its `version` field).
@@ -42,8 +44,10 @@ FORMAT_VERSION = "5.3.1"
 # Configuration
 
 
-class BenchmarkConfigError(ValueError):
+class BenchmarkConfigError(UsageError):
     """A `performance_config.json` that cannot be used; the message names the file and the key."""
+
+    title = "Bad --benchmark-config"
 
     def __init__(self, file: str, key: str, problem: str) -> None:
         self.file, self.key, self.problem = file, key, problem

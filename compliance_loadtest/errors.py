@@ -1,0 +1,50 @@
+"""The library's exceptions, one tree, each carrying the exit code a command line maps it to.
+
+    LoadTestError                 base; exit 1
+    ├── UsageError                exit 2: bad input or usage; the message names the option, file or key
+    │   ├── ProfileError          a load profile (file, stage, key)
+    │   ├── ApiPathsError         an --api-paths mapping (file, key)
+    │   ├── BenchmarkConfigError  a performance_config.json (file, key)
+    │   ├── RunDirError           a --run-dir that cannot be used
+    │   ├── DatabaseUrlError      a --db-url / database URL that cannot be used
+    │   └── RemoteHostNotAllowed  a --host that is not loopback without --allow-remote-host
+    └── BackendStartError         exit 1: the embedded reference backend did not start
+
+Exit codes, as everywhere in the project: 0 pass, 1 fail, 2 bad input or usage, 3 invalid run.
+`exit_code_for` is the one mapping from an exception to an exit code. This module imports nothing of
+Locust and is safe to import anywhere (the analysis, the suite runner, tests).
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_INVALID_RUN = 3
+
+
+class LoadTestError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    exit_code: int = EXIT_FAIL
+    title: str = ""
+    """What went wrong in a few words, put before the message when it is shown on its own."""
+
+    def report(self) -> str:
+        """The message as a command line prints it."""
+        return f"{self.title}: {self}" if self.title else str(self)
+
+
+class UsageError(LoadTestError, ValueError):
+    """Input or options the library cannot use; the message says which and how to fix it."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackendStartError(LoadTestError, RuntimeError):
+    """The reference backend did not start; the message carries the end of its log."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code a command line ends with for `exc`: its own for the library's errors, else 1."""
+    return exc.exit_code if isinstance(exc, LoadTestError) else EXIT_FAIL

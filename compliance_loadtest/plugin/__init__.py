@@ -1,0 +1,90 @@
+"""The library's Locust plugin, wired in one place: `install()`.
+
+`import locust_scenarios` calls `install()`, so any locustfile that imports anything of the library
+(a user base, one step, only the load shape) gets every option and listener below, exactly once per
+process, also when several locustfiles are loaded together (`-f mine.py,locust_scenarios`).
+
+What it adds to Locust, in the order the listeners run:
+
+    init_command_line_parser  options.add_options     the library's command-line options
+                              embedded.hook_parse     check --host, or start the embedded backend
+    init                      preflight.on_init       scenario seed, --api-paths, --db-url
+                              benchmarks.on_init      --benchmark-config; benchmark users left out of mixes
+                              shape.on_init           --load-profile (or plain Locust without it)
+                              run_output.on_init      --run-dir: exact record, resources, run.json
+                              arrival.on_init         arrival-rate slots across processes
+                              embedded.on_init        announce the embedded backend; stop it at quit
+                              preflight.refresh_clock last: Locust schedules --run-time right after
+
+A `LoadTestError` raised by an `init` listener ends the process with that error's exit code (2 for bad
+input) and its message on stderr, before any load: `_exit_on_error` is the one place that maps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from locust import events as locust_events
+
+from compliance_loadtest.errors import LoadTestError
+
+__all__ = ["install", "installed"]
+
+logger = logging.getLogger(__name__)
+
+_installed = False
+
+
+def installed() -> bool:
+    """Whether this process's Locust has the library's options and listeners."""
+    return _installed
+
+
+def install() -> None:
+    """Add the library's options and listeners to Locust's events; calling it again does nothing."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    from compliance_loadtest.plugin import (
+        arrival,
+        benchmarks,
+        embedded,
+        options,
+        preflight,
+        run_output,
+        shape,
+    )
+
+    locust_events.init_command_line_parser.add_listener(options.add_options)
+    locust_events.init_command_line_parser.add_listener(embedded.hook_parse)
+    for listener in (
+        preflight.on_init,
+        benchmarks.on_init,
+        shape.on_init,
+        run_output.on_init,
+        arrival.on_init,
+        embedded.on_init,
+        preflight.refresh_clock,
+    ):
+        locust_events.init.add_listener(_exit_on_error(listener))
+
+
+def _exit_on_error(listener: Callable[..., None]) -> Callable[..., None]:
+    """Run an `init` listener; a `LoadTestError` stops the process with its exit code and message.
+
+    Locust's event hook logs and swallows an ordinary exception; `SystemExit` goes through it."""
+
+    def run(**kwargs: Any) -> None:
+        try:
+            listener(**kwargs)
+        except LoadTestError as exc:
+            sys.stderr.write(f"compliance scenarios: {exc.report()}\n")
+            sys.stderr.flush()
+            raise SystemExit(exc.exit_code) from None
+
+    run.__name__ = run.__qualname__ = getattr(listener, "__qualname__", "listener")
+    return run

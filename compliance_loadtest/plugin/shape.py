@@ -1,0 +1,340 @@
+"""The one load shape of the library: it runs the profile named by `--load-profile`.
+
+Profiles are YAML data (`profiles/*.yaml`, or any path), validated before any load is sent; a bad
+one stops Locust with exit code 2 and a message naming the file, stage and key. Without
+`--load-profile` the shape takes itself out of the run at `init`, so `-u`, `-r`, `-t` and the web
+UI's fields work exactly as in plain Locust. In the web UI, the `--load-profile` field is read again
+when a run starts, so a profile can be chosen (or cleared) there.
+
+No other file may define or import a shape: Locust uses the first one it finds and aborts on two.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import gevent
+from locust import LoadTestShape
+
+from compliance_loadtest.plugin.arrival import StagePlan, arrival_run
+from compliance_loadtest.profiles import (
+    Profile,
+    ProfileError,
+    Stage,
+    StopCondition,
+    load_profile,
+    window_verdict,
+)
+
+logger = logging.getLogger(__name__)
+
+TickResult = tuple[int, float] | tuple[int, float, list[Any] | None] | None
+
+
+class LoadProfileShape(LoadTestShape):
+    """Runs a load profile: each stage's users, spawn rate and user-class mix, in order, then stops.
+
+    Arrival-rate profiles spawn the workflow class's pool first, start the profile's clock once it
+    is up, and tell every process the rate of each stage. Stress profiles stop early when their
+    stop condition holds and log where the backend broke (stage, users, elapsed time, reason).
+    """
+
+    use_common_options = True
+    """Keeps the web UI's user count, spawn rate and run time fields usable for runs without a
+    profile (the shape is then out of the run) and Locust's "options ignored" warning quiet."""
+
+    pool_warmup_timeout: float = 30.0
+    """Seconds an arrival profile waits for its pool of users (spawned, `on_start` done) before
+    starting its clock anyway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.profile: Profile | None = None
+        self.stopped_because: str | None = None
+        """Why a stress profile stopped early (None while running or when it ran to the end)."""
+        self._begun = False
+        self._stage: Stage | None = None
+        self._warming_since: float | None = None
+        self._saved_mix: dict[type, tuple[int, int]] = {}
+        self._window: deque[tuple[float, int, int, dict[int, int]]] = deque()
+
+    def configure(self, profile: Profile | None) -> None:
+        """Run `profile` from the next start on (None: no profile)."""
+        self.profile = profile
+        self.reset_time()
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        if self.runner is not None and gevent.getcurrent() is getattr(self.runner, "shape_greenlet", None):
+            # A master restarts the clock when the first tick makes it spawn: the run goes on.
+            return
+        self._begun = False
+        self._stage = None
+        self._warming_since = None
+        self.stopped_because = None
+        self._window.clear()
+
+    def tick(self) -> TickResult:
+        profile = self.profile
+        if profile is None or self.runner is None:
+            return None
+        if not self._begun:
+            self._begun = True
+            self._begin(profile)
+        if profile.is_arrival and self._warming_since is not None:
+            return self._warm_up(profile)
+        elapsed = self.get_run_time()
+        at = profile.stage_at(elapsed)
+        if at is None:
+            self._end(f"profile {profile.name} completed after {elapsed:.1f}s")
+            return None
+        if at.stage is not self._stage:
+            self._enter(profile, at.stage)
+        if profile.stop_when is not None and (reason := self._stop_reason(profile.stop_when)):
+            users = self.runner.user_count
+            self.stopped_because = f"stage {at.stage.number}, {users} users, {elapsed:.1f}s in: {reason}"
+            logger.warning("Load profile %s stopped at %s", profile.name, self.stopped_because)
+            self._end(None)
+            return None
+        return at.stage.users, at.stage.spawn_rate, self._classes(at.stage)
+
+    # --- stages ---------------------------------------------------------------------------------
+
+    def _begin(self, profile: Profile) -> None:
+        logger.info(
+            "Load profile %s (%s, %d stages, %.0fs%s)",
+            profile.name,
+            profile.model,
+            len(profile.stages),
+            profile.duration,
+            f", time scale {profile.time_scale:g}" if profile.time_scale != 1 else "",
+        )
+        if profile.is_arrival and profile.workflow:
+            arrival_run(self.runner.environment).begin(profile.name, profile.workflow)
+            self._warming_since = time.monotonic()
+
+    def _warm_up(self, profile: Profile) -> TickResult:
+        first = profile.stages[0]
+        waited = time.monotonic() - (self._warming_since or 0.0)
+        ready = arrival_run(self.runner.environment).ready_users()
+        if ready >= first.users or waited > self.pool_warmup_timeout:
+            if ready < first.users:
+                logger.warning(
+                    "Load profile %s: %d of %d pool users ready after %.0fs, starting anyway",
+                    profile.name,
+                    ready,
+                    first.users,
+                    waited,
+                )
+            self._warming_since = None
+            super().reset_time()
+            self._start_timeline(profile)
+            return self.tick()
+        return first.users, first.spawn_rate, self._classes(first)
+
+    def _enter(self, profile: Profile, stage: Stage) -> None:
+        self._stage = stage
+        logger.info(
+            "Load profile %s: stage %d/%d, %d users%s for %.1fs",
+            profile.name,
+            stage.number,
+            len(profile.stages),
+            stage.users,
+            f" at {stage.arrival.rate:g}->{stage.arrival.rate_end:g} iterations/s" if stage.arrival else "",
+            stage.duration,
+        )
+        self._apply_mix(stage)
+
+    def _start_timeline(self, profile: Profile) -> None:
+        """Give every process all arrival stages with their start times, so slots change rate at
+        the exact boundaries, not at the shape's next once-a-second tick."""
+        if profile.workflow is None:
+            return
+        workers = getattr(self.runner, "worker_count", 1) or 1
+        clock = time.time()
+        plans = []
+        for stage in profile.stages:
+            if stage.arrival is not None:
+                plans.append(
+                    StagePlan(
+                        number=stage.number,
+                        started_at=clock,
+                        duration=stage.duration,
+                        arrival=stage.arrival,
+                        share=1.0 / workers,
+                        max_start_delay=profile.max_start_delay,
+                        workflow=profile.workflow,
+                    )
+                )
+            clock += stage.duration
+        arrival_run(self.runner.environment).start_timeline(plans)
+
+    def _end(self, message: str | None) -> None:
+        if message:
+            logger.info("Load profile: %s", message)
+        if self.profile is not None and self.profile.is_arrival:
+            arrival_run(self.runner.environment).end_stages()
+        self._restore_mix()
+
+    def _classes(self, stage: Stage) -> list[Any] | None:
+        names = stage.class_names()
+        if self.profile is not None and self.profile.workflow:
+            names = (self.profile.workflow,)
+        if not names:
+            return None
+        by_name = self.runner.environment.user_classes_by_name
+        return [by_name[name] for name in names if name in by_name] or None
+
+    def _apply_mix(self, stage: Stage) -> None:
+        """Give the stage's classes its weights and fixed counts. Locust's dispatcher reads them
+        only when its class list changes, so a new mix over the same classes restarts its picking."""
+        if not stage.mix:
+            return
+        by_name = self.runner.environment.user_classes_by_name
+        changed = False
+        for share in stage.mix:
+            cls = by_name.get(share.name)
+            if cls is None:
+                continue
+            self._saved_mix.setdefault(cls, (cls.weight, cls.fixed_count))
+            if (cls.weight, cls.fixed_count) != (share.weight, share.fixed_count):
+                cls.weight, cls.fixed_count = share.weight, share.fixed_count
+                changed = True
+        dispatcher = getattr(self.runner, "_users_dispatcher", None)
+        if changed and dispatcher is not None and hasattr(dispatcher, "_user_gen"):
+            dispatcher._user_generator = dispatcher._user_gen()
+            dispatcher._try_dispatch_fixed = True
+
+    def _restore_mix(self) -> None:
+        for cls, (weight, fixed) in self._saved_mix.items():
+            cls.weight, cls.fixed_count = weight, fixed
+        self._saved_mix.clear()
+
+    # --- stop condition -------------------------------------------------------------------------
+
+    def _stop_reason(self, stop: StopCondition) -> str | None:
+        """Judge the last `stop.window` seconds of requests (all entries together)."""
+        total = self.runner.stats.total
+        now = time.monotonic()
+        snapshot = (now, total.num_requests, total.num_failures, dict(total.response_times))
+        self._window.append(snapshot)
+        while len(self._window) > 1 and self._window[1][0] <= now - stop.window:
+            self._window.popleft()
+        return window_verdict(self._window[0], snapshot, stop)
+
+
+# --- selecting the profile --------------------------------------------------------------------------
+
+
+def _our_shape(environment: Any) -> LoadProfileShape | None:
+    if isinstance(environment.shape_class, LoadProfileShape):
+        return environment.shape_class
+    for shape in (environment.available_shape_classes or {}).values():
+        if isinstance(shape, LoadProfileShape):
+            return shape
+    return None
+
+
+def read_profile(value: str, time_scale: float, class_names: list[str]) -> Profile:
+    """Load, check against the run's user classes, and compress a profile."""
+    profile = load_profile(value, known_classes=class_names)
+    return profile.scaled(time_scale) if time_scale != 1 else profile
+
+
+def _time_scale(raw: object) -> float:
+    try:
+        scale = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ProfileError("--profile-time-scale", f"must be a positive number, got {raw!r}") from None
+    if not scale > 0:
+        raise ProfileError("--profile-time-scale", f"must be a positive number, got {raw!r}")
+    return scale
+
+
+def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs: Any) -> None:
+    shape = _our_shape(environment)
+    options = environment.parsed_options
+    value = (getattr(options, "load_profile", "") or "").strip() if options else ""
+    if shape is None:
+        return
+    if not value:
+        shape.configure(None)
+        if environment.shape_class is shape:
+            environment.shape_class = None  # plain Locust: -u, -r, -t and the web UI's fields
+    else:
+        try:
+            profile = read_profile(
+                value,
+                _time_scale(getattr(options, "profile_time_scale", 1.0)),
+                [c.__name__ for c in environment.user_classes],
+            )
+        except ProfileError:
+            shape.configure(None)
+            raise
+        shape.configure(profile)
+        environment.shape_class = shape
+        shape.runner = runner
+        if getattr(options, "num_users", None) or getattr(options, "spawn_rate", None):
+            logger.info("Load profile %s sets users and spawn rate; -u/-r are not used", profile.name)
+    # A run stopped before its profile ended (Stop button, SIGTERM, -t) gives the classes back
+    # their own weights, so a later plain run in the same web UI is plain.
+    environment.events.test_stop.add_listener(lambda **_: shape._restore_mix())
+    if web_ui is not None:
+        _hook_web_ui(environment, web_ui, shape)
+
+
+def _hook_web_ui(environment: Any, web_ui: Any, shape: LoadProfileShape) -> None:
+    """Read the form's `load_profile` when a run starts in the web UI, before Locust's handler."""
+    from flask import jsonify, request
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    @web_ui.app.before_request
+    def choose_profile() -> Any:
+        if request.method != "POST" or not (request.endpoint or "").endswith("swarm"):
+            return None
+        if "load_profile" not in request.form:
+            return None  # a client that does not send the field keeps the current choice
+        if getattr(environment.runner, "shape_greenlet", None) is not None:
+            return None  # a profile is running: Locust refuses to edit it, and so do we
+        value = request.form.get("load_profile", "").strip()
+        picker = bool(getattr(web_ui, "userclass_picker_is_active", False))
+        if picker:
+            names = request.form.getlist("user_classes") or [c.__name__ for c in environment.user_classes]
+        else:
+            names = [c.__name__ for c in environment.user_classes]
+        shape_name = type(shape).__name__
+        if not value:
+            shape.configure(None)
+            environment.shape_class = None
+            if picker and request.form.get("shape_class") == shape_name:
+                return jsonify(
+                    {
+                        "success": False,
+                        "message": f"{shape_name} runs a load profile: choose one in the load_profile field",
+                        "host": environment.host,
+                    }
+                )
+            return None
+        try:
+            scale = _time_scale(
+                request.form.get("profile_time_scale", environment.parsed_options.profile_time_scale)
+            )
+            profile = read_profile(value, scale, names)
+        except ProfileError as exc:
+            logger.error("Bad load profile: %s", exc)
+            return jsonify(
+                {"success": False, "message": f"Bad load profile: {exc}", "host": environment.host}
+            )
+        shape.configure(profile)
+        shape.runner = environment.runner
+        environment.shape_class = shape
+        if picker:
+            # The class picker's form also chooses a shape ("Default" = none); a chosen profile
+            # implies this one, so the user does not have to pick both.
+            form = request.form.copy()
+            form["shape_class"] = shape_name
+            request.form = ImmutableMultiDict(form)
+        return None
