@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ from locust.exception import CatchResponseError
 
 from compliance_loadtest.bench_results import BenchmarkConfig, BenchmarkConfigError
 from compliance_loadtest.plugin.benchmarks import MSG_RESULT, MSG_USER_DONE, session_for
+from compliance_loadtest.steps.base import StepFailed
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ class BenchmarkUserMixin:
         # Back to back while measuring; a finished user idles (and is stopped at once when the run stops).
         return IDLE_SECONDS if self._bench_done else 0.0
 
+    @property
+    def finished(self) -> bool:
+        """Whether this user has run (or given up on) all its benchmarks."""
+        return self._bench_done
+
     def quiet(self) -> AbstractContextManager[Any]:
         """A context in which this user's requests reach no stats (for warm-up). Override per transport."""
         return nullcontext()
@@ -84,7 +90,7 @@ class BenchmarkUserMixin:
     def bench(
         self,
         name: str,
-        round_fn: Callable[[], Mapping[str, Any] | None],
+        round_fn: Callable[[], object],
         *,
         before_round: Callable[[], object] | None = None,
         after_round: Callable[[], object] | None = None,
@@ -92,10 +98,12 @@ class BenchmarkUserMixin:
     ) -> None:
         """Run benchmark `name`: warm-up iterations (quiet, unmeasured), then the measured rounds.
 
-        `round_fn` is timed with `time.perf_counter`; it raises `RoundFailed` when a check fails, and
-        may return measures (`{"rss_growth_mb": 3.2}`): numbers are kept per round and their largest
-        value, anything else as last seen; `ttft_ms` and `tokens` also go into the round's request
-        context (the exact record's columns). `before_round` / `after_round` run untimed around each round.
+        `round_fn` is timed with `time.perf_counter`; it raises `RoundFailed` when a check fails (a
+        step's `StepFailed` counts the same), and may return measures as a mapping
+        (`{"rss_growth_mb": 3.2}`; any other return value is ignored): numbers are kept per round and
+        their largest value, anything else as last seen; `ttft_ms` and `tokens` also go into the round's
+        request context (the exact record's columns). `before_round` / `after_round` run untimed around
+        each round.
         """
         cfg = self.bench_config
         progress = _Progress()
@@ -119,10 +127,10 @@ class BenchmarkUserMixin:
                     progress.measures.setdefault(key, []).append(value)
             else:
                 progress.failed += 1
-                message = str(exception) if isinstance(exception, RoundFailed) else repr(exception)
+                message = _message(exception)
                 if message not in progress.errors:
                     progress.errors.append(message)
-                if isinstance(exception, RoundFailed):
+                if isinstance(exception, RoundFailed | StepFailed):
                     # A failed check reads like an HTTP check failure in Locust's reports: the message alone.
                     exception = CatchResponseError(message)
             context: dict[str, Any] = {
@@ -148,7 +156,7 @@ class BenchmarkUserMixin:
 
     def _one_round(
         self,
-        round_fn: Callable[[], Mapping[str, Any] | None],
+        round_fn: Callable[[], object],
         before_round: Callable[[], object] | None,
         after_round: Callable[[], object] | None,
     ) -> tuple[Mapping[str, Any] | None, float]:
@@ -160,10 +168,11 @@ class BenchmarkUserMixin:
                 raise _TimedFailure(exc, 0.0) from exc
         start = time.perf_counter()
         try:
-            measures = round_fn()
+            returned = round_fn()
         except Exception as exc:
             raise _TimedFailure(exc, time.perf_counter() - start) from exc
         elapsed = time.perf_counter() - start
+        measures = returned if isinstance(returned, Mapping) else None
         if after_round is not None:
             try:
                 after_round()
@@ -203,23 +212,27 @@ class BenchmarkUserMixin:
             yield
         except Exception as exc:
             logger.exception("%s: set-up of %s failed", type(self).__name__, ", ".join(names))
-            message = f"set-up failed: {exc!r}"
-            for name in names:
-                if name in self._reported:
-                    continue
-                self.environment.events.request.fire(
-                    request_type="BENCH",
-                    name=name,
-                    response_time=0.0,
-                    response_length=0,
-                    response=None,
-                    exception=CatchResponseError(message),
-                    context={"group": self.bench_group, "user_class": type(self).__name__, "tags": ""},
-                    start_time=time.time(),
-                    url=None,
-                )
-                failed = _Progress(failed=self.bench_config.benchmark_rounds, errors=[message])
-                self._send_result(name, failed, {})
+            self.fail_all(names, f"set-up failed: {_message(exc)}")
+
+    def fail_all(self, names: Iterable[str], message: str) -> None:
+        """Fail every round of each benchmark of `names` not reported yet, with `message` as the cause:
+        a benchmark that could not run is a failed benchmark, never a finished one."""
+        for name in names:
+            if name in self._reported:
+                continue
+            self.environment.events.request.fire(
+                request_type="BENCH",
+                name=name,
+                response_time=0.0,
+                response_length=0,
+                response=None,
+                exception=CatchResponseError(message),
+                context={"group": self.bench_group, "user_class": type(self).__name__, "tags": ""},
+                start_time=time.time(),
+                url=None,
+            )
+            failed = _Progress(failed=self.bench_config.benchmark_rounds, errors=[message])
+            self._send_result(name, failed, {})
 
     def finish_benchmarks(self) -> None:
         """Say this user has run all its benchmarks; from now on it idles until the run stops."""
@@ -229,6 +242,11 @@ class BenchmarkUserMixin:
         runner = self.environment.runner
         if runner is not None:
             runner.send_message(MSG_USER_DONE, {"user_class": type(self).__name__})
+
+
+def _message(exc: BaseException) -> str:
+    """A failed round's message: a check's own words, or the unexpected exception's repr."""
+    return str(exc) if isinstance(exc, RoundFailed | StepFailed) else repr(exc)
 
 
 class _TimedFailure(Exception):

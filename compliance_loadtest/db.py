@@ -16,9 +16,12 @@ This module must not import psycopg at import time, nor hold state shared betwee
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -121,6 +124,181 @@ def _gevent_patched() -> bool:
     return bool(monkey and monkey.is_module_patched("select"))
 
 
+# The evidence columns of the benchmarks' own tables (`Database.evidence_table`).
+EVIDENCE_COLUMNS = (
+    "id",
+    "profile_id",
+    "title",
+    "description",
+    "evidence_type",
+    "status",
+    "framework",
+    "quality_score",
+    "metadata",
+    "created_at",
+)
+
+
+class Database:
+    """One connection and the few places where SQLite and PostgreSQL differ. SQL is written with `?`
+    placeholders; `q` turns them into psycopg's `%s`."""
+
+    def __init__(self, conn: Connection, postgres: bool) -> None:
+        self.conn = conn
+        self.postgres = postgres
+
+    def q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.q(sql), tuple(params))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self.execute(sql, params).fetchall())
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[None]:
+        """BEGIN ... COMMIT (ROLLBACK on error); connections from `connect` are in autocommit mode.
+        `immediate` takes SQLite's write lock at BEGIN, as a row lock (`FOR UPDATE`) would."""
+        if self.postgres:
+            with self.conn.transaction():
+                yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def insert_many(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str] = EVIDENCE_COLUMNS
+    ) -> None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        with self.transaction():
+            if self.postgres:
+                with self.conn.cursor() as cur:
+                    cur.executemany(self.q(sql), rows)
+            else:
+                self.conn.executemany(sql, rows)
+
+    def load(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str] = EVIDENCE_COLUMNS
+    ) -> None:
+        """Load rows fast: COPY on PostgreSQL, executemany in a transaction on SQLite."""
+        if not self.postgres:
+            self.insert_many(table, rows, columns)
+            return
+        with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics (PostgreSQL). SQLite keeps them in a `sqlite_stat1` table it
+        would create in the backend's database, and plans an indexed range without them, so not there."""
+        if self.postgres:
+            self.execute(f"ANALYZE {table}")
+
+    def explain(self, sql: str, params: Sequence[Any]) -> str:
+        """The query plan, as the database prints it."""
+        if self.postgres:
+            return "\n".join(str(r[0]) for r in self.rows("EXPLAIN " + sql, params))
+        return "\n".join(str(r[-1]) for r in self.rows("EXPLAIN QUERY PLAN " + sql, params))
+
+    def evidence_table(self, name: str) -> None:
+        json_type = "JSONB" if self.postgres else "TEXT"
+        real = "DOUBLE PRECISION" if self.postgres else "REAL"
+        self.execute(
+            f"CREATE TABLE {name} (id BIGINT PRIMARY KEY, profile_id BIGINT, title TEXT, description TEXT, "
+            f"evidence_type TEXT, status TEXT, framework TEXT, quality_score {real}, metadata {json_type}, "
+            f"created_at BIGINT)"
+        )
+
+    def full_text_index(self, table: str) -> str:
+        """Index title and description for full-text search; the table (or index) to drop afterwards."""
+        if self.postgres:
+            self.execute(
+                f"CREATE INDEX {table}_fts ON {table} USING gin "
+                f"(to_tsvector('english', title || ' ' || description))"
+            )
+            return ""
+        fts = f"{table}_fts"
+        self.execute(
+            f"CREATE VIRTUAL TABLE {fts} USING fts5(title, description, content='{table}', "
+            f"content_rowid='id')"
+        )
+        self.execute(
+            f"INSERT INTO {fts} (rowid, title, description) SELECT id, title, description FROM {table}"
+        )
+        return fts
+
+    def full_text_query(self, table: str) -> str:
+        """Ranked full-text search for one term, top 20."""
+        if self.postgres:
+            doc = "to_tsvector('english', title || ' ' || description)"
+            return (
+                f"SELECT id, title, ts_rank({doc}, query) AS rank FROM {table}, "
+                f"plainto_tsquery('english', ?) AS query WHERE {doc} @@ query ORDER BY rank DESC LIMIT 20"
+            )
+        return (
+            f"SELECT s.id, s.title FROM {table}_fts JOIN {table} s ON s.id = {table}_fts.rowid "
+            f"WHERE {table}_fts MATCH ? ORDER BY rank LIMIT 20"
+        )
+
+    def json_contains(self, column: str, key: str, value: str) -> tuple[str, list[Any]]:
+        """A condition `column` (a JSON object) has `key` equal to `value`, with its parameters."""
+        if self.postgres:
+            return f"{column} @> ?::jsonb", [json.dumps({key: value})]
+        return f"json_extract({column}, '$.{key}') = ?", [value]
+
+    def server_connections(self, application_name: str, database_file: str) -> int:
+        """Connections the database holds for this benchmark: PostgreSQL backends with our application
+        name; for SQLite, this process's open handles on the database file."""
+        if self.postgres:
+            return int(
+                self.scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", [application_name]
+                )
+            )
+        import psutil
+
+        target = os.path.realpath(database_file)
+        return sum(1 for f in psutil.Process().open_files() if os.path.realpath(f.path) == target)
+
+    def full_text_kind(self) -> str:
+        """The backend's full-text index on `evidence`: `fts5` (SQLite), `tsvector` (PostgreSQL) or ""."""
+        if not self.postgres:
+            found = self.execute("SELECT 1 FROM sqlite_master WHERE name = 'evidence_fts'").fetchone()
+            return "fts5" if found else ""
+        found = self.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'evidence' "
+            "AND column_name = 'search_vector' AND table_schema = current_schema()"
+        ).fetchone()
+        return "tsvector" if found else ""
+
+    def scan(self, sql: str, params: Sequence[Any], chunk_size: int) -> int:
+        """Read a large result `chunk_size` rows at a time (`fetchmany`); the number of rows read. On
+        PostgreSQL through a server-side cursor, so the server sends the rows in chunks too."""
+        if not self.postgres:
+            return _drain(self.execute(sql, params), chunk_size)
+        with self.conn.transaction(), self.conn.cursor(name="scan_in_chunks") as cursor:
+            cursor.execute(self.q(sql), tuple(params))
+            return _drain(cursor, chunk_size)
+
+
+def _drain(cursor: Any, size: int) -> int:
+    count = 0
+    while rows := cursor.fetchmany(size):
+        count += len(rows)
+    return count
+
+
 def database_url_for(environment: Any) -> str:
     """The database a run targets: `--db-url` if given, else the embedded backend's database."""
     options = getattr(environment, "parsed_options", None)
@@ -139,7 +317,7 @@ def database_url_for(environment: Any) -> str:
 
 
 def timed_query(
-    environment: Any,
+    request_event: Any,
     name: str,
     fn: Callable[[], T],
     *,
@@ -161,7 +339,7 @@ def timed_query(
     except Exception as exc:
         exception = exc
     elapsed_ms = (time.perf_counter() - start) * 1000
-    environment.events.request.fire(
+    request_event.fire(
         request_type="SQL",
         name=name,
         response_time=elapsed_ms,

@@ -173,7 +173,7 @@ class TokenStream:
 
 
 def fire_llm_measures(
-    environment: Any, stream: TokenStream, context: Mapping[str, Any] | None = None
+    request_event: Any, stream: TokenStream, context: Mapping[str, Any] | None = None
 ) -> None:
     """Fire the `LLM` entries of one complete reply: time to first token, mean inter-token latency
     (one event per reply, so the record grows with replies, not tokens), total, and tokens per second
@@ -188,7 +188,7 @@ def fire_llm_measures(
         measures.append((f"{t} inter-token latency", stream.inter_token_ms))
     measures += [(f"{t} total", stream.total_ms), (f"{t} tokens/s", stream.tokens_per_second)]
     for name, value in measures:
-        environment.events.request.fire(
+        request_event.fire(
             request_type=LLM,
             name=name,
             response_time=value,

@@ -13,7 +13,7 @@ line or a context dict.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import itertools
 import json
 import logging
@@ -22,16 +22,22 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from faker import Faker
-from locust import FastHttpUser
-from locust.exception import StopUser
+from gevent import GreenletExit
+from locust import FastHttpUser, TaskSet
+from locust.exception import StopTest, StopUser
+from locust.user.task import DefaultTaskSet
+from locust.user.users import LOCUST_STATE_RUNNING
 
 from compliance_loadtest.api import Api
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target, install_guard
+from compliance_loadtest.steps.base import StepFailed
+from compliance_loadtest.workspace import Workspace
 
 __all__ = ["ApiUser"]
 
@@ -50,6 +56,9 @@ _user_numbers = itertools.count()
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 _JSON_STARTS = (b"{", b"[")
 _RUN_TAG = secrets.token_hex(4)
+# One Faker per process (each weighs about 36 KB); `ApiUser.fake` points it at the user's own rng.
+_FAKER = Faker()
+_FAKER_GENERATOR = _FAKER._factories[0]
 
 
 def api_for(environment: Any, api_class: type[Api]) -> Api:
@@ -68,19 +77,54 @@ def _option(environment: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _with_tags(task: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a task so the requests it makes carry its tags in their context."""
-    if getattr(task, "_cgpt_tagged", False) or not callable(task) or isinstance(task, type):
-        return task
-    tags = ",".join(sorted(getattr(task, "locust_tag_set", ())))
+def tags_text(task: Any) -> str:
+    """A task's `@tag`s as the record's `tags` column holds them: sorted, comma-separated."""
+    text = getattr(task, "_cgpt_tags", None)
+    if text is None:
+        text = ",".join(sorted(getattr(task, "locust_tag_set", ())))
+        with contextlib.suppress(AttributeError, TypeError):  # a builtin or a bound method: no cache
+            task._cgpt_tags = text
+    return str(text)
 
-    @functools.wraps(task)
-    def run(user: Any, *args: Any, **kwargs: Any) -> Any:
-        user._task_tags = tags
-        return task(user, *args, **kwargs)
 
-    run._cgpt_tagged = True  # type: ignore[attr-defined]
-    return run
+def _execute_tagged(taskset: TaskSet, task: Any) -> None:
+    """`TaskSet.execute_task`, first noting the task's tags in the user's request context.
+
+    Installed on every nested TaskSet class of an `ApiUser` (the root's is `_TaggingRoot`), so each
+    request carries the tags of the task that made it without a wrapper around each task call."""
+    user = taskset._user
+    request_context = getattr(user, "request_context", None)
+    if request_context is not None:
+        request_context["tags"] = tags_text(task)
+    if hasattr(task, "__self__") and task.__self__ == taskset:
+        task()
+    elif hasattr(task, "tasks") and issubclass(task, TaskSet):
+        task(taskset).run()
+    else:
+        task(taskset)
+
+
+class _TaggingRoot(DefaultTaskSet):
+    """Locust's root task set of a user, noting each task's tags before running it."""
+
+    def execute_task(self, task: Any) -> None:
+        user = self._user
+        user.request_context["tags"] = tags_text(task)
+        if hasattr(task, "tasks") and issubclass(task, TaskSet):
+            task(user).run()
+        else:
+            task(user)
+
+
+def _tag_nested(tasks: Iterable[Any], seen: set[type]) -> None:
+    """Give every TaskSet class below `tasks` the tagging `execute_task`; work out every task's tags."""
+    for task in tasks:
+        tags_text(task)
+        if isinstance(task, type) and issubclass(task, TaskSet) and task not in seen:
+            seen.add(task)
+            if task.execute_task in (TaskSet.execute_task, _execute_tagged):
+                task.execute_task = _execute_tagged  # type: ignore[method-assign]
+            _tag_nested(task.tasks, seen)
 
 
 class ApiUser(FastHttpUser):
@@ -104,12 +148,12 @@ class ApiUser(FastHttpUser):
     max_redirects = 5
     """Redirects followed; each one is checked by the safety guard like any other request."""
 
+    remembered_evidence: ClassVar[int] = 50
+    """How many of its organisation's evidence ids a user keeps at hand (`workspace.evidence_ids`)."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Locust's metaclass has already collected `tasks`; wrap them once, keeping their tags and
-        # names so `-T`/`-E` and the class picker see them unchanged.
-        wrapped: dict[int, Callable[..., Any]] = {}  # a weight repeats a task: wrap it once
-        cls.tasks = [wrapped.setdefault(id(t), _with_tags(t)) for t in cls.tasks]
+        _tag_nested(cls.tasks, set())
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -122,28 +166,72 @@ class ApiUser(FastHttpUser):
         seed = _option(environment, "scenario_seed", "") or "0"
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner else 0
         self.rng: random.Random = random.Random(f"{seed}|{type(self).__name__}|{worker}|{number}")
-        self.fake: Faker = Faker()
-        self.fake.seed_instance(self.rng.getrandbits(64))
+        """This user's random numbers, seeded from `--scenario-seed`: every choice a step makes."""
+        self.workspace = Workspace(evidence_limit=self.remembered_evidence)
+        """What this person has at hand: their organisation's recent evidence, conversations, ..."""
+        self.request_context: dict[str, Any] = {"user_class": type(self).__name__, "tags": ""}
+        """Merged into every request event of this user (the record's `user_class` and `tags`)."""
         self.access_token: str = ""
         self._refresh_token = ""
         self._email = ""
         self._password = ""
         self._headers: dict[str, str] = {}
-        self._task_tags = ""
         self._user_number = number
         self._next_auth_at = 0.0
+        self.last_failure = ""
+        """The message of this user's last failed request (what `steps.base.required` reports)."""
+
+    def run(self) -> None:  # type: ignore[misc]  # Locust marks it final; the same, with a tagging root
+        """Locust's `User.run`, with a root task set that notes each task's tags before running it."""
+        self._state = LOCUST_STATE_RUNNING
+        self._taskset_instance = _TaggingRoot(self)
+        try:
+            try:
+                self.on_start()
+            except StepFailed:
+                pass  # its failed request is recorded; the user goes on with its tasks
+            except Exception as e:
+                logger.error("%s\n%s", e, traceback.format_exc())
+                if not isinstance(e, StopUser | StopTest):
+                    self.environment.events.user_error.fire(
+                        user_instance=self, exception=e, tb=e.__traceback__
+                    )
+                raise
+            self._taskset_instance.run()
+        except (GreenletExit, StopUser, StopTest):
+            self.on_stop()
 
     # --- identity -----------------------------------------------------------------------------
 
+    @property
+    def fake(self) -> Faker:
+        """Faker, drawing from this user's `rng` (one Faker per process: it weighs about 36 KB)."""
+        _FAKER_GENERATOR.random = self.rng
+        return _FAKER
+
     def context(self) -> dict[str, Any]:
-        return {"user_class": type(self).__name__, "tags": self._task_tags}
+        return self.request_context
+
+    @property
+    def request_event(self) -> Any:
+        """Where this user's measures go: its HTTP client's request event. Steps fire their non-HTTP
+        measures (SQL, WebSocket, LLM, report jobs) here too, so a quiet client silences them all."""
+        return self.client.request_event
+
+    def log_in_again(self) -> bool:
+        """Log in once more with this user's own account (the login benchmark)."""
+        return self.login(self._email, self._password)
+
+    def set_tags(self, *tags: str) -> None:
+        """Tag the requests that follow (until the next task starts), e.g. in `on_start`."""
+        self.request_context["tags"] = ",".join(sorted(tags))
 
     def auth_headers(self) -> dict[str, str]:
         """The `Authorization` header for the current access token (empty before login)."""
         return self._headers
 
     def on_start(self) -> None:
-        self._task_tags = "auth"
+        self.set_tags("auth")
         if not self._target_allowed():
             raise StopUser()
         self.authenticate()
@@ -182,7 +270,26 @@ class ApiUser(FastHttpUser):
             return self.login(email, password)
         if not self.register_users:
             return False
+        return self.sign_up()
+
+    def sign_up(self) -> bool:
+        """Register a fresh account (and organisation) and log in as it, from now on."""
         return self.register() and self.login(self._email, self._password)
+
+    @contextlib.contextmanager
+    def as_new_account(self) -> Iterator[bool]:
+        """Act as a freshly registered account inside the block, as this user's own account after it.
+
+        Yields whether registering and logging in worked (the failed request is in the stats)."""
+        saved = (self.access_token, self._refresh_token, self._headers, self._email, self._password)
+        saved_workspace = self.workspace
+        self.workspace = Workspace(evidence_limit=self.remembered_evidence)
+        try:
+            yield self.sign_up()
+        finally:
+            self.workspace.close()
+            self.workspace = saved_workspace
+            self.access_token, self._refresh_token, self._headers, self._email, self._password = saved
 
     def register(self) -> bool:
         """Register a new account and organisation; remember its credentials for `login`."""
@@ -219,6 +326,10 @@ class ApiUser(FastHttpUser):
         self.access_token = str(body["access_token"])
         self._refresh_token = str(body.get("refresh_token") or self._refresh_token)
         self._headers = {"Authorization": f"Bearer {self.access_token}"}
+
+    def on_stop(self) -> None:
+        """Close what the workspace holds open (a chat socket, a database connection)."""
+        self.workspace.close()
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -279,7 +390,7 @@ class ApiUser(FastHttpUser):
                     except (KeyError, TypeError, ValueError, IndexError) as exc:
                         problem = f"unexpected answer shape ({type(exc).__name__}: {exc})"
                     if problem:
-                        resp.failure(problem)
+                        self._fail(resp, problem)
                         return None
                     resp.success()
                     return result
@@ -289,15 +400,15 @@ class ApiUser(FastHttpUser):
                         resp.success()
                         retry = True
                     else:
-                        resp.failure("401 Unauthorized, and the token could not be refreshed")
+                        self._fail(resp, "401 Unauthorized, and the token could not be refreshed")
                         return None
                 elif status == 429:
                     resp.request_meta["name"] = f"{stat} [429]"
                     retry_after = resp.headers.get("retry-after", "?") if resp.headers is not None else "?"
-                    resp.failure(f"rate limited (429), Retry-After={retry_after}")
+                    self._fail(resp, f"rate limited (429), Retry-After={retry_after}")
                     return None
                 else:
-                    resp.failure(self._unexpected(resp, wanted, attempt))
+                    self._fail(resp, self._unexpected(resp, wanted, attempt))
                     return None
             if not retry:
                 return None
@@ -307,7 +418,7 @@ class ApiUser(FastHttpUser):
         content = resp.content
         if not content:
             if required:
-                resp.failure(f"empty body, expected fields {', '.join(required)}")
+                self._fail(resp, f"empty body, expected fields {', '.join(required)}")
                 return None
             return {}
         # A JSON API answers an object or a list: its first byte says so without reading headers.
@@ -317,20 +428,25 @@ class ApiUser(FastHttpUser):
             if "json" not in content_type:
                 if required:
                     got = content_type or "no content type"
-                    resp.failure(f"expected JSON with {', '.join(required)}, got {got}")
+                    self._fail(resp, f"expected JSON with {', '.join(required)}, got {got}")
                     return None
                 return content
         try:
             body = json.loads(content.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError included
-            resp.failure("body is not valid JSON")
+            self._fail(resp, "body is not valid JSON")
             return None
         if required and not (type(body) is dict and body.keys() >= required_set):
             missing = Api.missing_fields(body, required)
             if missing:
-                resp.failure(f"response lacks {', '.join(missing)}")
+                self._fail(resp, f"response lacks {', '.join(missing)}")
                 return None
         return body
+
+    def _fail(self, resp: Any, message: str) -> None:
+        """Record the request as failed with `message`, and keep the message for the step that asked."""
+        self.last_failure = message
+        resp.failure(message)
 
     def _unexpected(self, resp: Any, wanted: tuple[int, ...], attempt: int) -> str:
         status = resp.status_code

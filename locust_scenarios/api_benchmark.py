@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -12,12 +11,22 @@ from gevent.pool import Pool
 from locust import task
 from locust.contrib.fasthttp import FastHttpSession
 from locust.event import EventHook
-from locust.exception import StopUser
 
-from compliance_loadtest.benchmark import BenchmarkUserMixin, RoundFailed, rss_growth, target_pid
-from compliance_loadtest.plugin.guard import install_guard
-from compliance_loadtest.streaming import SseReader, StreamError, TokenStream
-from locust_scenarios import ApiUser
+from locust_scenarios import (
+    ApiUser,
+    BenchmarkUserMixin,
+    RoundFailed,
+    assistant,
+    attempt,
+    dashboards,
+    evidence,
+    install_guard,
+    journeys,
+    onboarding,
+    rss_growth,
+    search,
+    target_pid,
+)
 
 API_BENCHMARKS = (
     "api.authentication",
@@ -47,13 +56,13 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
     first token, 20 concurrent profile reads, bulk update, large dataset, concurrent memory, complex
     query, aggregation, complete onboarding, daily workflow, peak usage) runs `warmup_iterations`
     unrecorded rounds and `benchmark_rounds` measured ones from `--benchmark-config`; each measured
-    round is one `BENCH` request named `api.<benchmark>` (group `bench-api`), and the HTTP requests of
-    measured rounds appear in the stats as usual. Set-up data (evidence to search, list and aggregate)
-    is created as quietly as the warm-up. Concurrent parts run as gevent pools inside the task. It has
-    one task, so no weights; it never joins a mixed run by itself: name it (`locust -f locust_scenarios
-    ApiBenchmarkUser`), pick it with `--class-picker`, or give it in a `--load-profile` mix. Locust
-    has no "run only when selected" flag and `weight = 0` would drop it even when named, so a listener
-    takes it out of runs that do not ask for it (`_bench._leave_out_of_mixes`).
+    round is one `BENCH` request named `api.<benchmark>` (group `bench-api`), and the requests of
+    measured rounds appear in the stats as usual, under the same names and meanings as in the other
+    users (the steps are the same). Set-up data (evidence to search, list and aggregate) is created as
+    quietly as the warm-up. Concurrent parts run as gevent pools inside the task. It has one task, so
+    no weights; it never joins a mixed run by itself: name it (`locust -f locust_scenarios
+    ApiBenchmarkUser`), pick it with `--class-picker`, or give it in a `--load-profile` mix. A user that
+    cannot log in fails every benchmark with the reason.
     """
 
     bench_group = "bench-api"
@@ -75,11 +84,7 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
         )
         install_guard(self._quiet_client, self.host or "")
         self._target_pid = target_pid(self.environment, self.host)
-        try:
-            super().on_start()
-        except StopUser:
-            # The target was refused (not loopback): nothing will be measured, so let the run end.
-            self.finish_benchmarks()
+        super().on_start()
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
@@ -92,36 +97,31 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
 
     @task
     def run_benchmarks(self) -> None:
-        if self._bench_done:
+        if self.finished:
             return
         if not self.access_token:
-            # Could not log in: every benchmark would fail the same way; the login failure is in the stats.
+            self.fail_all(API_BENCHMARKS, f"set-up failed: could not log in ({self.last_failure})")
             self.finish_benchmarks()
             return
         try:
             with self.section(*API_BENCHMARKS), self.quiet():
-                self._make_evidence(50)
+                evidence.bulk_create(self, 50)
             self.bench("api.authentication", self._authentication)
-            self.bench("api.evidence_creation", self._evidence_creation)
+            self.bench("api.evidence_creation", lambda: evidence.create(self))
             self.bench("api.evidence_search", self._evidence_search)
-            self.bench("api.dashboard", self._dashboard)
+            self.bench("api.dashboard", lambda: dashboards.user_dashboard(self))
             self.bench("api.ai_chat", self._ai_chat)
             self.bench("api.concurrent_requests", self._concurrent_requests, extra_info={"parallel": 20})
             self.bench("api.bulk_operation", self._bulk_operation)
+            memory = {"target_pid": self._target_pid, "rss_of": "target"}
+            self.bench("api.large_dataset", self._large_dataset, extra_info=memory)
             self.bench(
-                "api.large_dataset",
-                self._large_dataset,
-                extra_info={"target_pid": self._target_pid, "rss_of": "target"},
-            )
-            self.bench(
-                "api.concurrent_memory",
-                self._concurrent_memory,
-                extra_info={"target_pid": self._target_pid, "rss_of": "target", "parallel": 10},
+                "api.concurrent_memory", self._concurrent_memory, extra_info={**memory, "parallel": 10}
             )
             self.bench("api.complex_query", self._complex_query)
             self.bench("api.aggregation", self._aggregation)
             self.bench("api.complete_onboarding", self._complete_onboarding)
-            self.bench("api.daily_workflow", self._daily_workflow)
+            self.bench("api.daily_workflow", lambda: journeys.daily_workflow(self))
             self.bench("api.peak_usage", self._peak_usage, extra_info={"parallel": 20, "actions_each": 10})
         except Exception:
             # A bug must not make the user repeat its benchmarks until --run-time: finish, and report it.
@@ -130,104 +130,35 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
         # Not in `finally`: a user killed because the run stops has not finished its benchmarks.
         self.finish_benchmarks()
 
-    # --- helpers --------------------------------------------------------------------------------
-
-    def _need(self, body: Any, what: str) -> Any:
-        """`body` unless the request failed (its own failure is already in the stats)."""
-        if body is None:
-            raise RoundFailed(f"{what} failed")
-        return body
-
-    def _make_evidence(self, count: int) -> list[str]:
-        body = self._need(
-            self.call(
-                "POST",
-                "evidence.bulk_create",
-                json=self.api.bulk_evidence_payload(self.fake, self.rng, count),
-            ),
-            f"creating {count} evidence items (POST {self.api.name('evidence.bulk_create')})",
-        )
-        ids = [str(i) for i in body.get("ids", ())]
-        if len(ids) != count or body.get("created_count") != count:
-            raise RoundFailed(
-                f"bulk create: expected {count} ids and created_count {count}, "
-                f"got {len(ids)} ids and created_count {body.get('created_count')!r}"
-            )
-        return ids
+    # --- the benchmarks, as in the seed suite ---------------------------------------------------
 
     @staticmethod
     def _parallel(size: int, job: Callable[[int], bool]) -> int:
         """Run `job(0..size-1)` at once on a gevent pool; the number of jobs that failed."""
-        pool = Pool(size)
-        outcomes = pool.map(job, range(size))
-        return sum(1 for ok in outcomes if not ok)
-
-    # --- the benchmarks, as in the seed suite ---------------------------------------------------
+        return sum(1 for ok in Pool(size).map(job, range(size)) if not ok)
 
     def _authentication(self) -> None:
         # Registered once (on start); the benchmark is the login.
-        if not self.login(self._email, self._password):
-            raise RoundFailed("login with the registered account: expected 200 with tokens")
-
-    def _evidence_creation(self) -> None:
-        self._need(
-            self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng)),
-            "POST evidence",
-        )
+        if not self.log_in_again():
+            raise RoundFailed(f"login with the registered account: {self.last_failure}")
 
     def _evidence_search(self) -> None:
-        params = {"q": "security", "evidence_type": "document", "page": 1, "page_size": 20}
-        body = self._need(self.call("GET", "evidence.search", params=params), "evidence search")
-        if not isinstance(body.get("results"), list):
-            raise RoundFailed("evidence search: expected a list of results")
-
-    def _dashboard(self) -> None:
-        self._need(self.call("GET", "users.dashboard"), "GET dashboard")
+        search.search(self, "security", evidence_type="document")
 
     def _ai_chat(self) -> Mapping[str, Any]:
-        stream = TokenStream("sse")
-        name = self.api.name("chat.stream")
-        with self.client.request(
-            "POST",
-            self.api.path("chat.stream"),
-            name=name,
-            json=self.api.chat_payload(self.fake, self.rng),
-            headers=self.auth_headers(),
-            stream=True,
-            catch_response=True,
-            context=self.context(),
-        ) as resp:
-            if resp.status_code != 200:
-                resp.failure(f"POST {name}: expected 200 (an event stream), got {resp.status_code}")
-                raise RoundFailed(f"AI chat: expected 200, got {resp.status_code}")
-            try:
-                for event in SseReader(resp):
-                    if event.event == "token":
-                        stream.token(event.json())
-                    elif event.event == "done":
-                        stream.done(event.json())
-                if stream.finished is None:
-                    raise StreamError("sse: the stream ended without its 'done' event")
-            except StreamError as exc:
-                resp.failure(f"POST {name}: {exc}")
-                raise RoundFailed(f"AI chat: {exc}") from None
-            except Exception as exc:  # the connection dropped mid-reply, or timed out
-                problem = f"the reply broke off after {stream.tokens} tokens ({type(exc).__name__}: {exc})"
-                resp.failure(f"POST {name}: {problem}")
-                raise RoundFailed(f"AI chat: {problem}") from None
-            resp.success()
-        return {"ttft_ms": stream.ttft_ms or 0.0, "tokens": stream.tokens}
+        reply = assistant.ask_sse(self)
+        return {"ttft_ms": reply.ttft_ms or 0.0, "tokens": reply.tokens}
 
     def _concurrent_requests(self) -> Mapping[str, Any]:
         times: list[float] = []
 
-        def get_profile(_: int) -> bool:
+        def read_profile(_: int) -> bool:
             start = time.perf_counter()
-            ok = self.call("GET", "users.profile") is not None
+            ok = attempt(dashboards.profile, self) is not None
             times.append(time.perf_counter() - start)
             return ok
 
-        failed = self._parallel(20, get_profile)
+        failed = self._parallel(20, read_profile)
         if failed:
             raise RoundFailed(f"20 concurrent GET profile: expected all to succeed, {failed} failed")
         return {
@@ -237,33 +168,18 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
         }
 
     def _bulk_operation(self) -> None:
-        ids = self._make_evidence(10)
-        body = self._need(
-            self.call(
-                "POST",
-                "evidence.bulk_update",
-                json=self.api.bulk_update_payload(ids, "reviewed", "benchmark review"),
-            ),
-            "bulk update",
-        )
-        if body.get("updated_count") != 10 or body.get("failed_count") != 0:
-            raise RoundFailed(
-                f"bulk update: expected all 10 updated, got updated_count "
-                f"{body.get('updated_count')!r}, failed_count {body.get('failed_count')!r}"
-            )
+        evidence.bulk_update(self, evidence.bulk_create(self, 10), "reviewed", "benchmark review")
 
     def _large_dataset(self) -> Mapping[str, Any]:
         measures: dict[str, Any] = {}
         with rss_growth(self._target_pid, measures):
-            self._make_evidence(100)
+            evidence.bulk_create(self, 100)
             start = time.perf_counter()
-            body = self._need(
-                self.call("GET", "evidence.list", params={"page": 1, "page_size": 100}), "list 100 evidence"
-            )
+            page = evidence.list_page(self, page_size=100)
             measures["retrieval_s"] = time.perf_counter() - start
-        if len(body.get("results", ())) != 100:
+        if len(page["results"]) != 100:
             raise RoundFailed(
-                f"large dataset: expected 100 results on a page of 100, got {len(body['results'])}"
+                f"large dataset: expected 100 results on a page of 100, got {len(page['results'])}"
             )
         return measures
 
@@ -271,11 +187,8 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
         def create_and_list(_: int) -> bool:
             ok = True
             for _ in range(10):
-                ok &= (
-                    self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng))
-                    is not None
-                )
-                ok &= self.call("GET", "evidence.list", params={"page": 1, "page_size": 20}) is not None
+                ok &= attempt(evidence.create, self) is not None
+                ok &= attempt(evidence.list_page, self) is not None
             return ok
 
         measures: dict[str, Any] = {}
@@ -288,119 +201,36 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
         return measures
 
     def _complex_query(self) -> None:
-        params = {
-            "q": "security",
-            "evidence_type": "document",
-            "status": "collected",
-            "framework": "ISO27001",
-            "page": 1,
-            "page_size": 20,
-            "sort_by": "relevance",
-        }
-        body = self._need(self.call("GET", "evidence.search", params=params), "multi-filter search")
-        if not isinstance(body.get("results"), list):
-            raise RoundFailed("multi-filter search: expected a list of results")
+        filters = {"evidence_type": "document", "status": "collected", "framework": "ISO27001"}
+        search.search(self, "security", **filters, sort_by="relevance")
 
     def _aggregation(self) -> None:
-        body = self._need(self.call("GET", "evidence.stats"), "evidence stats")
-        if not isinstance(body.get("total_evidence_items"), int) or body["total_evidence_items"] < 50:
-            raise RoundFailed(
-                f"evidence stats: expected at least the 50 items created, got "
-                f"{body.get('total_evidence_items')!r}"
-            )
+        total = evidence.stats(self)["total_evidence_items"]
+        if not isinstance(total, int) or total < 50:
+            raise RoundFailed(f"evidence stats: expected at least the 50 items created, got {total!r}")
 
     def _complete_onboarding(self) -> None:
-        with self._as_new_account():
-            profile = self._need(self.call("GET", "users.profile"), "GET profile")
-            if not profile.get("id"):
-                raise RoundFailed("profile: expected an id")
-            business = self._need(
-                self.call(
-                    "POST", "profiles.create", json=self.api.business_profile_payload(self.fake, self.rng)
-                ),
-                "create business profile",
-            )
-            session = self._need(
-                self.call(
-                    "POST", "assessments.create", json=self.api.assessment_payload(business["id"], self.rng)
-                ),
-                "start assessment",
-            )
-            sid = session["session_id"]
-            for n in range(1, 4):
-                self._need(
-                    self.call(
-                        "POST",
-                        "assessments.respond",
-                        ids={"id": sid},
-                        json=self.api.assessment_response_payload(self.fake, self.rng, n),
-                    ),
-                    f"assessment response {n}",
-                )
-            done = self._need(
-                self.call("POST", "assessments.complete", ids={"id": sid}), "complete assessment"
-            )
-            if done.get("status") != "completed":
-                raise RoundFailed(
-                    f"complete assessment: expected status 'completed', got {done.get('status')!r}"
-                )
-            recs = self._need(
-                self.call("GET", "frameworks.recommendations", ids={"id": business["id"]}),
-                "framework recommendations",
-            )
-            if not recs:
-                raise RoundFailed("framework recommendations: expected a non-empty list")
-            self._need(self.call("GET", "users.dashboard"), "GET dashboard")
-
-    @contextmanager
-    def _as_new_account(self) -> Iterator[None]:
-        """Register and log in a fresh account for the block, then act as this user's own account again."""
-        saved = (self.access_token, self._refresh_token, self._headers, self._email, self._password)
-        try:
-            email = f"onboarding.{secrets.token_hex(8)}@loadtest.example.com"
-            password = secrets.token_urlsafe(18)
-            self._need(
-                self.call(
-                    "POST", "auth.register", json=self.api.register_payload(self.fake, email, password)
-                ),
-                "register",
-            )
-            if not self.login(email, password):
-                raise RoundFailed("log in as the new account failed")
-            yield
-        finally:
-            self.access_token, self._refresh_token, self._headers, self._email, self._password = saved
-
-    def _daily_workflow(self) -> None:
-        self._need(self.call("GET", "users.dashboard"), "GET dashboard")
-        self._need(
-            self.call("GET", "evidence.list", params=self.api.evidence_list_params(self.rng)), "list evidence"
-        )
-        self._need(
-            self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng)),
-            "create evidence",
-        )
-        self._need(
-            self.call("GET", "evidence.search", params=self.api.search_params(self.rng)), "search evidence"
-        )
-        self._need(self.call("GET", "compliance.status"), "GET compliance status")
+        with self.as_new_account() as signed_up:
+            if not signed_up:
+                raise RoundFailed(f"register and log in a new account: {self.last_failure}")
+            dashboards.profile(self)
+            onboarding.onboard(self)
+            dashboards.user_dashboard(self)
 
     def _peak_usage(self) -> None:
         actions: tuple[Callable[[], Any], ...] = (
-            lambda: self.call("GET", "users.dashboard"),
-            lambda: self.call(
-                "GET", "evidence.list", params=self.api.evidence_list_params(self.rng, filtered=True)
-            ),
-            lambda: self.call("GET", "evidence.search", params=self.api.search_params(self.rng)),
-            lambda: self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng)),
-            lambda: self.call("GET", "evidence.stats"),
-            lambda: self.call("GET", "compliance.status"),
+            lambda: dashboards.user_dashboard(self),
+            lambda: evidence.list_page(self, filtered=True),
+            lambda: search.search(self),
+            lambda: evidence.create(self),
+            lambda: evidence.stats(self),
+            lambda: dashboards.compliance_status(self),
         )
         failures = [0]
 
         def simulated_user(n: int) -> bool:
             for i in range(10):
-                if actions[(n + i) % len(actions)]() is None:
+                if attempt(actions[(n + i) % len(actions)]) is None:
                     failures[0] += 1
             return True
 

@@ -8,17 +8,23 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import gevent
 from gevent.pool import Pool
 from locust import User, task
 
-from compliance_loadtest import db as _db
-from compliance_loadtest.api import EVIDENCE_STATUSES, EVIDENCE_TYPES
-from compliance_loadtest.benchmark import BenchmarkUserMixin, RoundFailed, rss_growth
+from locust_scenarios import (
+    EVIDENCE_STATUSES,
+    EVIDENCE_TYPES,
+    FRAMEWORKS,
+    BenchmarkUserMixin,
+    RoundFailed,
+    rss_growth,
+)
+from locust_scenarios import db as _db
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +57,7 @@ WORDS = (
     "key",
 )
 STATUSES = EVIDENCE_STATUSES
-FRAMEWORKS = ("SOC2", "ISO27001", "GDPR", "HIPAA", "PCIDSS")
 SOURCES = ("manual_upload", "aws_config", "github", "okta", "jira")
-COLUMNS = (
-    "id",
-    "profile_id",
-    "title",
-    "description",
-    "evidence_type",
-    "status",
-    "framework",
-    "quality_score",
-    "metadata",
-    "created_at",
-)
 
 SEED_BENCHMARKS = (
     "db.query_scaling",
@@ -95,134 +88,6 @@ TOP_50 = (
 RANGE_QUERY = "SELECT count(*), avg(quality_score) FROM {t} WHERE created_at BETWEEN ? AND ?"
 
 
-class Sql:
-    """One connection and the few places where SQLite and PostgreSQL differ. SQL is written with `?`."""
-
-    def __init__(self, conn: Any, postgres: bool) -> None:
-        self.conn = conn
-        self.postgres = postgres
-
-    def q(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self.q(sql), tuple(params))
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(self.execute(sql, params).fetchall())
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        row = self.execute(sql, params).fetchone()
-        return row[0] if row else None
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN ... COMMIT (ROLLBACK on error); `_db` connections are in autocommit mode."""
-        if self.postgres:
-            with self.conn.transaction():
-                yield
-            return
-        self.conn.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    def insert_many(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS
-    ) -> None:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        with self.transaction():
-            if self.postgres:
-                with self.conn.cursor() as cur:
-                    cur.executemany(self.q(sql), rows)
-            else:
-                self.conn.executemany(sql, rows)
-
-    def load(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> None:
-        """Load rows fast: COPY on PostgreSQL, executemany in a transaction on SQLite."""
-        if not self.postgres:
-            self.insert_many(table, rows, columns)
-            return
-        with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def analyze(self, table: str) -> None:
-        """Refresh the planner's statistics (PostgreSQL). SQLite keeps them in a `sqlite_stat1` table it
-        would create in the backend's database, and plans an indexed range without them, so not there."""
-        if self.postgres:
-            self.execute(f"ANALYZE {table}")
-
-    def explain(self, sql: str, params: Sequence[Any]) -> str:
-        """The query plan, as the database prints it."""
-        if self.postgres:
-            return "\n".join(str(r[0]) for r in self.rows("EXPLAIN " + sql, params))
-        return "\n".join(str(r[-1]) for r in self.rows("EXPLAIN QUERY PLAN " + sql, params))
-
-    def evidence_table(self, name: str) -> None:
-        json_type = "JSONB" if self.postgres else "TEXT"
-        real = "DOUBLE PRECISION" if self.postgres else "REAL"
-        self.execute(
-            f"CREATE TABLE {name} (id BIGINT PRIMARY KEY, profile_id BIGINT, title TEXT, description TEXT, "
-            f"evidence_type TEXT, status TEXT, framework TEXT, quality_score {real}, metadata {json_type}, "
-            f"created_at BIGINT)"
-        )
-
-    def full_text_index(self, table: str) -> str:
-        """Index title and description for full-text search; the table (or index) to drop afterwards."""
-        if self.postgres:
-            self.execute(
-                f"CREATE INDEX {table}_fts ON {table} USING gin "
-                f"(to_tsvector('english', title || ' ' || description))"
-            )
-            return ""
-        fts = f"{table}_fts"
-        self.execute(
-            f"CREATE VIRTUAL TABLE {fts} USING fts5(title, description, content='{table}', "
-            f"content_rowid='id')"
-        )
-        self.execute(
-            f"INSERT INTO {fts} (rowid, title, description) SELECT id, title, description FROM {table}"
-        )
-        return fts
-
-    def full_text_query(self, table: str) -> str:
-        """Ranked full-text search for one term, top 20."""
-        if self.postgres:
-            doc = "to_tsvector('english', title || ' ' || description)"
-            return (
-                f"SELECT id, title, ts_rank({doc}, query) AS rank FROM {table}, "
-                f"plainto_tsquery('english', ?) AS query WHERE {doc} @@ query ORDER BY rank DESC LIMIT 20"
-            )
-        return (
-            f"SELECT s.id, s.title FROM {table}_fts JOIN {table} s ON s.id = {table}_fts.rowid "
-            f"WHERE {table}_fts MATCH ? ORDER BY rank LIMIT 20"
-        )
-
-    def json_contains(self, column: str, key: str, value: str) -> tuple[str, list[Any]]:
-        """A condition `column` (a JSON object) has `key` equal to `value`, with its parameters."""
-        if self.postgres:
-            return f"{column} @> ?::jsonb", [json.dumps({key: value})]
-        return f"json_extract({column}, '$.{key}') = ?", [value]
-
-    def server_connections(self, application_name: str, database_file: str) -> int:
-        """Connections the database holds for this benchmark: PostgreSQL backends with our application
-        name; for SQLite, this process's open handles on the database file."""
-        if self.postgres:
-            return int(
-                self.scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", [application_name]
-                )
-            )
-        import psutil
-
-        target = os.path.realpath(database_file)
-        return sum(1 for f in psutil.Process().open_files() if os.path.realpath(f.path) == target)
-
-
 class DbBenchmarkUser(BenchmarkUserMixin, User):
     """Runs every database benchmark of the seed suite, plus query time against data volume and index
     effectiveness, once per round on the run's database (`--db-url`, or the embedded backend's).
@@ -249,7 +114,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         self.tables: list[str] = []
         self.fts_tables: list[str] = []
         self._next_id = 0
-        self.sql: Sql | None = None
+        self.sql: _db.Database | None = None
         try:
             self.url = _db.database_url_for(self.environment)
             self.postgres = _db.is_postgres(self.url)
@@ -259,6 +124,9 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
             logger.error("DbBenchmarkUser cannot reach its database: %s", exc)
             bad_input = isinstance(exc, _db.DatabaseUrlError)
             self.environment.process_exit_code = 2 if bad_input else 1
+            self.fail_all(
+                (*SEED_BENCHMARKS, *VOLUME_BENCHMARKS), f"set-up failed: cannot reach the database ({exc})"
+            )
             self.finish_benchmarks()
 
     def on_stop(self) -> None:
@@ -267,14 +135,14 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
             self.db.conn.close()
             self.sql = None
 
-    def connect(self) -> Sql:
+    def connect(self) -> _db.Database:
         url = self.url
         if self.postgres:
             url += ("&" if "?" in url else "?") + f"application_name={self.app_name}"
-        return Sql(_db.connect(url), self.postgres)
+        return _db.Database(_db.connect(url), self.postgres)
 
     @property
-    def db(self) -> Sql:
+    def db(self) -> _db.Database:
         if self.sql is None:
             raise RuntimeError("DbBenchmarkUser has no connection (on_start failed)")
         return self.sql
@@ -514,7 +382,8 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         with sql.transaction():
             for row in rows:
                 sql.execute(
-                    f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})",
+                    f"INSERT INTO {table} ({', '.join(_db.EVIDENCE_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _db.EVIDENCE_COLUMNS)})",
                     row,
                 )
             sql.execute(
@@ -576,8 +445,8 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
                 for row in batches[n]:
                     try:
                         conns[n].execute(
-                            f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
-                            f"VALUES ({', '.join('?' for _ in COLUMNS)})",
+                            f"INSERT INTO {table} ({', '.join(_db.EVIDENCE_COLUMNS)}) "
+                            f"VALUES ({', '.join('?' for _ in _db.EVIDENCE_COLUMNS)})",
                             row,
                         )
                         done += 1
@@ -605,7 +474,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
     def _large_result(self, table: str) -> dict[str, Any]:
         measures: dict[str, Any] = {}
         total = 0
-        query = f"SELECT {', '.join(COLUMNS)} FROM {table} ORDER BY id"
+        query = f"SELECT {', '.join(_db.EVIDENCE_COLUMNS)} FROM {table} ORDER BY id"
         with rss_growth(os.getpid(), measures):
             if self.postgres:
                 # A server-side cursor, so the client holds one chunk at a time.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from locust import between, tag, task
 
-from locust_scenarios import ApiUser
+from locust_scenarios import ApiUser, attempt, dashboards, evidence, reports
 
 
 class PeakTrafficScenario(ApiUser):
@@ -16,6 +16,7 @@ class PeakTrafficScenario(ApiUser):
     (weight 1) starts an urgent report `POST /api/reports/generate` with `priority: urgent` and uploads
     `uploads_per_crunch` pieces of evidence `POST /api/evidence` right after, as a team does the day
     before an audit. The report is not waited for here (ReportingUser measures that); its acceptance is.
+    Each page and upload is attempted whatever happened to the one before.
     """
 
     wait_time = between(0.5, 2)
@@ -26,13 +27,13 @@ class PeakTrafficScenario(ApiUser):
     @tag("read", "peak")
     @task(3)
     def morning_rush(self) -> None:
-        self.call("GET", "users.dashboard")
-        self.call("GET", "evidence.list", params={"page": 1, "page_size": 20})
-        self.call("GET", "compliance.status")
+        attempt(dashboards.user_dashboard, self)
+        attempt(evidence.list_page, self)
+        attempt(dashboards.compliance_status, self)
 
     @tag("write", "report", "peak")
     @task(1)
     def deadline_crunch(self) -> None:
-        self.call("POST", "reports.generate", json=self.api.report_payload(self.rng, priority="urgent"))
+        attempt(reports.start_report, self, priority="urgent")
         for _ in range(self.uploads_per_crunch):
-            self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng))
+            attempt(evidence.create, self)

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import gevent
 from locust import constant, tag, task
 
-from compliance_loadtest.api import EVIDENCE_STATUSES
-from locust_scenarios import ApiUser
-
-READ_ROUTES = (
-    "users.dashboard",
-    "users.me",
-    "evidence.list",
-    "evidence.stats",
-    "compliance.status",
-    "frameworks.list",
-)
+from locust_scenarios import ApiUser, dashboards, evidence
 
 
 class StressTestUser(ApiUser):
@@ -40,88 +29,55 @@ class StressTestUser(ApiUser):
     concurrent_writers: int = 5
     """Simultaneous updates of one record in `contended_updates`."""
 
+    remembered_evidence = 500
+
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.evidence_ids: list[str] = []
         self.total_pages = 1
 
     @tag("read")
     @task(6)
     def rapid_read(self) -> None:
-        self.call("GET", self.rng.choice(READ_ROUTES))
+        dashboards.any_page(self)
 
     @tag("write")
     @task(3)
     def create_evidence(self) -> None:
-        created = self.call("POST", "evidence.create", json=self.api.evidence_payload(self.fake, self.rng))
-        if created is not None:
-            self._remember([str(created["id"])])
+        evidence.create(self)
 
     @tag("write", "bulk")
     @task(1)
     def bulk_create(self) -> None:
-        count = self.bulk_size
-        body = self.call(
-            "POST",
-            "evidence.bulk_create",
-            json=self.api.bulk_evidence_payload(self.fake, self.rng, count),
-            check=lambda b: (
-                None if b["created_count"] == count else f"created {b['created_count']} of {count}"
-            ),
-        )
-        if body is not None:
-            self._remember([str(i) for i in body["ids"]])
+        evidence.bulk_create(self, self.bulk_size)
 
     @tag("write", "bulk")
     @task(1)
     def bulk_update(self) -> None:
-        if not self.evidence_ids:
-            self.bulk_create()
+        known = self.workspace.evidence_ids
+        if not known:
+            evidence.bulk_create(self, self.bulk_size)
             return
-        ids = self.rng.sample(self.evidence_ids, k=min(len(self.evidence_ids), self.bulk_size))
-        status = self.rng.choice(EVIDENCE_STATUSES)
-        self.call(
-            "POST",
-            "evidence.bulk_update",
-            json=self.api.bulk_update_payload(ids, status, "stress test"),
-            check=lambda b: (
-                None if b["updated_count"] == len(ids) else f"updated {b['updated_count']} of {len(ids)}"
-            ),
-        )
+        ids = self.rng.sample(known, k=min(len(known), self.bulk_size))
+        evidence.bulk_update(self, ids, reason="stress test")
 
     @tag("read", "db")
     @task(2)
     def large_page(self) -> None:
-        params = self.api.evidence_list_params(self.rng, page_size=self.api.MAX_PAGE_SIZE)
-        page = self.call("GET", "evidence.list", params=params)
-        if page is not None:
-            # deep_page walks pages of 20: remember how many of those there are.
-            self.total_pages = max(1, int(page["total_pages"]) * self.api.MAX_PAGE_SIZE // 20)
+        page = evidence.largest_page(self)
+        # deep_page walks pages of 20: remember how many of those there are.
+        self.total_pages = max(1, int(page["total_pages"]) * self.api.MAX_PAGE_SIZE // 20)
 
     @tag("read", "db")
     @task(2)
     def deep_page(self) -> None:
         deep = self.rng.randint(max(1, self.total_pages // 2), self.total_pages)
-        page = self.call("GET", "evidence.list", params=self.api.evidence_list_params(self.rng, page=deep))
-        if page is not None:
-            self.total_pages = max(1, int(page["total_pages"]))
+        page = evidence.list_page(self, page=deep)
+        self.total_pages = max(1, int(page["total_pages"]))
 
     @tag("write", "db")
     @task(1)
     def contended_updates(self) -> None:
-        if not self.evidence_ids:
-            self.create_evidence()
+        if not self.workspace.evidence_ids:
+            evidence.create(self)
             return
-        evidence_id = self.rng.choice(self.evidence_ids)
-        payloads = [
-            self.api.evidence_update_payload(self.fake, self.rng) for _ in range(self.concurrent_writers)
-        ]
-        writers = [
-            gevent.spawn(self.call, "PATCH", "evidence.update", ids={"id": evidence_id}, json=p)
-            for p in payloads
-        ]
-        gevent.joinall(writers)
-
-    def _remember(self, ids: list[str]) -> None:
-        self.evidence_ids.extend(ids)
-        del self.evidence_ids[:-500]
+        evidence.contended_update(self, self.concurrent_writers)
