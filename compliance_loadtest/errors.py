@@ -7,8 +7,10 @@
     │   ├── BenchmarkConfigError  a performance_config.json (file, key)
     │   ├── RunDirError           a --run-dir that cannot be used
     │   ├── DatabaseUrlError      a --db-url / database URL that cannot be used
-    │   └── RemoteHostNotAllowed  a --host that is not loopback without --allow-remote-host
-    └── BackendStartError         exit 1: the embedded reference backend did not start
+    │   ├── RemoteHostNotAllowed  a --host that is not loopback without --allow-remote-host
+    │   └── SuiteUsageError       a `compliance-loadtest` option, config file or value
+    ├── BackendStartError         exit 1: the reference backend did not start
+    └── SuiteRunError             exit 3: the suite could not make a run (nothing valid to analyse)
 
 Exit codes, as everywhere in the project: 0 pass, 1 fail, 2 bad input or usage, 3 invalid run.
 `exit_code_for` is the one mapping from an exception to an exit code. This module imports nothing of
@@ -43,6 +45,17 @@ class UsageError(LoadTestError, ValueError):
 
 class BackendStartError(LoadTestError, RuntimeError):
     """The reference backend did not start; the message carries the end of its log."""
+
+
+class SuiteUsageError(UsageError):
+    """A bad `compliance-loadtest` option, config file or value; the message names it."""
+
+
+class SuiteRunError(LoadTestError, RuntimeError):
+    """The suite could not make a run (the backend or Locust did not start): there is no valid run to
+    give a verdict on, so exit 3 as the analysis gives an invalid run, not 1 (a threshold failed)."""
+
+    exit_code = EXIT_INVALID_RUN
 
 
 def exit_code_for(exc: BaseException) -> int:
