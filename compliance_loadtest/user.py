@@ -24,7 +24,6 @@ import secrets
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from faker import Faker
@@ -32,7 +31,7 @@ from gevent import GreenletExit
 from locust import FastHttpUser, TaskSet
 from locust.exception import StopTest, StopUser
 from locust.user.task import DefaultTaskSet
-from locust.user.users import LOCUST_STATE_RUNNING
+from locust.user.users import LOCUST_STATE_RUNNING  # type: ignore[attr-defined]
 
 from compliance_loadtest.api import Api
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target, install_guard
@@ -53,7 +52,8 @@ OPEN_KEYS = frozenset(
 # Process-wide, and no data shared between users: a counter that numbers users for their seeds, and a
 # tag on this process's registrations so two runs against one backend never collide on an email.
 _user_numbers = itertools.count()
-_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+# Passed as the context of requests that add none; Locust merges it into a new dict, never changes it.
+_NO_CONTEXT: dict[str, Any] = {}
 _JSON_STARTS = (b"{", b"[")
 _RUN_TAG = secrets.token_hex(4)
 # One Faker per process (each weighs about 36 KB); `ApiUser.fake` points it at the user's own rng.
@@ -108,7 +108,7 @@ class _TaggingRoot(DefaultTaskSet):
     """Locust's root task set of a user, noting each task's tags before running it."""
 
     def execute_task(self, task: Any) -> None:
-        user = self._user
+        user: Any = self._user
         user.request_context["tags"] = tags_text(task)
         if hasattr(task, "tasks") and issubclass(task, TaskSet):
             task(user).run()
@@ -184,7 +184,8 @@ class ApiUser(FastHttpUser):
     def run(self) -> None:  # type: ignore[misc]  # Locust marks it final; the same, with a tagging root
         """Locust's `User.run`, with a root task set that notes each task's tags before running it."""
         self._state = LOCUST_STATE_RUNNING
-        self._taskset_instance = _TaggingRoot(self)
+        root: TaskSet = _TaggingRoot(self)
+        self._taskset_instance = root
         try:
             try:
                 self.on_start()
@@ -197,7 +198,7 @@ class ApiUser(FastHttpUser):
                         user_instance=self, exception=e, tb=e.__traceback__
                     )
                 raise
-            self._taskset_instance.run()
+            root.run()
         except (GreenletExit, StopUser, StopTest):
             self.on_stop()
 

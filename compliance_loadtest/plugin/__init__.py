@@ -22,7 +22,7 @@ input) and its message on stderr, before any load: `_exit_on_error` is the one p
 
 from __future__ import annotations
 
-import logging
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +32,6 @@ from locust import events as locust_events
 from compliance_loadtest.errors import LoadTestError
 
 __all__ = ["install", "installed"]
-
-logger = logging.getLogger(__name__)
 
 _installed = False
 
@@ -78,6 +76,7 @@ def _exit_on_error(listener: Callable[..., None]) -> Callable[..., None]:
 
     Locust's event hook logs and swallows an ordinary exception; `SystemExit` goes through it."""
 
+    @functools.wraps(listener)
     def run(**kwargs: Any) -> None:
         try:
             listener(**kwargs)
@@ -86,5 +85,4 @@ def _exit_on_error(listener: Callable[..., None]) -> Callable[..., None]:
             sys.stderr.flush()
             raise SystemExit(exc.exit_code) from None
 
-    run.__name__ = run.__qualname__ = getattr(listener, "__qualname__", "listener")
     return run

@@ -206,7 +206,7 @@ class ArrivalRun:
         self.scheduler = SlotScheduler(on_drop=self._fire_dropped)
         self.reports: dict[int, StageReport] = {}
         self.profile_name: str | None = None
-        self._instrumented: dict[type, dict[str, Any]] = {}
+        self._instrumented: dict[type[Any], dict[str, Any]] = {}
         self._ready: set[int] = set()
         self._ready_by_worker: dict[str, int] = {}
 
@@ -312,7 +312,7 @@ class ArrivalRun:
         classes.update(env.available_user_classes or {})
         return classes.get(name)
 
-    def instrument(self, user_class: type) -> None:
+    def instrument(self, user_class: type[Any]) -> None:
         """Make `user_class` take start slots: a slot-fed `wait_time`, one task per slot, and
         `intended_start` in its `context()`. Undone by `restore()`."""
         if user_class in self._instrumented:

@@ -46,19 +46,22 @@ class LoadProfileShape(LoadTestShape):
     """Keeps the web UI's user count, spawn rate and run time fields usable for runs without a
     profile (the shape is then out of the run) and Locust's "options ignored" warning quiet."""
 
+    runner: Any = None
+    """The run's runner, set by Locust (and by `on_init`) before the first tick."""
+
     pool_warmup_timeout: float = 30.0
     """Seconds an arrival profile waits for its pool of users (spawned, `on_start` done) before
     starting its clock anyway."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.profile: Profile | None = None
         self.stopped_because: str | None = None
         """Why a stress profile stopped early (None while running or when it ran to the end)."""
         self._begun = False
         self._stage: Stage | None = None
         self._warming_since: float | None = None
-        self._saved_mix: dict[type, tuple[int, int]] = {}
+        self._saved_mix: dict[type[Any], tuple[Any, Any]] = {}
         self._window: deque[tuple[float, int, int, dict[int, int]]] = deque()
 
     def configure(self, profile: Profile | None) -> None:
@@ -67,7 +70,7 @@ class LoadProfileShape(LoadTestShape):
         self.reset_time()
 
     def reset_time(self) -> None:
-        super().reset_time()
+        super().reset_time()  # type: ignore[no-untyped-call]
         if self.runner is not None and gevent.getcurrent() is getattr(self.runner, "shape_greenlet", None):
             # A master restarts the clock when the first tick makes it spawn: the run goes on.
             return
@@ -86,7 +89,7 @@ class LoadProfileShape(LoadTestShape):
             self._begin(profile)
         if profile.is_arrival and self._warming_since is not None:
             return self._warm_up(profile)
-        elapsed = self.get_run_time()
+        elapsed: float = self.get_run_time()  # type: ignore[no-untyped-call]
         at = profile.stage_at(elapsed)
         if at is None:
             self._end(f"profile {profile.name} completed after {elapsed:.1f}s")
@@ -130,7 +133,7 @@ class LoadProfileShape(LoadTestShape):
                     waited,
                 )
             self._warming_since = None
-            super().reset_time()
+            super().reset_time()  # type: ignore[no-untyped-call]
             self._start_timeline(profile)
             return self.tick()
         return first.users, first.spawn_rate, self._classes(first)
@@ -196,7 +199,7 @@ class LoadProfileShape(LoadTestShape):
         by_name = self.runner.environment.user_classes_by_name
         changed = False
         for share in stage.mix:
-            cls = by_name.get(share.name)
+            cls: Any = by_name.get(share.name)
             if cls is None:
                 continue
             self._saved_mix.setdefault(cls, (cls.weight, cls.fixed_count))
@@ -291,7 +294,6 @@ def _hook_web_ui(environment: Any, web_ui: Any, shape: LoadProfileShape) -> None
     from flask import jsonify, request
     from werkzeug.datastructures import ImmutableMultiDict
 
-    @web_ui.app.before_request
     def choose_profile() -> Any:
         if request.method != "POST" or not (request.endpoint or "").endswith("swarm"):
             return None
@@ -338,3 +340,5 @@ def _hook_web_ui(environment: Any, web_ui: Any, shape: LoadProfileShape) -> None
             form["shape_class"] = shape_name
             request.form = ImmutableMultiDict(form)
         return None
+
+    web_ui.app.before_request(choose_profile)

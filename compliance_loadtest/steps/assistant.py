@@ -33,7 +33,7 @@ def history(user: Any) -> dict[str, Any]:
     conversations = user.workspace.conversation_ids
     conversation_id = user.rng.choice(conversations) if conversations else new_conversation(user)
     body = user.call("GET", "chat.messages", ids={"id": conversation_id}, fields=("messages", "total_count"))
-    return required(user, body, "conversation history")  # type: ignore[no-any-return]
+    return required(user, body, "conversation history")
 
 
 def _payload(user: Any, question: str | None) -> dict[str, Any]:

@@ -19,18 +19,18 @@ READ_PAGES = (
 
 def user_dashboard(user: Any) -> dict[str, Any]:
     """`GET /api/users/dashboard`."""
-    return required(user, user.call("GET", "users.dashboard"), "dashboard")  # type: ignore[no-any-return]
+    return required(user, user.call("GET", "users.dashboard"), "dashboard")
 
 
 def compliance_status(user: Any) -> dict[str, Any]:
     """`GET /api/compliance/status`."""
-    return required(user, user.call("GET", "compliance.status"), "compliance status")  # type: ignore[no-any-return]
+    return required(user, user.call("GET", "compliance.status"), "compliance status")
 
 
 def profile(user: Any) -> dict[str, Any]:
     """`GET /api/users/profile`; fails unless it carries the user's id."""
     body = user.call("GET", "users.profile", check=lambda b: None if b.get("id") else "profile without an id")
-    return required(user, body, "profile")  # type: ignore[no-any-return]
+    return required(user, body, "profile")
 
 
 def any_page(user: Any) -> Any:

@@ -51,7 +51,7 @@ def pick(user: Any) -> str:
 def view(user: Any, evidence_id: str | None = None) -> dict[str, Any]:
     """`GET /api/evidence/[id]`."""
     ids = {"id": evidence_id or pick(user)}
-    return required(user, user.call("GET", "evidence.get", ids=ids), "view evidence")  # type: ignore[no-any-return]
+    return required(user, user.call("GET", "evidence.get", ids=ids), "view evidence")
 
 
 def update_status(user: Any, evidence_id: str | None = None) -> dict[str, Any]:
@@ -59,12 +59,12 @@ def update_status(user: Any, evidence_id: str | None = None) -> dict[str, Any]:
     ids = {"id": evidence_id or pick(user)}
     payload = user.api.evidence_update_payload(user.fake, user.rng)
     body = user.call("PATCH", "evidence.update", ids=ids, json=payload)
-    return required(user, body, "update evidence")  # type: ignore[no-any-return]
+    return required(user, body, "update evidence")
 
 
 def stats(user: Any) -> dict[str, Any]:
     """`GET /api/evidence/stats`."""
-    return required(user, user.call("GET", "evidence.stats"), "evidence statistics")  # type: ignore[no-any-return]
+    return required(user, user.call("GET", "evidence.stats"), "evidence statistics")
 
 
 def bulk_create(user: Any, count: int) -> list[str]:

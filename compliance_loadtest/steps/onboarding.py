@@ -16,8 +16,9 @@ def create_business_profile(user: Any) -> str:
     """`POST /api/business-profiles`; the profile's id, also kept as `workspace.profile_id`."""
     payload = user.api.business_profile_payload(user.fake, user.rng)
     body = required(user, user.call("POST", "profiles.create", json=payload), "create business profile")
-    user.workspace.profile_id = str(body["id"])
-    return user.workspace.profile_id  # type: ignore[no-any-return]
+    profile_id = str(body["id"])
+    user.workspace.profile_id = profile_id
+    return profile_id
 
 
 def start_assessment(user: Any, profile_id: str) -> str:
@@ -45,7 +46,7 @@ def complete_assessment(user: Any, session_id: str) -> dict[str, Any]:
             None if b["status"] == "completed" else f"status {b['status']!r}, expected 'completed'"
         ),
     )
-    return required(user, body, "complete assessment")  # type: ignore[no-any-return]
+    return required(user, body, "complete assessment")
 
 
 def recommendations(user: Any, profile_id: str) -> list[Any]:
@@ -56,7 +57,7 @@ def recommendations(user: Any, profile_id: str) -> list[Any]:
         ids={"id": profile_id},
         check=lambda b: None if b else "no framework recommended",
     )
-    return required(user, body, "framework recommendations")  # type: ignore[no-any-return]
+    return required(user, body, "framework recommendations")
 
 
 def onboard(user: Any, questions: int = ASSESSMENT_QUESTIONS) -> None:

@@ -16,7 +16,7 @@ def search(user: Any, query: str | None = None, **filters: Any) -> dict[str, Any
         params = {"q": query or user.rng.choice(("security", "policy", "audit")), "page": 1, "page_size": 20}
         params.update(filters)
     body = user.call("GET", "evidence.search", params=params, check=_results_listed)
-    return required(user, body, "search evidence")  # type: ignore[no-any-return]
+    return required(user, body, "search evidence")
 
 
 def _results_listed(body: dict[str, Any]) -> str | None:
@@ -37,4 +37,4 @@ def must_find(user: Any, item: Evidence, query: str | None = None) -> dict[str, 
         return f"search for {q!r} did not return the evidence just uploaded ({body['total_count']} results)"
 
     body = user.call("GET", "evidence.search", params=params, check=finds_it)
-    return required(user, body, "find the uploaded evidence")  # type: ignore[no-any-return]
+    return required(user, body, "find the uploaded evidence")
