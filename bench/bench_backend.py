@@ -27,6 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from compliance_loadtest.backend import launch_backend  # noqa: E402  (after the path above)
+from compliance_loadtest.errors import BackendStartError, exit_code_for  # noqa: E402
+
 ENDPOINTS = [
     "login",
     "evidence list page",
@@ -131,37 +134,13 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "median_ms": entry.get_response_time_percentile(0.5) if entry.num_requests else None,
         "p95_ms": entry.get_response_time_percentile(0.95) if entry.num_requests else None,
         "loadgen_cpu": ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)) / elapsed,
-        "errors": [str(e["error"])[:120] for e in env.runner.errors.values()][:3] if env.runner else [],
+        "errors": [str(e.error)[:120] for e in env.runner.errors.values()][:3] if env.runner else [],
     }
     runner.quit()
     return figures
 
 
 # -- the parent: seed, serve, run each endpoint, print the table ---------------------------------
-
-
-def _start_backend(db_path: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    ready = db_path.with_suffix(".ready.json")
-    env = {**os.environ, "CGPT_LLM_FIRST_TOKEN_MS": "0", "CGPT_LLM_TOKEN_MS": "0"}
-    args = [
-        sys.executable,
-        "-m",
-        "reference_backend",
-        "serve",
-        "--port",
-        "0",
-        "--ready-file",
-        str(ready),
-        "--database-url",
-        str(db_path),
-    ]
-    proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"backend did not start; see {log}")
-        time.sleep(0.05)
-    return proc, json.loads(ready.read_text())["url"]
 
 
 def main() -> int:
@@ -201,10 +180,20 @@ def main() -> int:
         )
         with sqlite3.connect(db_path) as conn:
             emails = [r[0] for r in conn.execute("SELECT email FROM users ORDER BY email")]
-        proc, url = _start_backend(db_path, Path(tmp) / "backend.log")
-        server = psutil.Process(proc.pid)
-        rows = []
         try:
+            backend = launch_backend(
+                data_dir=Path(tmp),
+                database_url=str(db_path),
+                settings={"CGPT_LLM_FIRST_TOKEN_MS": "0", "CGPT_LLM_TOKEN_MS": "0"},
+                ready_timeout=60,
+            )
+        except BackendStartError as exc:
+            print(f"bench_backend: {exc.report()}", file=sys.stderr)
+            return exit_code_for(exc)
+        url = backend.url
+        server = psutil.Process(backend.pid)
+        rows = []
+        with backend:
             for endpoint in endpoints:
                 spec = {
                     "endpoint": endpoint,
@@ -231,9 +220,6 @@ def main() -> int:
                 fig["server_cpu"] = server.cpu_percent() / 100 * wall / max(args.seconds, 1e-9)
                 rows.append(fig)
                 print(f"  {endpoint}: {fig['rps']:.0f} req/s", file=sys.stderr, flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
 
     print(
         f"\n{args.users} concurrent clients, {args.seconds:g} s per endpoint, SQLite,"

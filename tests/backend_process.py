@@ -1,4 +1,5 @@
-"""Start the reference backend as its own process on a free loopback port, for tests.
+"""The reference backend for tests: the library's launcher (`compliance_loadtest.backend`) with fast
+settings, plus a wait for `/ready` and a plain urllib client.
 
 The backend runs in a subprocess, never in the test process: Locust's gevent patching and
 uvicorn's asyncio do not share a process well (see ../DESIGN notes in the README).
@@ -10,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +19,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from compliance_loadtest.backend import launch_backend
+from compliance_loadtest.errors import BackendStartError
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -81,48 +84,42 @@ def run_backend(
     extra_args: tuple[str, ...] = (),
     ready_timeout: float = 60.0,
 ) -> Iterator[Backend]:
-    """Run `python -m reference_backend serve` until the block ends; fail with its log if it won't start.
+    """Run `python -m reference_backend serve` until the block ends; BackendStartError with its log if it
+    does not serve, or its `/ready` does not answer 200, within `ready_timeout` seconds.
 
-    The backend binds a free port itself (`--port 0`) and reports it in its ready file, so two test
-    sessions on one machine never race for a port picked in advance."""
-    env = {**os.environ, **FAST_SETTINGS, **(settings or {})}
-    env.pop("DATABASE_URL", None)
-    tag = uuid.uuid4().hex[:8]
-    ready_file = tmp_dir / f"backend-{tag}.ready.json"
-    args = [sys.executable, "-m", "reference_backend", "serve", "--host", "127.0.0.1", "--port", "0"]
-    args += ["--ready-file", str(ready_file)]
-    if database_url:
-        args += ["--database-url", database_url]
-    args += list(extra_args)
-    log_path = tmp_dir / f"backend-{tag}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    backend = Backend("", proc, database_url, log_path)
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"backend exited with {proc.returncode}:\n{backend.log()}")
-            if not backend.url and ready_file.exists():
-                backend.url = json.loads(ready_file.read_text())["url"]
-            if backend.url:
-                try:
-                    with urllib.request.urlopen(backend.url + "/ready", timeout=2) as resp:
-                        if resp.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"backend not ready after {ready_timeout}s:\n{backend.log()}")
-            time.sleep(0.05)
+    Each backend gets a folder of its own in `tmp_dir` (ready file, log, SQLite database unless
+    `database_url`), so several can share one `tmp_dir`. The backend binds a free port itself and
+    reports it in its ready file, so two test sessions on one machine never race for a port."""
+    data_dir = tmp_dir / f"backend-{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + ready_timeout
+    with launch_backend(
+        data_dir=data_dir,
+        database_url=database_url,
+        settings={**FAST_SETTINGS, **(settings or {})},
+        extra_args=extra_args,
+        ready_timeout=ready_timeout,
+    ) as launched:
+        backend = Backend(launched.url, launched.process, launched.database_url, launched.log_path)
+        _wait_until_ready(backend, deadline)
         yield backend
-    finally:
-        proc.terminate()
+
+
+def _wait_until_ready(backend: Backend, deadline: float) -> None:
+    """Serving is not ready: `/ready` also answers 200 only once the database can be reached."""
+    while True:
+        if backend.process.poll() is not None:
+            raise BackendStartError(
+                f"the reference backend exited with code {backend.process.returncode}:\n{backend.log()}"
+            )
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            with urllib.request.urlopen(backend.url + "/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise BackendStartError(f"{backend.url}/ready did not answer 200 in time:\n{backend.log()}")
+        time.sleep(0.05)
 
 
 @contextmanager
