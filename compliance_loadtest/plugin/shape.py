@@ -6,7 +6,8 @@ one stops Locust with exit code 2 and a message naming the file, stage and key. 
 UI's fields work exactly as in plain Locust. In the web UI, the `--load-profile` field is read again
 when a run starts, so a profile can be chosen (or cleared) there.
 
-No other file may define or import a shape: Locust uses the first one it finds and aborts on two.
+Locust uses the first shape it finds and stops on two different ones; this one may be imported by any
+number of locustfiles (Locust sees the same class, defined in one file, and keeps it once).
 """
 
 from __future__ import annotations

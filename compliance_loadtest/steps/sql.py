@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from compliance_loadtest.api import FRAMEWORKS, SEARCH_TERMS
 from compliance_loadtest.db import Database, connect, database_url_for, is_postgres, timed_query
-from compliance_loadtest.steps.base import StepFailed, required
+from compliance_loadtest.steps import evidence
+from compliance_loadtest.steps.base import StepFailed, attempt, required
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +132,7 @@ def learn_organisation(user: Any, seed_evidence: int = 0) -> str:
         me = required(user, user.call("GET", "users.me", fields=("organization_id",)), "who am I")
         user.workspace.organization_id = str(me["organization_id"])
         if seed_evidence > 0:
-            payload = user.api.bulk_evidence_payload(user.fake, user.rng, seed_evidence)
-            user.call("POST", "evidence.bulk_create", json=payload)
+            attempt(evidence.bulk_create, user, seed_evidence)
     return str(user.workspace.organization_id)
 
 

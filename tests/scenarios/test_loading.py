@@ -64,7 +64,7 @@ ours = [
     f"{h.__module__}.{h.__qualname__}"
     for hook in (events.init_command_line_parser, events.init, events.quit, events.request, events.test_start)
     for h in hook._handlers
-    if getattr(h, "__module__", "").startswith("locust_scenarios")
+    if getattr(h, "__module__", "").startswith(("locust_scenarios", "compliance_loadtest"))
 ]
 print(json.dumps({
     "options": {o: sum(o in a.option_strings for a in parser._actions) for o in wanted},
