@@ -2,8 +2,9 @@
 
 `locust -f locust_scenarios` with no `--host` runs against a reference backend of its own:
 `python -m reference_backend serve --port 0 --ready-file F --demo-data` on 127.0.0.1, SQLite in a
-temporary directory, demo data seeded. It must be started once per run, by the process that will
-become the master (or the only process), and known to every process of the run.
+temporary directory, demo data seeded, started by the library's one launcher
+(`compliance_loadtest.backend.launch_backend`). It must be started once per run, by the process that
+will become the master (or the only process), and known to every process of the run.
 
 Locust forks `--processes` workers right after parsing the command line and before any event a
 locustfile can hear, so the start hooks the parse itself: when the parser built for the run returns its
@@ -22,17 +23,12 @@ import atexit
 import json
 import logging
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from compliance_loadtest.errors import BackendStartError
+from compliance_loadtest.backend import BackendProcess, launch_backend
+from compliance_loadtest.errors import BackendStartError, exit_code_for
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target
 
 __all__ = ["EmbeddedBackend", "EmbeddedBackendError", "embedded_backend"]
@@ -46,9 +42,8 @@ STOP_TIMEOUT_S = 10.0
 # Options with which Locust only prints something and exits: no backend for those.
 _NO_RUN_OPTIONS = ("list_commands", "show_task_ratio", "show_task_ratio_json", "help", "version", "worker")
 
-
-class EmbeddedBackendError(BackendStartError):
-    """The embedded backend did not start; the message carries the end of its log."""
+EmbeddedBackendError = BackendStartError
+"""The embedded backend did not start (the name this module used to give `BackendStartError`)."""
 
 
 @dataclass(frozen=True)
@@ -60,20 +55,18 @@ class EmbeddedBackend:
     database_url: str
 
 
-@dataclass
-class _Process:
-    """The backend process as owned by the process that started it."""
+@dataclass(frozen=True)
+class _Started:
+    """The backend as owned by the process that started it (forked workers inherit this module's state)."""
 
+    backend: BackendProcess
     info: EmbeddedBackend
-    popen: subprocess.Popen[bytes]
     owner_pid: int
-    temp_dir: Path | None
-    log_path: Path
 
 
 # The one backend of this process's run (None: not started here). A run has at most one, whatever
 # number of scenario modules import this; tests start Locust in subprocesses, never in-process.
-_started: _Process | None = None
+_started: _Started | None = None
 _parse_seen = False
 
 
@@ -90,143 +83,46 @@ def embedded_backend() -> EmbeddedBackend | None:
         return None
 
 
-def _set_parent_death_signal() -> None:
-    """In the child before exec: ask Linux to SIGTERM it when the Locust process dies."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def start(options: Any) -> EmbeddedBackend:
     """Start the backend for a run with these parsed options and wait until it serves."""
     global _started
     if _started is not None:
         return _started.info
-    database_url = getattr(options, "backend_database_url", "") or ""
-    temp_dir = Path(tempfile.mkdtemp(prefix="cgpt-embedded-"))
-    if not database_url:
-        database_url = f"sqlite:///{temp_dir / 'backend.db'}"
-    ready_file = temp_dir / "ready.json"
-    log_path = temp_dir / "backend.log"
-    env = {k: v for k, v in os.environ.items() if k not in (ENV_VAR, "DATABASE_URL")}
-    env["CGPT_DATABASE_URL"] = database_url  # through the environment: never visible in `ps`
-    env["CGPT_DEMO_EVIDENCE"] = str(getattr(options, "backend_demo_evidence", 500))
+    settings = {"CGPT_DEMO_EVIDENCE": str(getattr(options, "backend_demo_evidence", 500))}
     first_token = getattr(options, "backend_llm_first_token_ms", None)
     if first_token is not None:
-        env["CGPT_LLM_FIRST_TOKEN_MS"] = str(first_token)
+        settings["CGPT_LLM_FIRST_TOKEN_MS"] = str(first_token)
     per_token = getattr(options, "backend_llm_token_ms", None)
     if per_token is not None:
-        env["CGPT_LLM_TOKEN_MS"] = str(per_token)
-    args = [
-        sys.executable,
-        "-m",
-        "reference_backend",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--ready-file",
-        str(ready_file),
-        "--demo-data",
-    ]
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            # Its own session: a terminal's Ctrl-C reaches Locust only, which stops the backend after
-            # the last request, not before.
-            start_new_session=True,
-            preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
-        )
-    process = _Process(EmbeddedBackend("", popen.pid, database_url), popen, os.getpid(), temp_dir, log_path)
-    try:
-        url = _wait_ready(process, ready_file)
-    except BaseException:
-        _stop(process)
-        raise
-    process.info = EmbeddedBackend(url, popen.pid, database_url)
-    _started = process
-    os.environ[ENV_VAR] = json.dumps(asdict(process.info))
+        settings["CGPT_LLM_TOKEN_MS"] = str(per_token)
+    backend = launch_backend(
+        # A temporary folder of its own (SQLite unless --backend-database-url), removed when it stops.
+        data_dir=None,
+        database_url=getattr(options, "backend_database_url", "") or None,
+        demo_data=True,
+        settings=settings,
+        environ={k: v for k, v in os.environ.items() if k != ENV_VAR},
+        ready_timeout=READY_TIMEOUT_S,
+        # Its own session: a terminal's Ctrl-C reaches Locust only, which stops the backend after the
+        # last request, not before. The kernel stops it should Locust die without stopping it.
+        new_session=True,
+        die_with_parent=True,
+    )
+    info = EmbeddedBackend(backend.url, backend.pid, backend.database_url)
+    _started = _Started(backend, info, os.getpid())
+    os.environ[ENV_VAR] = json.dumps(asdict(info))
     atexit.register(stop)
-    return process.info
-
-
-def _wait_ready(process: _Process, ready_file: Path) -> str:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if ready_file.exists():
-            url = _read_ready_file(ready_file)
-            if url:
-                return url
-        code = process.popen.poll()
-        if code is not None:
-            raise EmbeddedBackendError(
-                f"the embedded reference backend exited with code {code} before it was ready; "
-                f"end of its log:\n{_log_tail(process.log_path)}"
-            )
-        if time.monotonic() > deadline:
-            raise EmbeddedBackendError(
-                f"the embedded reference backend was not ready after {READY_TIMEOUT_S:.0f} s; "
-                f"end of its log:\n{_log_tail(process.log_path)}"
-            )
-        time.sleep(0.05)
-
-
-def _read_ready_file(path: Path) -> str | None:
-    """The URL from the ready file: JSON with `url` (or `host` and `port`), or a bare URL or port."""
-    text = path.read_text(encoding="utf-8", errors="replace").strip()
-    if not text:
-        return None  # being written
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = text
-    if isinstance(data, dict):
-        if data.get("url"):
-            return str(data["url"]).rstrip("/")
-        if data.get("port"):
-            return f"http://{data.get('host') or '127.0.0.1'}:{int(data['port'])}"
-        return None
-    if isinstance(data, int):
-        return f"http://127.0.0.1:{data}"
-    if isinstance(data, str) and data.startswith("http"):
-        return data.rstrip("/")
-    return None
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    return info
 
 
 def stop() -> None:
     """Stop the embedded backend if this process started it; safe to call more than once."""
     global _started
-    process = _started
-    if process is None or process.owner_pid != os.getpid():
+    started = _started
+    if started is None or started.owner_pid != os.getpid():
         return
     _started = None
-    _stop(process)
-
-
-def _stop(process: _Process) -> None:
-    popen = process.popen
-    if popen.poll() is None:
-        popen.terminate()
-        try:
-            popen.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
-    if process.temp_dir is not None:
-        shutil.rmtree(process.temp_dir, ignore_errors=True)
+    started.backend.stop(STOP_TIMEOUT_S)
 
 
 def _after_parse(options: Any) -> None:
@@ -242,7 +138,7 @@ def _after_parse(options: Any) -> None:
             check_target(options.host, allow_remote=bool(getattr(options, "allow_remote_host", False)))
         except RemoteHostNotAllowed as exc:
             sys.stderr.write(f"compliance scenarios: {exc}\n")
-            sys.exit(2)
+            sys.exit(exit_code_for(exc))
         return
     if os.environ.get(ENV_VAR):
         # A process forked by a run that already has one (never start a second).
@@ -250,9 +146,9 @@ def _after_parse(options: Any) -> None:
         return
     try:
         info = start(options)
-    except EmbeddedBackendError as exc:
+    except BackendStartError as exc:
         sys.stderr.write(f"compliance scenarios: {exc}\n")
-        sys.exit(1)
+        sys.exit(exit_code_for(exc))
     options.host = info.url
 
 
