@@ -13,7 +13,6 @@ from __future__ import annotations
 from analysis._analyse import Analysis, Issue, Verdict, analyse, detect_issues, invalid_reasons
 from analysis._html import to_html
 from analysis._load import RunData, load_run, read_record, resolve_run
-from analysis._redact import redact, redact_text
 from analysis._regression import (
     MannWhitney,
     RegressionResult,
@@ -46,6 +45,7 @@ from analysis.errors import (
     ThresholdsError,
     UsageError,
 )
+from compliance_loadtest.redact import redact, redact_text
 
 __all__ = [
     "PERCENTILE_METHOD",

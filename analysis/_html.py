@@ -10,11 +10,11 @@ from html import escape
 import numpy as np
 
 from analysis._analyse import Analysis
-from analysis._redact import redact_text
 from analysis._reports import VERDICT_TEXT, report_document, top_failures
 from analysis._stats import SOURCE_LABELS, Distribution, entry_label
 from analysis._svg import PALETTE, Series, bar_chart, empty_chart, line_chart
 from analysis._thresholds import ThresholdResult, format_value
+from compliance_loadtest.redact import redact_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#0f172a;

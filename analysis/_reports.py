@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from analysis._analyse import Analysis, Verdict, summary_counts
-from analysis._redact import redact, redact_text
 from analysis._stats import SOURCE_LABELS
 from analysis._thresholds import ThresholdResult, format_value
+from compliance_loadtest.redact import redact, redact_text
 
 REPORT_VERSION = 1
 VERDICT_TEXT = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.INVALID: "INVALID RUN"}

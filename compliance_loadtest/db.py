@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from compliance_loadtest.errors import UsageError
+from compliance_loadtest.redact import redact_url
 
 T = TypeVar("T")
 
@@ -62,12 +63,8 @@ def sqlite_path(url: str) -> Path:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    """The URL without its password, for messages (the library's one redactor, `redact.redact_url`)."""
+    return redact_url(url)
 
 
 def connect(url: str, *, busy_timeout: float = 1.0, connect_timeout: float = 10.0) -> Connection:

@@ -35,6 +35,7 @@ from locust.user.users import LOCUST_STATE_RUNNING  # type: ignore[attr-defined]
 
 from compliance_loadtest.api import Api
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target, install_guard
+from compliance_loadtest.redact import REDACTED, redact_text
 from compliance_loadtest.steps.base import StepFailed
 from compliance_loadtest.workspace import Workspace
 
@@ -480,5 +481,5 @@ class ApiUser(FastHttpUser):
         """Secrets out, and ids grouped as in stat names, so failure rows stay few and say nothing secret."""
         for secret in (self._password, self.access_token, self._refresh_token):
             if secret:
-                text = text.replace(secret, "***")
-        return _UUID.sub("[id]", text)
+                text = text.replace(secret, REDACTED)
+        return _UUID.sub("[id]", redact_text(text))

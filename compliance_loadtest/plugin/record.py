@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc
 import pyarrow.parquet as pq
+
+from compliance_loadtest.redact import redact_text
 
 COLUMNS: tuple[str, ...] = (
     "timestamp",
@@ -71,19 +72,9 @@ NAN = math.nan
 # zstd: parts about a third the size of snappy's for a few percent more CPU.
 COMPRESSION = "zstd"
 
-# Failure messages are written as given, except for anything shaped like a credential.
-_SECRET_PATTERNS = (
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1<redacted>"),
-    (
-        re.compile(r"(?i)\b(access_token|refresh_token|password|token)(['\"]?\s*[:=]\s*['\"]?)[^'\"&\s,}]+"),
-        r"\1\2<redacted>",
-    ),
-    (re.compile(r"://([^/@:\s]+):[^/@\s]+@"), r"://\1:<redacted>@"),
-)
-
 
 def error_text(exception: Any) -> str:
-    """The failure message of a request event's `exception`, with credentials blanked out."""
+    """The failure message of a request event's `exception`, with credentials redacted (`redact_text`)."""
     if isinstance(exception, str):
         text = exception
     else:
@@ -93,9 +84,7 @@ def error_text(exception: Any) -> str:
             text = message
         else:
             text = f"{type(exception).__name__}: {message}" if message else type(exception).__name__
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    return redact_text(text)
 
 
 def _float(value: Any) -> float:

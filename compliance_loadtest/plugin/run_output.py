@@ -23,7 +23,6 @@ import csv
 import json
 import logging
 import os
-import re
 import signal
 import time
 from datetime import UTC, datetime
@@ -58,6 +57,7 @@ from compliance_loadtest.plugin.record import (
     table_to_bytes,
     warm_up,
 )
+from compliance_loadtest.redact import REDACTED, redact
 
 logger = logging.getLogger(__name__)
 
@@ -73,29 +73,26 @@ FINAL_REPORT_GRACE_S = 10.0
 # A running worker that has not reported for this long is counted as lost.
 REPORT_STALE_S = 15.0
 
-REDACTED = "<redacted>"
-_URL_PASSWORD = re.compile(r"://([^/@:\s]+):[^/@\s]+@")
-
 
 def utc_iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return str(value)
+
+
 def redacted_options(options: Any) -> dict[str, Any]:
-    """The parsed options as JSON values, secrets replaced (SECRET_OPTIONS and passwords inside URLs)."""
-    out: dict[str, Any] = {}
-    for key, value in sorted(vars(options).items()):
-        if key in SECRET_OPTIONS or "password" in key or "secret" in key or "token" in key:
-            out[key] = REDACTED if value else value
-        elif value is None or isinstance(value, bool | int | float):
-            out[key] = value
-        elif isinstance(value, str):
-            out[key] = _URL_PASSWORD.sub(r"://\1:" + REDACTED + "@", value)
-        elif isinstance(value, list | tuple):
-            out[key] = [_URL_PASSWORD.sub(r"://\1:" + REDACTED + "@", str(v)) for v in value]
-        else:
-            out[key] = _URL_PASSWORD.sub(r"://\1:" + REDACTED + "@", str(value))
-    return out
+    """The parsed options as JSON values, secrets redacted: SECRET_OPTIONS whole, other values by the one
+    redactor (values of options named like a secret, passwords inside URLs, `key=value` secrets)."""
+    return {
+        key: REDACTED if key in SECRET_OPTIONS and value else redact(_json_value(value), key)
+        for key, value in sorted(vars(options).items())
+    }
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -177,9 +177,9 @@ def test_no_secret_reaches_any_report(reports: dict[str, object], capsys: pytest
         assert PASSWORD not in text and TOKEN not in text
     doc = json.loads(next(p for p in out.iterdir() if p.suffix == ".json").read_text())
     opts = doc["config"]["run_options"]
-    assert opts["login_password"] == "***" and opts["api_token"] == "***"
-    assert opts["db_url"] == "postgresql://app:***@127.0.0.1:5432/test"
-    assert doc["config"]["host"] == "http://admin:***@127.0.0.1:8000"
+    assert opts["login_password"] == "<redacted>" and opts["api_token"] == "<redacted>"
+    assert opts["db_url"] == "postgresql://app:<redacted>@127.0.0.1:5432/test"
+    assert doc["config"]["host"] == "http://admin:<redacted>@127.0.0.1:8000"
     assert opts["users"] == 3
 
 
@@ -187,18 +187,48 @@ def test_redaction_rules() -> None:
     assert redact({"tokens": 12, "token_type": "bearer", "access_token": "abc"}) == {
         "tokens": 12,
         "token_type": "bearer",
-        "access_token": "***",
+        "access_token": "<redacted>",
     }
     assert redact({"pass": 3, "fail": 1, "passphrase": "x", "pwd": "y"}) == {
         "pass": 3,
         "fail": 1,
-        "passphrase": "***",
-        "pwd": "***",
+        "passphrase": "<redacted>",
+        "pwd": "<redacted>",
     }
-    assert redact_text("host=db password=pw user=x") == "host=db password=*** user=x"
-    assert redact_text("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
+    assert redact_text("host=db password=pw user=x") == "host=db password=<redacted> user=x"
+    assert redact_text("Authorization: Bearer abc.def") == "Authorization: Bearer <redacted>"
     assert redact({"backend_database_url": "postgresql://u@h/db"}) == {
         "backend_database_url": "postgresql://u@h/db"
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("connect postgresql://app:pw123@db:5432/x failed",
+         "connect postgresql://app:<redacted>@db:5432/x failed"),
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:<redacted>@127.0.0.1:6379/0"),
+        ("GET /x?token=abc&page=2&api_key=k1", "GET /x?token=<redacted>&page=2&api_key=<redacted>"),
+        ("dbname=app user=u password='p w' host=db", "dbname=app user=u password='<redacted>' host=db"),
+        ('{"access_token": "eyJ.x.y", "token_type": "bearer", "tokens": 5}',
+         '{"access_token": "<redacted>", "token_type": "bearer", "tokens": 5}'),
+        ("client_secret=abc; apikey=xyz", "client_secret=<redacted>; apikey=<redacted>"),
+        ("max_tokens=100, http://127.0.0.1:8000/api", "max_tokens=100, http://127.0.0.1:8000/api"),
+    ],
+)  # fmt: skip
+def test_the_one_redactor_on_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+    assert redact_text(expected) == expected  # redacting twice changes nothing more
+
+
+def test_the_analysis_uses_the_librarys_one_redactor() -> None:
+    from compliance_loadtest import redact as one
+
+    assert redact is one.redact and redact_text is one.redact_text and one.REDACTED == "<redacted>"
+    assert redact({"authorization": ["Bearer abc"], "cookie": "sid=1", "pass": "x"})["cookie"] == "<redacted>"
+    assert redact({"db_url": "postgresql://a:b@h/x", "dsn": "host=h password=p"}) == {
+        "db_url": "postgresql://a:<redacted>@h/x",
+        "dsn": "host=h password=<redacted>",
     }
 
 
