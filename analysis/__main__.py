@@ -20,6 +20,7 @@ from analysis._load import load_run
 from analysis._reports import to_console, to_json, to_junit, to_markdown
 from analysis._thresholds import Thresholds, load_thresholds
 from analysis.errors import EXIT_BAD_INPUT, AnalysisError, UsageError
+from compliance_loadtest.run_folder import REPORT_STEM
 
 REPORTS = ("json", "md", "junit", "html", "console")
 SUFFIXES = {"json": ".json", "md": ".md", "junit": ".junit.xml", "html": ".html"}
@@ -109,7 +110,7 @@ def _write(path: Path, text: str) -> None:
 
 def write_reports(analysis: Analysis, out: Path, reports: Sequence[str]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"performance_report_{analysis.generated_at.strftime('%Y%m%d_%H%M%S')}"
+    stem = f"{REPORT_STEM}{analysis.generated_at.strftime('%Y%m%d_%H%M%S')}"
     renderers = {"json": to_json, "md": to_markdown, "junit": to_junit, "html": to_html}
     written = []
     for kind in reports:

@@ -68,20 +68,15 @@ def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
     has_bench = bool(len(stats.entries)) and bool((stats.entries["source"] == "benchmark").any())
     if stats.total_count == 0 and not has_bench:
         reasons.append("the run made zero requests")
-    info = run.run_info or {}
-    workers = info.get("workers")
-    if isinstance(workers, Mapping):
-        lost = workers.get("lost")
-        if isinstance(lost, list | tuple) and lost:
-            reasons.append(f"worker(s) lost during the run: {', '.join(str(w) for w in lost)}")
-        elif isinstance(lost, int) and not isinstance(lost, bool) and lost > 0:
-            reasons.append(f"{lost} worker(s) lost during the run")
-        expected, seen = workers.get("expected"), workers.get("seen")
-        if isinstance(seen, list | tuple):
-            seen = len(seen)
-        if isinstance(expected, int) and isinstance(seen, int) and seen < expected:
-            reasons.append(f"only {seen} of {expected} expected workers took part")
-    if info.get("load_generator_saturated") is True:
+    info = run.run_info
+    if info is None:
+        return tuple(reasons)
+    workers = info.workers
+    if workers.lost:
+        reasons.append(f"worker(s) lost during the run: {', '.join(workers.lost)}")
+    if len(workers.seen) < workers.expected:
+        reasons.append(f"only {len(workers.seen)} of {workers.expected} expected workers took part")
+    if info.load_generator_saturated:
         reasons.append(
             "the load generator was saturated (CPU-bound): the latencies measure it, not the target"
         )
@@ -146,12 +141,10 @@ def detect_issues(
             issues.append(
                 Issue("regression", "critical" if r.status == "fail" else "warning", r.message, r.entry)
             )
-    info = run.run_info or {}
-    if run.run_info is not None and (
-        info.get("complete") is False or info.get("ended_by") not in (None, "normal")
-    ):
-        how = info.get("ended_by") or "an unknown cause (run.json never finalised)"
-        if info.get("complete") is True:
+    info = run.run_info
+    if info is not None and (not info.complete or info.ended_by not in (None, "normal")):
+        how = info.ended_by or "an unknown cause (run.json never finalised)"
+        if info.complete:
             # Stopped early by a signal, but every output was written and agrees.
             message = f"the run was stopped by {how}; its outputs are complete"
         else:
@@ -159,11 +152,9 @@ def detect_issues(
                 f" (missing: {', '.join(run.missing)})" if run.missing else ""
             )
         issues.append(Issue("interrupted-run", "warning", message))
-    problems = info.get("problems")
-    for problem in problems if isinstance(problems, list) else []:
+    for problem in info.problems if info is not None else ():
         issues.append(Issue("run-problem", "warning", f"run.json reports: {problem}"))
-    record = info.get("record")
-    if isinstance(record, Mapping) and record.get("agrees_with_locust") is False:
+    if info is not None and info.record.agrees_with_locust is False:
         issues.append(Issue("record-mismatch", "warning", "the exact record's totals differ from Locust's"))
     if isinstance(run.arrival, Mapping | list):
         stages = run.arrival.get("stages", []) if isinstance(run.arrival, Mapping) else run.arrival

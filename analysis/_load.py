@@ -4,6 +4,10 @@ Everything here checks columns and types as it reads, and raises `RunFolderError
 row and column of the first bad cell. A file that does not exist is not an error: an interrupted run
 is analysed with what it left, and `RunData.missing` says what was not there. Nothing here computes
 statistics; `_stats.py` does.
+
+File names, the record's and resources.csv's columns and the typed run.json come from the run
+folder's contract (`compliance_loadtest.run_folder`, which the writer imports too), a pure module:
+nothing here imports Locust or gevent.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import RunFolderError, UsageError
+from compliance_loadtest import run_folder as rf
+from compliance_loadtest.run_folder import RECORD_BY_NAME, RECORD_COLUMNS, RESOURCE_COLUMNS, RunInfo
 
 # Locust's CSV headers (locust/stats.py, StatsCSV), mapped to our column names.
 STATS_COLUMNS = {
@@ -53,32 +59,17 @@ HISTORY_COLUMNS = {
 FAILURES_COLUMNS = {"Method": "request_type", "Name": "name", "Error": "error", "Occurrences": "occurrences"}
 FAILURES_OPTIONAL = {"First Seen": "first_seen", "Last Seen": "last_seen"}
 EXCEPTIONS_COLUMNS = {"Count": "count", "Message": "message", "Traceback": "traceback", "Nodes": "nodes"}
-RESOURCES_COLUMNS = ("timestamp", "role", "worker", "pid", "rss_mb", "cpu_percent", "threads", "open_files")
-RESOURCES_NUMERIC = ("timestamp", "pid", "rss_mb", "cpu_percent", "threads", "open_files")
+# resources.csv: numbers are read as float64 (`threads` and `open_files` may be empty).
+RESOURCES_NUMERIC = tuple(c.name for c in RESOURCE_COLUMNS if c.kind != "string")
+RESOURCES_MAY_BE_EMPTY = ("threads", "open_files")
 
-# The exact request record (docs/run-folder.md): column -> the kind of arrow type it must have.
-RECORD_REQUIRED = {
-    "timestamp": "float",
-    "request_type": "string",
-    "name": "string",
-    "response_time_ms": "float",
-    "success": "bool",
-}
-RECORD_OPTIONAL = {
-    "response_length": "int",
-    "error": "string",
-    "user_class": "string",
-    "worker": "string",
-    "group": "string",
-    "ttft_ms": "float",
-    "tokens": "float",
-    "intended_start": "float",
-    "tags": "string",
-}
 # What the analysis reads from the record; other columns are left on disk.
 RECORD_READ = ("timestamp", "request_type", "name", "response_time_ms", "success", "group", "tags")
 RECORD_READ_STREAM = ("ttft_ms", "tokens", "intended_start")
-RECORD_CATEGORICAL = ("request_type", "name", "group", "tags")
+# Labels are read as pandas categoricals: ten million rows in a few hundred MB.
+RECORD_CATEGORICAL = tuple(c for c in RECORD_READ if RECORD_BY_NAME[c].kind == "string")
+# Required columns that must hold a value in every row (the writer never leaves them null).
+RECORD_NOT_NULL = tuple(c.name for c in RECORD_COLUMNS if c.required and c.kind != "string")
 
 NA_CELLS = frozenset({"", "N/A", "nan", "NaN"})
 
@@ -96,7 +87,7 @@ class RunData:
     locust_json: tuple[Mapping[str, Any], ...] | None
     record: pd.DataFrame | None
     resources: pd.DataFrame | None
-    run_info: Mapping[str, Any] | None
+    run_info: RunInfo | None
     arrival: Any
     benchmarks: pd.DataFrame | None
     perf_config: Mapping[str, Any] | None
@@ -112,10 +103,11 @@ def resolve_run(run: Path | str) -> tuple[Path, str | None]:
     """(folder, prefix) of a run folder, or of a Locust `--csv` prefix (`out/locust` for
     `out/locust_stats.csv`)."""
     p = Path(run)
+    stats = rf.STATS_CSV_SUFFIX
     if p.is_dir():
-        if (p / "locust_stats.csv").exists() or (p / "locust.json").exists():
-            return p, "locust"
-        prefixes = sorted(f.name[: -len("_stats.csv")] for f in p.glob("*_stats.csv"))
+        if (p / rf.locust_csv(stats)).exists() or (p / rf.LOCUST_JSON).exists():
+            return p, rf.LOCUST_PREFIX
+        prefixes = sorted(f.name[: -len(stats)] for f in p.glob(f"*{stats}"))
         if len(prefixes) > 1:
             raise UsageError(
                 f"holds several Locust CSV prefixes ({', '.join(prefixes)}): pass one as RUN, e.g. "
@@ -123,10 +115,10 @@ def resolve_run(run: Path | str) -> tuple[Path, str | None]:
                 file=p,
             )
         return p, (prefixes[0] if prefixes else None)
-    if Path(f"{p}_stats.csv").exists() or Path(f"{p}.json").exists():
+    if Path(f"{p}{stats}").exists() or Path(f"{p}.json").exists():
         return p.parent, p.name
-    if p.name.endswith("_stats.csv") and p.is_file():  # the stats file itself was given
-        return p.parent, p.name[: -len("_stats.csv")]
+    if p.name.endswith(stats) and p.is_file():  # the stats file itself was given
+        return p.parent, p.name[: -len(stats)]
     raise UsageError(
         "is neither a run folder nor a Locust --csv prefix (no such folder, no <RUN>_stats.csv)", file=p
     )
@@ -148,32 +140,32 @@ def load_run(run: Path | str, config: Path | str | None = None, with_stream_colu
 
     stats = history = failures = exceptions = None
     locust_json = None
-    pre = prefix or "locust"
-    if (p := path_of(f"{pre}_stats.csv")) is not None:
+    pre = prefix or rf.LOCUST_PREFIX
+    if (p := path_of(rf.locust_csv(rf.STATS_CSV_SUFFIX, pre))) is not None:
         stats = read_stats_csv(p)
-    if (p := path_of(f"{pre}_stats_history.csv")) is not None:
+    if (p := path_of(rf.locust_csv(rf.HISTORY_CSV_SUFFIX, pre))) is not None:
         history = read_history_csv(p)
-    if (p := path_of(f"{pre}_failures.csv")) is not None:
+    if (p := path_of(rf.locust_csv(rf.FAILURES_CSV_SUFFIX, pre))) is not None:
         failures = read_failures_csv(p)
-    if (p := path_of(f"{pre}_exceptions.csv")) is not None:
+    if (p := path_of(rf.locust_csv(rf.EXCEPTIONS_CSV_SUFFIX, pre))) is not None:
         exceptions = read_exceptions_csv(p)
     if (p := path_of(f"{pre}.json")) is not None:
         locust_json = read_locust_json(p)
     record = None
-    req_dir = folder / "requests"
+    req_dir = folder / rf.REQUESTS_DIR
     if req_dir.is_dir() and any(req_dir.glob("*.parquet")):
-        present.append("requests/")
+        present.append(f"{rf.REQUESTS_DIR}/")
         record = read_record(req_dir, with_stream_columns=with_stream_columns)
     else:
-        missing.append("requests/")
-    resources = read_resources_csv(p) if (p := path_of("resources.csv")) is not None else None
-    run_info = _read_json_object(p) if (p := path_of("run.json")) is not None else None
-    arrival = read_json(p) if (p := _optional(folder / "arrival.json", present)) is not None else None
+        missing.append(f"{rf.REQUESTS_DIR}/")
+    resources = read_resources_csv(p) if (p := path_of(rf.RESOURCES_CSV)) is not None else None
+    run_info = read_run_json(p) if (p := path_of(rf.RUN_JSON)) is not None else None
+    arrival = read_json(p) if (p := _optional(folder / rf.ARRIVAL_JSON, present)) is not None else None
     benchmarks = None
-    if (p := _optional(folder / "benchmark_results.json", present)) is not None:
+    if (p := _optional(folder / rf.BENCHMARK_RESULTS_JSON, present)) is not None:
         benchmarks = read_benchmarks(p)
     config_path = (
-        Path(config) if config is not None else _optional(folder / "performance_config.json", present)
+        Path(config) if config is not None else _optional(folder / rf.PERFORMANCE_CONFIG_JSON, present)
     )
     if config is not None and not Path(config).exists():
         raise UsageError("no such file (given with --config)", file=config)
@@ -352,16 +344,16 @@ def read_exceptions_csv(path: Path) -> pd.DataFrame:
 
 
 def read_resources_csv(path: Path) -> pd.DataFrame:
-    mapping = {c: c for c in RESOURCES_COLUMNS}
+    mapping = {c.name: c.name for c in RESOURCE_COLUMNS}
     frame, _ = _frame(path, mapping, large=True)
-    frame = _to_numeric(frame, [c for c in RESOURCES_NUMERIC if c not in ("threads", "open_files")], path, {})
-    frame = _to_numeric(frame, ["threads", "open_files"], path, {}, allow_na=["threads", "open_files"])
+    frame = _to_numeric(frame, [c for c in RESOURCES_NUMERIC if c not in RESOURCES_MAY_BE_EMPTY], path, {})
+    frame = _to_numeric(frame, RESOURCES_MAY_BE_EMPTY, path, {}, allow_na=RESOURCES_MAY_BE_EMPTY)
     roles = set(frame["role"].unique())
-    unknown = roles - {"target", "load-generator"}
+    unknown = roles - set(rf.RESOURCE_ROLES)
     if unknown:
         i = int(np.flatnonzero(frame["role"].isin(unknown).to_numpy())[0])
         raise RunFolderError(
-            f"role {frame['role'].iloc[i]!r} is neither 'target' nor 'load-generator'",
+            f"role {frame['role'].iloc[i]!r} is neither {' nor '.join(map(repr, rf.RESOURCE_ROLES))}",
             file=path,
             row=i + 2,
             column="role",
@@ -389,6 +381,15 @@ def _read_json_object(path: Path) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise RunFolderError(f"must hold a JSON object, not {type(data).__name__}", file=path)
     return data
+
+
+def read_run_json(path: Path) -> RunInfo:
+    """run.json, typed and checked key by key by the run folder's contract."""
+    data = _read_json_object(path)
+    try:
+        return RunInfo.from_json(data, file=str(path))
+    except rf.RunFolderError as exc:
+        raise RunFolderError(exc.problem, file=exc.file, key=exc.key or None) from None
 
 
 def _is_number(v: object) -> bool:
@@ -502,13 +503,14 @@ def read_benchmarks(path: Path) -> pd.DataFrame:
 
 
 def _kind(arrow_type: Any) -> str:
+    """The contract's kind (`float64`, `int64`, `bool`, `string`) of a parquet column's arrow type."""
     import pyarrow as pa
 
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
     if pa.types.is_floating(t):
-        return "float"
+        return "float64"
     if pa.types.is_integer(t):
-        return "int"
+        return "int64"
     if pa.types.is_boolean(t):
         return "bool"
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -518,8 +520,13 @@ def _kind(arrow_type: Any) -> str:
     return str(t)
 
 
+def _readable(found: str, kind: str) -> bool:
+    """A column of kind `found` reads as the contract's `kind`: the same, all null, or integers as floats."""
+    return found in (kind, "null") or (kind == "float64" and found == "int64")
+
+
 def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
-    """The exact request record: every `requests/*.parquet` part, only the columns the analysis needs.
+    """The exact record: every `requests/*.parquet` part, only the columns the analysis needs.
 
     Labels come back as categoricals, so ten million rows take a few hundred MB. Stream columns
     (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not loaded at all.
@@ -536,14 +543,19 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
         cols = {f.name: _kind(f.type) for f in schema}
-        for col, kind in {**RECORD_REQUIRED, **RECORD_OPTIONAL}.items():
-            if col not in cols:
-                if col in RECORD_REQUIRED:
-                    raise RunFolderError("lacks a required column of the exact record", file=part, column=col)
+        for column in RECORD_COLUMNS:
+            if column.name not in cols:
+                if column.required:
+                    raise RunFolderError(
+                        "lacks a required column of the exact record", file=part, column=column.name
+                    )
                 continue
-            ok = cols[col] == kind or cols[col] == "null" or (kind == "float" and cols[col] == "int")
-            if not ok:
-                raise RunFolderError(f"has type {cols[col]}, the record needs {kind}", file=part, column=col)
+            if not _readable(cols[column.name], column.kind):
+                raise RunFolderError(
+                    f"has type {cols[column.name]}, the record needs {column.kind}",
+                    file=part,
+                    column=column.name,
+                )
         wanted = [
             c for c in (*RECORD_READ, *(RECORD_READ_STREAM if with_stream_columns else ())) if c in cols
         ]
@@ -553,15 +565,20 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
             )
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
-        for col in ("timestamp", "response_time_ms", "success"):
+        for col in RECORD_NOT_NULL:
             if table.column(col).null_count:
                 i = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
                 raise RunFolderError("is null where the record needs a value", file=part, row=i, column=col)
         tables.append(table)
     # Parts may lack optional columns or hold them as other (compatible) types: align them first.
     names = [c for c in (*RECORD_READ, *RECORD_READ_STREAM) if any(c in t.column_names for t in tables)]
-    kinds = {"float": pa.float64(), "bool": pa.bool_(), "string": pa.dictionary(pa.int32(), pa.string())}
-    target_types = {c: kinds[{**RECORD_REQUIRED, **RECORD_OPTIONAL}[c]] for c in names}
+    arrow_types = {
+        "float64": pa.float64(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "string": pa.dictionary(pa.int32(), pa.string()),  # pandas categoricals
+    }
+    target_types = {c: arrow_types[RECORD_BY_NAME[c].kind] for c in names}
     aligned = []
     for t in tables:
         arrays = []
@@ -583,23 +600,32 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
 
 
 def _fill_defaults(record: pd.DataFrame) -> pd.DataFrame:
-    """Optional labels absent from (older) parts get the documented defaults: `group` from the request
-    type, `tags` empty. Stream columns stay absent when no part has a value in them."""
+    """Labels absent from (older) parts, null or empty read as the contract's defaults: `group` from the
+    request type (`run_folder.default_group`), `tags` empty. Stream columns stay absent when no part
+    has a value in them."""
     n = len(record)
-    if "group" not in record or bool(record["group"].isna().any()):
-        rt = record["request_type"].astype(str).to_numpy()
-        default = np.select([rt == "SQL", rt == "WS", rt == "LLM"], ["db", "websocket", "ai"], default="api")
-        if "group" in record:
-            given = record["group"].astype(object).to_numpy()
-            default = np.where(pd.isna(given), default, given)
+    group = record.get("group")
+    if group is None or bool(group.isna().any()) or bool((group == "").any()):
+        # The default per distinct request type, looked up once per category.
+        rt = record["request_type"]
+        codes = rt.cat.codes.to_numpy() if isinstance(rt.dtype, pd.CategoricalDtype) else None
+        if codes is not None:
+            table = np.array([rf.default_group(str(t)) for t in rt.cat.categories] + [rf.DEFAULT_GROUP])
+            default = table[codes]  # code -1 (a null request type) picks the last entry
+        else:
+            default = np.array([rf.default_group(str(t)) for t in rt.to_numpy()], dtype=object)
+        if group is not None:
+            given = group.astype(object).to_numpy()
+            default = np.where(pd.isna(given) | (given == ""), default, given)
         record["group"] = pd.Categorical(default)
+    tags_default = RECORD_BY_NAME["tags"].default
     if "tags" not in record:
-        record["tags"] = pd.Categorical(np.full(n, ""))
+        record["tags"] = pd.Categorical(np.full(n, tags_default))
     elif bool(record["tags"].isna().any()):
         record["tags"] = (
-            record["tags"].cat.add_categories([""]).fillna("")
-            if "" not in record["tags"].cat.categories
-            else record["tags"].fillna("")
+            record["tags"].cat.add_categories([tags_default]).fillna(tags_default)
+            if tags_default not in record["tags"].cat.categories
+            else record["tags"].fillna(tags_default)
         )
     record["success"] = record["success"].astype(bool)
     return record

@@ -51,11 +51,11 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _start_and_duration(a: Analysis) -> tuple[str | None, float | None]:
-    info = a.run.run_info or {}
-    start, end = info.get("started_at"), info.get("ended_at")
-    if isinstance(start, str):
+    info = a.run.run_info
+    start, end = (info.started_at, info.ended_at) if info is not None else (None, None)
+    if start is not None:
         duration = None
-        if isinstance(end, str):
+        if end is not None:
             try:
                 duration = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
             except ValueError:
@@ -138,7 +138,7 @@ def report_document(a: Analysis) -> dict[str, Any]:
     """The JSON report: the seed's keys (summary, results, recommendations, config) plus thresholds,
     regressions, issues, verdict and percentile_source."""
     start, duration = _start_and_duration(a)
-    info = a.run.run_info or {}
+    info = a.run.run_info
     st = a.stats
     doc: dict[str, Any] = {
         "report_version": REPORT_VERSION,
@@ -156,9 +156,9 @@ def report_document(a: Analysis) -> dict[str, Any]:
         "results": {"entries": entries_rows(a)},
         "recommendations": recommendations(a),
         "config": {
-            "run_options": info.get("options", {}),
-            "host": info.get("host"),
-            "load_profile": info.get("load_profile"),
+            "run_options": dict(info.options) if info is not None else {},
+            "host": info.host if info is not None else None,
+            "load_profile": info.load_profile if info is not None else None,
             "performance_config": dict(a.run.perf_config) if a.run.perf_config else None,
             "thresholds_file": a.thresholds.source,
             "regression": dict(a.thresholds.regression.__dict__),
@@ -183,8 +183,8 @@ def report_document(a: Analysis) -> dict[str, Any]:
             "present": list(a.run.present),
             "missing": list(a.run.missing),
             "notes": list(st.notes),
-            "locust_version": info.get("locust_version"),
-            "workers": info.get("workers"),
+            "locust_version": info.locust_version if info is not None else None,
+            "workers": info.workers.to_json() if info is not None else None,
         },
     }
     cleaned: dict[str, Any] = _clean(redact(doc))

@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis._load import RunData
+from compliance_loadtest.run_folder import default_group
 
 FloatArray = npt.NDArray[np.float64]
 EntryKey = tuple[str, str]
@@ -47,10 +48,6 @@ MEASURE_SUFFIXES = (
     ("inter-token latency", "itl"),
     ("tokens/s", "tokens_per_s"),
 )
-
-
-def default_group(request_type: str) -> str:
-    return {"SQL": "db", "WS": "websocket", "LLM": "ai", "BENCH": "bench"}.get(request_type, "api")
 
 
 def measure_of(name: str) -> str:

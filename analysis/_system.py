@@ -4,12 +4,13 @@ per second)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from compliance_loadtest.run_folder import ROLE_LOAD_GENERATOR, ROLE_TARGET, RunInfo
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,13 @@ def _per_second(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame.assign(_sec=sec).groupby("_sec")[column].sum()
 
 
-def system_metrics(
-    resources: pd.DataFrame | None, run_info: Mapping[str, Any] | None = None
-) -> SystemMetrics:
+def system_metrics(resources: pd.DataFrame | None, run_info: RunInfo | None = None) -> SystemMetrics:
     """Memory increase is end minus start of the target's RSS, summed over its processes (per pid, so a
     process that starts late counts from its own first sample)."""
     if resources is None or not len(resources):
         return SystemMetrics(sampled=False)
-    target = resources[resources["role"] == "target"]
-    loadgen = resources[resources["role"] == "load-generator"]
+    target = resources[resources["role"] == ROLE_TARGET]
+    loadgen = resources[resources["role"] == ROLE_LOAD_GENERATOR]
     out: dict[str, Any] = {"sampled": True, "samples": len(resources)}
     if len(target):
         ordered = target.sort_values("timestamp")
@@ -60,7 +59,7 @@ def system_metrics(
         out["target_rss_max_mb"] = float(rss.max())
         out["target_cpu_mean"] = float(cpu.mean())
         out["target_cpu_max"] = float(cpu.max())
-        total_mb = _memory_total_mb(run_info)
+        total_mb = run_info.system.memory_total_mb if run_info is not None else None
         if "memory_percent" in target:
             out["target_memory_percent_max"] = float(
                 pd.to_numeric(target["memory_percent"], errors="coerce").max()
@@ -73,15 +72,3 @@ def system_metrics(
         out["loadgen_cpu_max"] = float(cpu.max())
         out["loadgen_rss_max_mb"] = float(_per_second(loadgen, "rss_mb").max())
     return SystemMetrics(**out)
-
-
-def _memory_total_mb(run_info: Mapping[str, Any] | None) -> float | None:
-    """The machine's memory if run.json states it (`memory_total_mb` at the top or under `system`)."""
-    if not run_info:
-        return None
-    for holder in (run_info, run_info.get("system"), run_info.get("machine")):
-        if isinstance(holder, Mapping):
-            v = holder.get("memory_total_mb")
-            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
-                return float(v)
-    return None

@@ -8,6 +8,7 @@ one validator of that format: the suite command (`_suite.read_seed_config`) read
 `stats_of` computes the statistics exactly as pytest-benchmark's `Stats` does (same quartile method,
 same Tukey fences); `results_document` lays a run's results out as pytest-benchmark's
 `--benchmark-json` file and `write_results` writes it atomically, so a reader never sees half a file.
+The file's name in the run folder is `run_folder.BENCHMARK_RESULTS_JSON`.
 
 This module is pure (no Locust import, no state shared between runs), so the analysis and tests can
 use it without gevent's patching.
@@ -33,8 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from compliance_loadtest.errors import UsageError
-
-RESULTS_FILE = "benchmark_results.json"
 
 # The pytest-benchmark file format this layout follows (its `version` field).
 FORMAT_VERSION = "5.3.1"

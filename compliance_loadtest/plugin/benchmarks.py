@@ -20,13 +20,13 @@ import gevent
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerRunner
 
 from compliance_loadtest.bench_results import (
-    RESULTS_FILE,
     BenchmarkConfig,
     BenchmarkResult,
     load_config,
     results_document,
     write_results,
 )
+from compliance_loadtest.run_folder import BENCHMARK_RESULTS_JSON as RESULTS_FILE
 
 logger = logging.getLogger(__name__)
 

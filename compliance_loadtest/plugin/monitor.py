@@ -4,7 +4,9 @@
 `ResourceLog` writes the rows of `resources.csv` as they come (so a killed run keeps what was sampled),
 and sums them up for `run.json`: memory growth of each process over the run, and whether a load
 generator stayed above `SATURATED_CPU_PERCENT` for `SATURATED_SAMPLES` samples in a row (its own
-measurements are then suspect). This module starts no greenlets: `_run_output` calls it on a timer.
+measurements are then suspect). The columns and the figures' layout in run.json are the run folder's
+contract (`run_folder.RESOURCE_COLUMNS`, `run_folder.ProcessResources`). This module starts no
+greenlets: `run_output` calls it on a timer.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from compliance_loadtest.run_folder import (
+    RESOURCE_COLUMN_NAMES,
+    ROLE_LOAD_GENERATOR,
+    ROLE_TARGET,
+    ProcessResources,
+)
+
 SAMPLE_INTERVAL_S = 1.0
 SATURATED_CPU_PERCENT = 90.0
 SATURATED_SAMPLES = 5
 
-RESOURCE_COLUMNS = ("timestamp", "role", "worker", "pid", "rss_mb", "cpu_percent", "threads", "open_files")
-
-# One sample: the values of RESOURCE_COLUMNS in that order.
+# One sample: the values of run_folder.RESOURCE_COLUMNS in that order.
 Sample = tuple[float, str, str, int, float, float, int, int]
 
 
@@ -115,21 +122,21 @@ class _Track:
         self.hot_run = self.hot_run + 1 if cpu > SATURATED_CPU_PERCENT else 0
         self.longest_hot_run = max(self.longest_hot_run, self.hot_run)
 
-    def to_dict(self) -> dict[str, Any]:
+    def figures(self) -> ProcessResources:
         first = self.rss_first or 0.0
-        return {
-            "role": self.role,
-            "worker": self.worker,
-            "pid": self.pid,
-            "samples": self.samples,
-            "rss_start_mb": round(first, 3),
-            "rss_end_mb": round(self.rss_last, 3),
-            "rss_max_mb": round(self.rss_max, 3),
-            "rss_increase_mb": round(self.rss_last - first, 3),
-            "cpu_mean_percent": round(self.cpu_sum / self.samples, 2) if self.samples else 0.0,
-            "cpu_max_percent": round(self.cpu_max, 2),
-            "saturated": self.role == "load-generator" and self.longest_hot_run >= SATURATED_SAMPLES,
-        }
+        return ProcessResources(
+            role=self.role,
+            worker=self.worker,
+            pid=self.pid,
+            samples=self.samples,
+            rss_start_mb=round(first, 3),
+            rss_end_mb=round(self.rss_last, 3),
+            rss_max_mb=round(self.rss_max, 3),
+            rss_increase_mb=round(self.rss_last - first, 3),
+            cpu_mean_percent=round(self.cpu_sum / self.samples, 2) if self.samples else 0.0,
+            cpu_max_percent=round(self.cpu_max, 2),
+            saturated=self.role == ROLE_LOAD_GENERATOR and self.longest_hot_run >= SATURATED_SAMPLES,
+        )
 
 
 class ResourceLog:
@@ -139,7 +146,7 @@ class ResourceLog:
         self.path = path
         self._file = path.open("w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(RESOURCE_COLUMNS)
+        self._writer.writerow(RESOURCE_COLUMN_NAMES)
         self._file.flush()
         self._tracks: dict[tuple[str, str, int], _Track] = {}
 
@@ -160,13 +167,20 @@ class ResourceLog:
         if not self._file.closed:
             self._file.close()
 
-    def processes(self) -> list[dict[str, Any]]:
-        return [t.to_dict() for t in self._tracks.values()]
+    def processes(self) -> list[ProcessResources]:
+        """Each sampled process's figures, in the order first sampled."""
+        return [t.figures() for t in self._tracks.values()]
+
+    def target(self) -> ProcessResources | None:
+        return next((p for p in self.processes() if p.role == ROLE_TARGET), None)
+
+    def load_generators(self) -> list[ProcessResources]:
+        return [p for p in self.processes() if p.role == ROLE_LOAD_GENERATOR]
 
     def saturated_workers(self) -> list[str]:
-        return sorted({t.worker for t in self._tracks.values() if t.to_dict()["saturated"]})
+        return sorted({p.worker for p in self.processes() if p.saturated})
 
 
 def own_sampler(worker: str) -> ProcessSampler:
     """A sampler of the calling process as a load generator."""
-    return ProcessSampler(os.getpid(), "load-generator", worker)
+    return ProcessSampler(os.getpid(), ROLE_LOAD_GENERATOR, worker)

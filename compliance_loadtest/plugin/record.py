@@ -7,8 +7,10 @@ table, inside Arrow, which a worker sends to its master as Arrow IPC bytes and
 `PartWriter` writes as `requests/part-NNNNNN.parquet`. Each part is written under a temporary name and
 renamed, so every part that exists is complete and readable, also after the writing process was killed.
 
-Column names and meaning: docs/run-folder.md. This module must not start greenlets or touch Locust's
-runner: `_run_output` decides when to take and where to send.
+The columns, their order, kinds and defaults, and the context keys kept come from the run folder's
+contract (`compliance_loadtest.run_folder`), which the analysis reads the parts with; their meaning:
+docs/run-folder.md. This module must not start greenlets or touch Locust's runner: `run_output`
+decides when to take and where to send.
 """
 
 from __future__ import annotations
@@ -27,45 +29,25 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from compliance_loadtest.redact import redact_text
-
-COLUMNS: tuple[str, ...] = (
-    "timestamp",
-    "request_type",
-    "name",
-    "response_time_ms",
-    "response_length",
-    "success",
-    "error",
-    "user_class",
-    "worker",
-    "group",
-    "ttft_ms",
-    "tokens",
-    "intended_start",
-    "tags",
+from compliance_loadtest.run_folder import (
+    RECORD_BY_NAME,
+    RECORD_COLUMN_NAMES,
+    RECORD_COLUMNS,
+    RECORD_CONTEXT_KEYS,
+    default_group,
+    part_name,
+    temporary_name,
 )
 
-SCHEMA = pa.schema(
-    [
-        ("timestamp", pa.float64()),
-        ("request_type", pa.string()),
-        ("name", pa.string()),
-        ("response_time_ms", pa.float64()),
-        ("response_length", pa.int64()),
-        ("success", pa.bool_()),
-        ("error", pa.string()),
-        ("user_class", pa.string()),
-        ("worker", pa.string()),
-        ("group", pa.string()),
-        ("ttft_ms", pa.float64()),
-        ("tokens", pa.float64()),
-        ("intended_start", pa.float64()),
-        ("tags", pa.string()),
-    ]
-)
-
-# The group a row belongs to when the request's context names none.
-GROUP_BY_REQUEST_TYPE = {"SQL": "db", "WS": "websocket", "LLM": "ai"}
+# Arrow's type for each kind of column of the contract.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+}
+SCHEMA = pa.schema([(c.name, ARROW_TYPES[c.kind]) for c in RECORD_COLUMNS])
+"""The record's Arrow schema, built from the run folder's contract (`run_folder.RECORD_COLUMNS`)."""
 
 NAN = math.nan
 
@@ -106,12 +88,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-# The context keys the record keeps.
-CONTEXT_FIELDS = ("user_class", "group", "ttft_ms", "tokens", "intended_start", "tags")
-
-
-# The values kept per request, one list each, in this order.
-_KEPT = ("timestamp", "request_type", "name", "response_time_ms", "response_length", *CONTEXT_FIELDS)
+# The values kept per request, one list each, in this order: the event's own, then its context's.
+_EVENT = ("timestamp", "request_type", "name", "response_time_ms", "response_length")
+_KEPT = (*_EVENT, *RECORD_CONTEXT_KEYS)
 
 
 class RequestRecorder:
@@ -132,8 +111,10 @@ class RequestRecorder:
         self.on_request = self._listener()
 
     def _listener(self) -> Any:
-        starts, types, names, times, lengths, users, groups, ttfts, tokens, intended, tags = (
-            lst.append for lst in self._lists
+        starts, types, names, times, lengths = (lst.append for lst in self._lists[: len(_EVENT)])
+        from_context = tuple(
+            (lst.append, key)
+            for lst, key in zip(self._lists[len(_EVENT) :], RECORD_CONTEXT_KEYS, strict=True)
         )
         rows = self._lists[0]
         failures = self._failures.append
@@ -159,19 +140,11 @@ class RequestRecorder:
             lengths(response_length)
             if context:
                 get = context.get
-                users(get("user_class"))
-                groups(get("group"))
-                ttfts(get("ttft_ms"))
-                tokens(get("tokens"))
-                intended(get("intended_start"))
-                tags(get("tags"))
+                for append, key in from_context:
+                    append(get(key))
             else:
-                users(None)
-                groups(None)
-                ttfts(None)
-                tokens(None)
-                intended(None)
-                tags(None)
+                for append, _key in from_context:
+                    append(None)
 
         return on_request
 
@@ -226,7 +199,7 @@ def values_to_table(
     request_types = _strings(values["request_type"])
     # The default group per request type, looked up once per distinct type.
     encoded = request_types.dictionary_encode()
-    defaults = [GROUP_BY_REQUEST_TYPE.get(t, "api") for t in encoded.dictionary.to_pylist()]
+    defaults = [default_group(t) for t in encoded.dictionary.to_pylist()]
     group = _strings(values["group"])
     group = pc.if_else(
         pc.or_kleene(pc.is_null(group), pc.equal(group, "")),
@@ -237,19 +210,18 @@ def values_to_table(
         "timestamp": _floats(values["timestamp"]),
         "request_type": request_types,
         "name": _strings(values["name"]),
-        "response_time_ms": _floats(values["response_time_ms"]).fill_null(NAN),
-        "response_length": lengths.fill_null(0),
+        "response_length": lengths.fill_null(RECORD_BY_NAME["response_length"].default),
         "success": success_array,
         "error": error_array,
-        "user_class": _strings(values["user_class"]).fill_null(""),
         "worker": pa.array([worker] * n, pa.string()),
         "group": group,
-        "ttft_ms": _floats(values["ttft_ms"]).fill_null(NAN),
-        "tokens": _floats(values["tokens"]).fill_null(NAN),
-        "intended_start": _floats(values["intended_start"]).fill_null(NAN),
-        "tags": _strings(values["tags"]).fill_null(""),
     }
-    return pa.table([columns[c] for c in COLUMNS], schema=SCHEMA)
+    # The other columns are kept values as given, null read as the contract's default.
+    for c in RECORD_COLUMNS:
+        if c.name not in columns:
+            array = _floats(values[c.name]) if c.kind == "float64" else _strings(values[c.name])
+            columns[c.name] = array if c.default is None else array.fill_null(c.default)
+    return pa.table([columns[c] for c in RECORD_COLUMN_NAMES], schema=SCHEMA)
 
 
 def table_to_bytes(table: pa.Table) -> bytes:
@@ -267,7 +239,7 @@ def table_from_bytes(data: bytes) -> pa.Table:
         table = pa.table(
             {
                 c: table[c] if c in table.column_names else pa.nulls(len(table), SCHEMA.field(c).type)
-                for c in COLUMNS
+                for c in RECORD_COLUMN_NAMES
             },
             schema=SCHEMA,
         )
@@ -299,7 +271,7 @@ def warm_up(directory: Path | None = None, rows: int = 20_000) -> None:
     entry_counts(table)
     if directory is None:  # a worker: it sends tables, the master writes them
         return
-    scratch = directory / ".warm-up.parquet.tmp"
+    scratch = directory / temporary_name("warm-up.parquet")
     try:
         pq.write_table(table, scratch, compression=COMPRESSION)
     finally:
@@ -324,8 +296,8 @@ class PartWriter:
         if not tables:
             return 0
         table = pa.concat_tables(tables)
-        path = self.directory / f"part-{self._next:06d}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
+        path = self.directory / part_name(self._next)
+        tmp = path.with_name(temporary_name(path.name))
         pq.write_table(table, tmp, compression=COMPRESSION)
         os.replace(tmp, path)
         self._next += 1

@@ -1,10 +1,12 @@
 """The run folder (`--run-dir`): exact request record, resource samples, summary.json and run.json.
 
-Layout and columns: docs/run-folder.md. Everything is written by the master (or the single local
-process). A worker sends its record rows and its own resource samples inside Locust's stats report
-(`report_to_master`): its rows and Locust's statistics for the same requests travel in the same message,
-so the record and Locust's totals agree also when a worker dies. Workers report every second while they
-have rows, besides Locust's own report every three seconds.
+Layout and columns: docs/run-folder.md; in code, the run folder's contract
+(`compliance_loadtest.run_folder`: file names, `RunInfo` for run.json), with which the analysis reads
+the folder. Everything is written by the master (or the single local process). A worker sends its
+record rows and its own resource samples inside Locust's stats report (`report_to_master`): its rows
+and Locust's statistics for the same requests travel in the same message, so the record and Locust's
+totals agree also when a worker dies. Workers report every second while they have rows, besides
+Locust's own report every three seconds.
 
 At the end of a run the master asks the workers to quit (as Locust does) and keeps reading their final
 reports, bounded by `FINAL_REPORT_GRACE_S` after the stop timeout, before Locust prints its final
@@ -38,6 +40,7 @@ from locust import log, stats
 from locust.html import get_html_report
 from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunner, WorkerRunner
 
+from compliance_loadtest import run_folder as rf
 from compliance_loadtest.errors import UsageError
 from compliance_loadtest.plugin.monitor import (
     SAMPLE_INTERVAL_S,
@@ -58,6 +61,7 @@ from compliance_loadtest.plugin.record import (
     warm_up,
 )
 from compliance_loadtest.redact import REDACTED, redact
+from compliance_loadtest.run_folder import EndedBy, Record, Resources, Role, RunInfo, System, Workers
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ def redacted_options(options: Any) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(rf.temporary_name(path.name))
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
@@ -105,11 +109,11 @@ def write_json(path: Path, data: Any) -> None:
 def write_final_csv(writer: stats.StatsCSV, prefix: str) -> None:
     """Locust's `_stats`, `_failures` and `_exceptions` CSV files with the final statistics."""
     for suffix, write in (
-        ("_stats.csv", writer.requests_csv),
-        ("_failures.csv", writer.failures_csv),
-        ("_exceptions.csv", writer.exceptions_csv),
+        (rf.STATS_CSV_SUFFIX, writer.requests_csv),
+        (rf.FAILURES_CSV_SUFFIX, writer.failures_csv),
+        (rf.EXCEPTIONS_CSV_SUFFIX, writer.exceptions_csv),
     ):
-        with open(prefix + suffix, "w", newline="", encoding="utf-8") as f:
+        with open(rf.locust_csv(suffix, prefix), "w", newline="", encoding="utf-8") as f:
             write(csv.writer(f))
 
 
@@ -131,15 +135,16 @@ def prepare_run_dir(run_dir: Path) -> None:
     """Create the folder; refuse one that already holds a run, so nothing of it is overwritten."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"--run-dir {run_dir}: exists and is not a folder")
-    leftovers = [p.name for p in (run_dir / "run.json", run_dir / "summary.json") if p.exists()]
-    if (run_dir / "requests").is_dir() and any((run_dir / "requests").glob("part-*.parquet")):
-        leftovers.append("requests/part-*.parquet")
+    leftovers = [p.name for p in (run_dir / rf.RUN_JSON, run_dir / rf.SUMMARY_JSON) if p.exists()]
+    requests = run_dir / rf.REQUESTS_DIR
+    if requests.is_dir() and any(requests.glob(rf.PART_GLOB)):
+        leftovers.append(f"{rf.REQUESTS_DIR}/{rf.PART_GLOB}")
     if leftovers:
         raise RunDirError(
             f"--run-dir {run_dir}: already holds a run ({', '.join(leftovers)}); give an empty or new folder"
         )
     try:
-        (run_dir / "requests").mkdir(parents=True, exist_ok=True)
+        requests.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"--run-dir {run_dir}: cannot create it ({e.strerror})") from e
 
@@ -230,10 +235,10 @@ class RunOutput:
         self.runner = runner
         self.run_dir = run_dir
         self.is_master = isinstance(runner, MasterRunner)
-        self.role = "master" if self.is_master else "local"
+        self.role: Role = "master" if self.is_master else "local"
         self.started = time.time()
         self.test_started: float | None = None
-        self.ended_by: str | None = None
+        self.ended_by: EndedBy | None = None
         self.notes: list[str] = []
         self.problems: list[str] = []
         # Locust may run its shutdown twice at once (SIGTERM handler and main greenlet): the first call of
@@ -245,13 +250,13 @@ class RunOutput:
         self.stats_reset = bool(getattr(opts, "reset_stats", False))
 
         self.record = not getattr(opts, "no_request_record", False)
-        self.parts = PartWriter(run_dir / "requests")
+        self.parts = PartWriter(run_dir / rf.REQUESTS_DIR)
         self.recorder = RequestRecorder(self.role)
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.last_part = time.monotonic()
 
-        self.resources = ResourceLog(run_dir / "resources.csv")
+        self.resources = ResourceLog(run_dir / rf.RESOURCES_CSV)
         self.own = own_sampler(self.role)
         self.target: ProcessSampler | None = None
         self.target_settled = False
@@ -268,7 +273,7 @@ class RunOutput:
             self.csv_writer = stats.StatsCSVFileWriter(
                 environment,
                 stats.PERCENTILES_TO_REPORT,
-                str(run_dir / "locust"),
+                str(run_dir / rf.LOCUST_PREFIX),
                 bool(getattr(opts, "stats_history_enabled", False)),
             )
             self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
@@ -277,7 +282,7 @@ class RunOutput:
 
         ev = environment.events
         if self.record:
-            warm_up(run_dir / "requests")
+            warm_up(run_dir / rf.REQUESTS_DIR)
             ev.request.add_listener(self.recorder.on_request)
         ev.test_start.add_listener(self.on_test_start)
         ev.reset_stats.add_listener(self.on_reset_stats)
@@ -375,7 +380,7 @@ class RunOutput:
             if pid is None:
                 return
         try:
-            self.target = ProcessSampler(pid, "target", "target")
+            self.target = ProcessSampler(pid, rf.ROLE_TARGET, rf.ROLE_TARGET)
         except Exception as e:
             self.notes.append(f"target process {pid} ({source}) cannot be sampled: {e}")
         else:
@@ -499,11 +504,11 @@ class RunOutput:
         self.locust_final = self.locust_figures()
         steps = (
             ("the request record", self._finish_record),
-            ("summary.json", self._write_summary),
-            ("resources.csv", self._finish_resources),
+            (rf.SUMMARY_JSON, self._write_summary),
+            (rf.RESOURCES_CSV, self._finish_resources),
             ("Locust's CSV files", self._finish_locust_csv),
-            ("locust.json", self._finish_locust_json),
-            ("locust.html", self._finish_locust_html),
+            (rf.LOCUST_JSON, self._finish_locust_json),
+            (rf.LOCUST_HTML, self._finish_locust_html),
         )
         for what, step in steps:
             try:
@@ -514,7 +519,7 @@ class RunOutput:
         try:
             self.write_run_json(exit_code=exit_code)
         except Exception:
-            logger.exception("run output: writing run.json failed")
+            logger.exception("run output: writing %s failed", rf.RUN_JSON)
 
     def _finish_record(self) -> None:
         self._take_local_rows()
@@ -540,14 +545,14 @@ class RunOutput:
         if self.csv_greenlet is not None:
             self.csv_greenlet.kill(block=True)
         self.csv_writer.close_files()
-        write_final_csv(self.csv_writer, str(self.run_dir / "locust"))
+        write_final_csv(self.csv_writer, str(self.run_dir / rf.LOCUST_PREFIX))
 
     def _finish_locust_json(self) -> None:
         if self.write_json_file:
-            save_stats_json(self.runner.stats, self.run_dir / "locust.json")
+            save_stats_json(self.runner.stats, self.run_dir / rf.LOCUST_JSON)
 
     def _finish_locust_html(self) -> None:
-        path = self.run_dir / "locust.html"
+        path = self.run_dir / rf.LOCUST_HTML
         if not self.write_html_file:
             # Locust writes its --html report only when its main loop ends, not after SIGTERM: fill in.
             named = str(self.environment.parsed_options.html_file)
@@ -610,60 +615,62 @@ class RunOutput:
             if not summary["agrees_with_locust"]:
                 self.problems.append("the record's totals differ from Locust's")
         self.summary = summary
-        write_json(self.run_dir / "summary.json", summary)
+        write_json(self.run_dir / rf.SUMMARY_JSON, summary)
 
-    def write_run_json(self, exit_code: int | None) -> None:
+    def run_info(self, exit_code: int | None) -> RunInfo:
+        """What run.json says now: at the start (`exit_code` None) or at the end."""
         opts = self.environment.parsed_options
-        processes = self.resources.processes()
-        saturated = self.resources.saturated_workers()
-        target = next((p for p in processes if p["role"] == "target"), None)
+        target = self.resources.target()
         ended = exit_code is not None
         agrees = getattr(self, "summary", {}).get("agrees_with_locust")
-        data = {
-            "started_at": utc_iso(self.test_started or self.started),
-            "ended_at": utc_iso(time.time()) if ended else None,
-            "ended_by": self.ended_by if ended else None,
-            "exit_code": exit_code,
-            "host": self.environment.host or getattr(opts, "host", None),
-            "user_classes": sorted(c.__name__ for c in self.environment.user_classes),
-            "locust_version": locust.__version__,
-            "role": self.role,
-            "options": redacted_options(opts),
-            "workers": {
-                "expected": self.expected_workers,
-                "seen": sorted(self.workers),
-                "lost": sorted(self.lost),
-                "lost_reasons": dict(sorted(self.lost.items())),
-                "rows": {cid: w.rows for cid, w in sorted(self.workers.items())},
-            },
-            "load_generator_saturated": bool(saturated),
-            "saturated_load_generators": saturated,
-            "load_profile": getattr(opts, "load_profile", "") or None,
+        saturated = self.resources.saturated_workers()
+        return RunInfo(
+            started_at=utc_iso(self.test_started or self.started),
+            ended_at=utc_iso(time.time()) if ended else None,
+            ended_by=self.ended_by if ended else None,
+            exit_code=exit_code,
+            host=self.environment.host or getattr(opts, "host", None),
+            user_classes=tuple(sorted(c.__name__ for c in self.environment.user_classes)),
+            locust_version=locust.__version__,
+            role=self.role,
+            options=redacted_options(opts),
+            workers=Workers(
+                expected=self.expected_workers,
+                seen=tuple(sorted(self.workers)),
+                lost=tuple(sorted(self.lost)),
+                lost_reasons=dict(sorted(self.lost.items())),
+                rows={cid: w.rows for cid, w in sorted(self.workers.items())},
+            ),
+            load_generator_saturated=bool(saturated),
+            saturated_load_generators=tuple(saturated),
+            load_profile=getattr(opts, "load_profile", "") or None,
             # The analysis judges the target's memory as a share of the machine's ("> 85% memory").
-            "system": {
-                "memory_total_mb": round(psutil.virtual_memory().total / 2**20, 1),
-                "cpu_count": psutil.cpu_count(),
-            },
-            "record": {
-                "enabled": self.record,
-                "rows": self.parts.rows_written,
-                "parts": self.parts.parts_written,
-                "agrees_with_locust": agrees,
-            },
-            "resources": {
-                "target": target,
-                "load_generators": [p for p in processes if p["role"] == "load-generator"],
-                "memory_increase_mb": target["rss_increase_mb"] if target else None,
-            },
-            "complete": ended and not self.lost and not self.problems,
-            "problems": self.problems,
-            "notes": self.notes,
-            "files": self._files(),
-        }
-        write_json(self.run_dir / "run.json", data)
+            system=System(
+                memory_total_mb=round(psutil.virtual_memory().total / 2**20, 1),
+                cpu_count=psutil.cpu_count(),
+            ),
+            record=Record(
+                enabled=self.record,
+                rows=self.parts.rows_written,
+                parts=self.parts.parts_written,
+                agrees_with_locust=agrees,
+            ),
+            resources=Resources(
+                target=target,
+                load_generators=tuple(self.resources.load_generators()),
+                memory_increase_mb=target.rss_increase_mb if target else None,
+            ),
+            complete=ended and not self.lost and not self.problems,
+            problems=tuple(self.problems),
+            notes=tuple(self.notes),
+            files=tuple(self._files()),
+        )
+
+    def write_run_json(self, exit_code: int | None) -> None:
+        write_json(self.run_dir / rf.RUN_JSON, self.run_info(exit_code).to_json())
 
     def _files(self) -> list[str]:
-        names = {"run.json"}
+        names = {rf.RUN_JSON}
         for p in self.run_dir.rglob("*"):
             if p.is_file() and not p.name.startswith("."):
                 names.add(p.relative_to(self.run_dir).as_posix())

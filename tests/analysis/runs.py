@@ -14,8 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# The writer's own schema; `_record` imports no Locust, so this process stays unpatched by gevent.
+# The writer's own schema; `plugin.record` imports no Locust, so this process stays unpatched by gevent.
 from compliance_loadtest.plugin.record import SCHEMA as RECORD_SCHEMA
+from compliance_loadtest.run_folder import RESOURCE_COLUMN_NAMES, RunInfo, default_group
 
 START = 1_790_000_000.0
 
@@ -43,7 +44,7 @@ def record_frame(entries: Sequence[Entry], duration_s: float = 10.0, start: floa
         n = len(e.values)
         ok = np.ones(n, dtype=bool)
         ok[: e.failures] = False
-        group = e.group or {"SQL": "db", "WS": "websocket", "LLM": "ai"}.get(e.request_type, "api")
+        group = e.group or default_group(e.request_type)
         frames.append(
             pd.DataFrame(
                 {
@@ -88,7 +89,7 @@ def write_record(run_dir: Path, frame: pd.DataFrame, parts: int = 2) -> None:
 def write_resources(
     run_dir: Path, target_rss: Sequence[float], target_cpu: Sequence[float], loadgen_cpu: float = 20.0
 ) -> None:
-    rows = ["timestamp,role,worker,pid,rss_mb,cpu_percent,threads,open_files"]
+    rows = [",".join(RESOURCE_COLUMN_NAMES)]
     for i, (rss, cpu) in enumerate(zip(target_rss, target_cpu, strict=True)):
         ts = START + i
         rows.append(f"{ts},target,local,4242,{rss},{cpu},8,12")
@@ -97,20 +98,19 @@ def write_resources(
 
 
 def write_run_json(run_dir: Path, **overrides: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "started_at": "2026-09-21T14:13:20+00:00",
-        "ended_at": "2026-09-21T14:13:30+00:00",
-        "ended_by": "normal",
-        "host": "http://127.0.0.1:8000",
-        "user_classes": ["TestUser"],
-        "locust_version": "2.47.0",
-        "options": {"users": 2, "run_time": 10},
-        "workers": {"expected": 0, "seen": [], "lost": []},
-        "load_generator_saturated": False,
-        "load_profile": None,
-        "complete": True,
-        "files": [],
-    }
+    """A finished local run's run.json as the library writes it (`RunInfo.to_json`), keys overridden."""
+    info = RunInfo(
+        started_at="2026-09-21T14:13:20+00:00",
+        ended_at="2026-09-21T14:13:30+00:00",
+        ended_by="normal",
+        exit_code=0,
+        host="http://127.0.0.1:8000",
+        user_classes=("TestUser",),
+        locust_version="2.47.0",
+        role="local",
+        options={"users": 2, "run_time": 10},
+        complete=True,
+    ).to_json()
     info.update(overrides)
     (run_dir / "run.json").write_text(json.dumps(info))
     return info

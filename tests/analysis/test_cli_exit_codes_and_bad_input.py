@@ -282,6 +282,25 @@ def test_bad_performance_config(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "performance_config.json" in err and "key 'thresholds.api_response_time'" in err
 
 
+@pytest.mark.parametrize(
+    ("change", "key", "problem"),
+    [
+        ({"complete": "yes"}, "complete", "expected true or false, got 'yes'"),
+        ({"ended_by": "killed"}, "ended_by", "expected one of normal, SIGTERM, SIGINT, error or null"),
+        ({"workers": {"expected": 2, "seen": "w1,w2", "lost": []}}, "workers.seen", "list of strings"),
+        ({"workers": {"expected": -1, "seen": [], "lost": []}}, "workers.expected", "at least 0"),
+        ({"started_at": "last tuesday"}, "started_at", "ISO 8601"),
+        ({"system": {"memory_total_mb": "16G"}}, "system.memory_total_mb", "finite number"),
+    ],
+)
+def test_run_json_of_the_wrong_types_is_bad_input_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], key: str, problem: str
+) -> None:
+    run = good_run(tmp_path / "run", **change)
+    err = bad(capsys, run)
+    assert f"{run / 'run.json'}, key '{key}': " in err and problem in err
+
+
 def test_header_only_stats_is_a_run_with_no_requests(tmp_path: Path, thresholds: Path) -> None:
     (tmp_path / "locust_stats.csv").write_text(STATS_HEADER + "\n")
     assert main([str(tmp_path), "--thresholds", str(thresholds), "--report", "none"]) == 3

@@ -18,6 +18,7 @@ from analysis import (
     parse_thresholds,
     system_metrics,
 )
+from compliance_loadtest.run_folder import RunInfo, System
 from tests.analysis.runs import Entry, simple_run, write_resources
 
 
@@ -256,5 +257,5 @@ def test_target_memory_is_judged_as_a_share_of_the_machine_that_run_json_states(
     write_resources(tmp_path, [100.0, 900.0], [10.0, 10.0])
     data = load_run(tmp_path)
     assert math.isnan(system_metrics(data.resources).target_memory_percent_max)
-    judged = system_metrics(data.resources, {"system": {"memory_total_mb": 1000.0}})
+    judged = system_metrics(data.resources, RunInfo(system=System(memory_total_mb=1000.0)))
     assert judged.target_memory_percent_max == pytest.approx(90.0)

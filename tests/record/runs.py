@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from compliance_loadtest.run_folder import RunInfo
 from tests.backend_process import Backend, free_port
 
 LOCUSTFILE = """
@@ -111,6 +112,8 @@ def backend_count(backend: Backend) -> int:
 
 def read_outputs(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     run = json.loads((run_dir / "run.json").read_text())
+    # Every run.json the library writes reads back through the contract, key for key.
+    assert RunInfo.from_json(run, file=str(run_dir / "run.json")).to_json() == run
     summary = json.loads((run_dir / "summary.json").read_text())
     record = pd.read_parquet(run_dir / "requests")
     return run, summary, record

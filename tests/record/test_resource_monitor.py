@@ -14,6 +14,7 @@ from compliance_loadtest.plugin.monitor import (
     is_loopback_host,
     target_address,
 )
+from compliance_loadtest.run_folder import Resources, RunInfo
 from tests.backend_process import Backend
 from tests.record.runs import (
     backend_count,
@@ -124,15 +125,27 @@ def test_load_generator_is_saturated_only_after_consecutive_hot_samples(tmp_path
     rows = (tmp_path / "resources.csv").read_text().splitlines()
     assert rows[0] == "timestamp,role,worker,pid,rss_mb,cpu_percent,threads,open_files"
     assert len(rows) == 1 + (SATURATED_SAMPLES + 2) + 9
-    hot_summary = next(p for p in log.processes() if p["worker"] == "w-hot")
-    assert hot_summary["rss_increase_mb"] == SATURATED_SAMPLES + 1
-    assert json.dumps(log.processes())  # JSON-ready for run.json
+    hot_summary = next(p for p in log.processes() if p.worker == "w-hot")
+    assert hot_summary.rss_increase_mb == SATURATED_SAMPLES + 1
+    assert hot_summary.saturated and log.target() is None and len(log.load_generators()) == 2
+    # JSON-ready for run.json, and read back as written.
+    info = RunInfo(resources=Resources(load_generators=tuple(log.load_generators())))
+    assert RunInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
 
 
 def test_remote_target_is_noted_not_sampled_and_record_can_be_switched_off(tmp_path: Path) -> None:
     # No users: nothing is sent to the (documentation-range) remote address; only the options are judged.
+    # The guard refuses a remote --host at start unless it is allowed explicitly.
     run_dir = tmp_path / "run"
-    cmd = headless(write_locustfile(tmp_path), "http://192.0.2.1:9", run_dir, 0, 2, "--no-request-record")
+    cmd = headless(
+        write_locustfile(tmp_path),
+        "http://192.0.2.1:9",
+        run_dir,
+        0,
+        2,
+        "--no-request-record",
+        "--allow-remote-host",
+    )
     rc, log = run(cmd, tmp_path)
     assert rc == 0, log
     meta, summary, _ = read_outputs(run_dir)

@@ -3,30 +3,130 @@ folder is overwritten or leaks a secret."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from compliance_loadtest.plugin.monitor import RESOURCE_COLUMNS
-from compliance_loadtest.plugin.record import COLUMNS, PartWriter, RequestRecorder, error_text
+from analysis import load_run
+from compliance_loadtest.plugin.record import SCHEMA, PartWriter, RequestRecorder, error_text
+from compliance_loadtest.run_folder import (
+    RECORD_COLUMN_NAMES,
+    RECORD_COLUMNS,
+    RECORD_CONTEXT_KEYS,
+    RESOURCE_COLUMN_NAMES,
+    RunFolderError,
+    RunInfo,
+    Workers,
+    default_group,
+)
 from tests.record.runs import headless, run, write_locustfile
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "run-folder.md"
 
 
-def _doc_record_columns() -> list[str]:
-    text = DOC.read_text()
-    section = text.split("## The exact request record", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M)
+def _doc_section(title: str) -> str:
+    return DOC.read_text().split(f"## {title}", 1)[1].split("\n## ", 1)[0]
 
 
 def test_record_and_resource_columns_are_those_the_document_lists() -> None:
-    assert tuple(_doc_record_columns()) == COLUMNS
-    resources = DOC.read_text().split("## Resource samples", 1)[1]
-    assert all(f"`{c}`" in resources for c in RESOURCE_COLUMNS)
+    record = _doc_section("The exact request record")
+    documented = re.findall(r"^\| `([a-z_]+)` \| ([a-z0-9]+) \|", record, re.M)
+    assert documented == [(c.name, c.kind) for c in RECORD_COLUMNS]
+    kinds = {"float64": pa.float64(), "string": pa.string(), "int64": pa.int64(), "bool": pa.bool_()}
+    assert pa.schema([(c.name, kinds[c.kind]) for c in RECORD_COLUMNS]) == SCHEMA
+    context = record.split("through the request event's `context` dict, keys", 1)[1].split("(", 1)[0]
+    assert sorted(re.findall(r"`([a-z_]+)`", context)) == sorted(RECORD_CONTEXT_KEYS)
+    resources = _doc_section("Resource samples (`resources.csv`)")
+    assert all(f"`{c}`" in resources for c in RESOURCE_COLUMN_NAMES)
+
+
+def test_run_json_keys_are_those_the_document_lists_and_read_back_as_written() -> None:
+    rows = _doc_section("`run.json`").split("| key | meaning |", 1)[1].splitlines()
+    first_cells = [row.split("|")[1] for row in rows if row.startswith("| `")]
+    documented = [key for cell in first_cells for key in re.findall(r"`([a-z_]+)`", cell)]
+    assert documented == [f.name for f in dataclasses.fields(RunInfo)]
+    info = RunInfo(
+        started_at="2026-09-21T14:13:20.000Z",
+        ended_at="2026-09-21T14:13:30.000Z",
+        ended_by="SIGTERM",
+        exit_code=1,
+        role="master",
+        workers=Workers(
+            expected=2, seen=("a", "b"), lost=("b",), lost_reasons={"b": "missing"}, rows={"a": 3}
+        ),
+        complete=False,
+    )
+    written = json.loads(json.dumps(info.to_json(), allow_nan=False))
+    assert list(written) == documented
+    assert RunInfo.from_json(written) == info
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "problem"),
+    [
+        ({"complete": "true"}, "complete", "true or false"),
+        ({"load_generator_saturated": 1}, "load_generator_saturated", "true or false"),
+        ({"exit_code": -1}, "exit_code", "at least 0"),
+        ({"exit_code": 1.0}, "exit_code", "whole number"),
+        ({"ended_by": "SIGKILL"}, "ended_by", "one of normal, SIGTERM, SIGINT, error"),
+        ({"started_at": 1790000000}, "started_at", "a string"),
+        ({"ended_at": "yesterday"}, "ended_at", "ISO 8601"),
+        ({"user_classes": "ComplianceUser"}, "user_classes", "list of strings"),
+        ({"workers": {"expected": True}}, "workers.expected", "whole number"),
+        ({"workers": {"seen": [1, 2]}}, "workers.seen", "list of strings"),
+        ({"workers": {"rows": {"w1": -3}}}, "workers.rows.w1", "at least 0"),
+        ({"record": {"rows": "many"}}, "record.rows", "whole number"),
+        ({"record": {"agrees_with_locust": "yes"}}, "record.agrees_with_locust", "true, false or null"),
+        ({"system": {"memory_total_mb": float("nan")}}, "system.memory_total_mb", "finite"),
+        ({"resources": {"target": {"role": "backend", "worker": "t", "pid": 1}}},
+         "resources.target.role", "one of"),
+        ({"resources": {"load_generators": [{"role": "load-generator", "worker": "w", "pid": "1"}]}},
+         "resources.load_generators[0].pid", "whole number"),
+        ({"options": []}, "options", "JSON object"),
+        ({"problems": [None]}, "problems", "list of strings"),
+    ],
+)  # fmt: skip
+def test_run_json_is_read_strictly_naming_the_file_and_key(
+    change: dict[str, object], key: str, problem: str
+) -> None:
+    data = {**RunInfo().to_json(), **change}
+    with pytest.raises(RunFolderError, match=problem) as err:
+        RunInfo.from_json(data, file="runs/x/run.json")
+    assert err.value.key == key
+    assert str(err.value).startswith(f"runs/x/run.json: key '{key}': ")
+
+
+def test_writer_and_analysis_default_the_same_group(tmp_path: Path) -> None:
+    """A row whose request gave no group (none, None or "") reads as the same group on both sides."""
+    recorder = RequestRecorder("local")
+    for request_type, context in [
+        ("GET", None),
+        ("SQL", {"group": ""}),
+        ("WS", {"group": None}),
+        ("LLM", {}),
+        ("BENCH", {"tags": "x"}),
+        ("SQL", {"group": "bench-db"}),
+    ]:
+        recorder.on_request(request_type, "n", 1.0, 0, None, context, 1_800_000_000.0)  # fmt: skip
+    table = recorder.take_table()
+    expected = ["api", "db", "websocket", "ai", "bench", "bench-db"]
+    assert table["group"].to_pylist() == expected
+    assert [default_group(t) for t in table["request_type"].to_pylist()[:5]] == expected[:5]
+    # The analysis fills the same defaults into a part that left `group` empty or out.
+    (tmp_path / "requests").mkdir()
+    pq.write_table(table.set_column(9, "group", pa.array(["", None, "", "", "", "bench-db"])),
+                   tmp_path / "requests" / "part-000000.parquet")  # fmt: skip
+    pq.write_table(table.drop_columns(["group"]), tmp_path / "requests" / "part-000001.parquet")
+    record = load_run(tmp_path).record
+    assert record is not None
+    assert list(record["group"].astype(str)) == [*expected, *expected[:5], "db"]
 
 
 def _fire(recorder: RequestRecorder, **overrides: object) -> None:
@@ -55,7 +155,7 @@ def test_parts_are_complete_files_and_summary_counts_what_was_written(tmp_path: 
     assert writer.write([recorder.take_table()]) == 0  # nothing waiting: no empty part
     parts = sorted(p.name for p in (tmp_path / "requests").iterdir())
     assert parts == ["part-000000.parquet", "part-000001.parquet"]  # no temporary file left behind
-    assert pq.read_schema(tmp_path / "requests" / parts[0]).names == list(COLUMNS)
+    assert pq.read_schema(tmp_path / "requests" / parts[0]).names == list(RECORD_COLUMN_NAMES)
     df = pd.read_parquet(tmp_path / "requests")
     assert len(df) == 4
     assert df["response_time_ms"].iloc[0] == 12.3456 and df["response_length"].tolist()[:2] == [321, 0]
