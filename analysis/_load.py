@@ -6,8 +6,9 @@ is analysed with what it left, and `RunData.missing` says what was not there. No
 statistics; `_stats.py` does.
 
 File names, the record's and resources.csv's columns and the typed run.json come from the run
-folder's contract (`compliance_loadtest.run_folder`, which the writer imports too), a pure module:
-nothing here imports Locust or gevent.
+folder's contract (`compliance_loadtest.run_folder`, which the writer imports too);
+performance_config.json goes through the library's one validator (`compliance_loadtest.config`).
+Both are pure modules: nothing here imports Locust or gevent.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.errors import RunFolderError, UsageError
+from analysis.errors import RunFolderError, ThresholdsError, UsageError
 from compliance_loadtest import run_folder as rf
+from compliance_loadtest.config import BenchmarkConfig, BenchmarkConfigError, config_from_mapping
 from compliance_loadtest.run_folder import RECORD_BY_NAME, RECORD_COLUMNS, RESOURCE_COLUMNS, RunInfo
 
 # Locust's CSV headers (locust/stats.py, StatsCSV), mapped to our column names.
@@ -91,6 +93,7 @@ class RunData:
     arrival: Any
     benchmarks: pd.DataFrame | None
     perf_config: Mapping[str, Any] | None
+    """performance_config.json as given (validated: see `validate_config`)."""
     present: tuple[str, ...]
     missing: tuple[str, ...]
 
@@ -169,7 +172,10 @@ def load_run(run: Path | str, config: Path | str | None = None, with_stream_colu
     )
     if config is not None and not Path(config).exists():
         raise UsageError("no such file (given with --config)", file=config)
-    perf_config = _read_json_object(config_path) if config_path is not None else None
+    perf_config = None
+    if config_path is not None:
+        perf_config = _read_json_object(config_path)
+        validate_config(perf_config, str(config_path))
     return RunData(
         path=folder,
         prefix=prefix,
@@ -390,6 +396,15 @@ def read_run_json(path: Path) -> RunInfo:
         return RunInfo.from_json(data, file=str(path))
     except rf.RunFolderError as exc:
         raise RunFolderError(exc.problem, file=exc.file, key=exc.key or None) from None
+
+
+def validate_config(config: Mapping[str, Any], source: str) -> BenchmarkConfig:
+    """A performance_config.json through the library's one validator; its errors as `ThresholdsError`
+    (exit 2) naming the file and the key."""
+    try:
+        return config_from_mapping(dict(config), source)
+    except BenchmarkConfigError as exc:
+        raise ThresholdsError(exc.problem, file=exc.file, key=exc.key or None) from None
 
 
 def _is_number(v: object) -> bool:

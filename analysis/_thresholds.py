@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from analysis._load import validate_config
 from analysis._stats import Distribution, EntryKey, RunStats, dist_mean, entry_label, pooled
 from analysis._system import SystemMetrics
 from analysis.errors import ThresholdsError
@@ -453,36 +454,28 @@ def load_thresholds(path: Path | str | None = None) -> Thresholds:
     return parse_thresholds(data, source)
 
 
-CONFIG_THRESHOLDS = {"api_response_time", "database_query_time", "memory_increase_mb"}
-
-
 def config_rules(
     config: Mapping[str, Any] | None, source: str = "performance_config.json"
 ) -> tuple[Rule, ...]:
-    """Rules from the seed's performance_config.json `thresholds` block (times in seconds)."""
-    if not config or "thresholds" not in config:
+    """Rules from the seed's performance_config.json `thresholds` block (times in seconds), in the block's
+    order. The file is read through the library's one validator (`compliance_loadtest.config`), whose
+    errors become `ThresholdsError`s naming the file and the key."""
+    if not config:
         return ()
-    block = config["thresholds"]
-    if not isinstance(block, dict):
-        raise ThresholdsError("must be an object", file=source, key="thresholds")
+    validated = validate_config(config, source).thresholds
     rules = []
-    for k, v in block.items():
+    for k in config.get("thresholds") or {}:
         where = f"thresholds.{k}"
-        if k not in CONFIG_THRESHOLDS:
-            raise ThresholdsError(
-                f"unknown threshold; use {', '.join(sorted(CONFIG_THRESHOLDS))}", file=source, key=where
-            )
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-            raise ThresholdsError(f"must be a positive number, not {v!r}", file=source, key=where)
+        v = float(getattr(validated, k))
         if k == "api_response_time":
             rules.append(
                 Rule(
                     id="config.api_response_time",
                     metric="mean",
                     op="<",
-                    value=float(v) * 1000.0,
+                    value=v * 1000.0,
                     select=(Selector(groups=("api",)),),
-                    description=f"API mean response time < {v} s (performance_config.json)",
+                    description=f"API mean response time < {v:g} s (performance_config.json)",
                     origin=f"{source} {where}",
                 )
             )
@@ -492,9 +485,9 @@ def config_rules(
                     id="config.database_query_time",
                     metric="mean",
                     op="<",
-                    value=float(v) * 1000.0,
+                    value=v * 1000.0,
                     select=(Selector(groups=("db",)),),
-                    description=f"database query mean < {v} s (performance_config.json)",
+                    description=f"database query mean < {v:g} s (performance_config.json)",
                     origin=f"{source} {where}",
                 )
             )
@@ -504,8 +497,8 @@ def config_rules(
                     id="config.memory_increase_mb",
                     metric="memory_increase_mb",
                     op="<",
-                    value=float(v),
-                    description=f"target memory increase < {v} MB (performance_config.json)",
+                    value=v,
+                    description=f"target memory increase < {v:g} MB (performance_config.json)",
                     origin=f"{source} {where}",
                 )
             )

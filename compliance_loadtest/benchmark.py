@@ -19,7 +19,7 @@ from typing import Any
 
 from locust.exception import CatchResponseError
 
-from compliance_loadtest.bench_results import BenchmarkConfig, BenchmarkConfigError
+from compliance_loadtest.config import BenchmarkConfig, BenchmarkConfigError
 from compliance_loadtest.plugin.benchmarks import MSG_RESULT, MSG_USER_DONE, session_for
 from compliance_loadtest.steps.base import StepFailed
 

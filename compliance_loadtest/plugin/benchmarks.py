@@ -19,13 +19,8 @@ from typing import Any
 import gevent
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerRunner
 
-from compliance_loadtest.bench_results import (
-    BenchmarkConfig,
-    BenchmarkResult,
-    load_config,
-    results_document,
-    write_results,
-)
+from compliance_loadtest.bench_results import BenchmarkResult, results_document, write_results
+from compliance_loadtest.config import BenchmarkConfig, load_config
 from compliance_loadtest.run_folder import BENCHMARK_RESULTS_JSON as RESULTS_FILE
 
 logger = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from typing import Any
 import psutil
 
 from compliance_loadtest import locustfile_path
-from compliance_loadtest.bench_results import BenchmarkConfigError, duration_seconds, load_config
+from compliance_loadtest.config import BenchmarkConfigError, duration_seconds, load_config
 from compliance_loadtest.profiles import Profile, ProfileError
 from compliance_loadtest.profiles import load_profile as load_profile_file
 

@@ -283,6 +283,33 @@ def test_bad_performance_config(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.parametrize(
+    ("config", "key", "problem"),
+    [
+        (
+            {"thresholds": {"api_response_time": float("nan")}},
+            "thresholds.api_response_time",
+            "finite number",
+        ),
+        (
+            {"thresholds": {"memory_increase_mb": float("inf")}},
+            "thresholds.memory_increase_mb",
+            "finite number",
+        ),
+        ({"thresholds": {"api_response_time": 0}}, "thresholds.api_response_time", "greater than 0"),
+        ({"thresholds": {"api_latency": 1}}, "thresholds.api_latency", "unknown key"),
+        ({"locust": {"users": "many"}}, "locust.users", "whole number"),
+    ],
+)
+def test_performance_config_in_the_run_folder_goes_through_the_one_validator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, object], key: str, problem: str
+) -> None:
+    run = good_run(tmp_path / "run")
+    (run / "performance_config.json").write_text(json.dumps(config))  # NaN and Infinity as Python writes them
+    err = bad(capsys, run)
+    assert f"{run / 'performance_config.json'}, key '{key}': " in err and problem in err
+
+
+@pytest.mark.parametrize(
     ("change", "key", "problem"),
     [
         ({"complete": "yes"}, "complete", "expected true or false, got 'yes'"),

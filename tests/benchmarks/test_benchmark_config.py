@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compliance_loadtest.bench_results import BenchmarkConfig, BenchmarkConfigError, load_config
+from compliance_loadtest.config import BenchmarkConfig, BenchmarkConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "performance_config.json"
 
@@ -78,6 +78,12 @@ def test_given_lists_the_keys_the_file_sets(tmp_path: Path) -> None:
         ({"locust": {"duration": "0s"}}, "locust.duration", "longer than zero"),
         ({"locust": {"duration": True}}, "locust.duration", "duration"),
         ({"locust": {"spawn_rate": float("inf")}}, "locust.spawn_rate", "greater than 0"),
+        ({"thresholds": {"api_response_time": float("nan")}}, "thresholds.api_response_time", "finite"),
+        ({"thresholds": {"database_query_time": float("inf")}}, "thresholds.database_query_time", "finite"),
+        ({"thresholds": {"memory_increase_mb": float("-inf")}}, "thresholds.memory_increase_mb", "than 0"),
+        ({"thresholds": {"api_response_time": "2"}}, "thresholds.api_response_time", "a number"),
+        ({"thresholds": {"api_response_time": True}}, "thresholds.api_response_time", "a number"),
+        ({"thresholds": []}, "thresholds", "JSON object"),
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path: Path, content: object, key: str, problem: str) -> None:
