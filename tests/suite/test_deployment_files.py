@@ -35,7 +35,8 @@ def find(kind: str, component: str | None = None) -> dict[str, Any]:
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
-    return containers[0]
+    only: dict[str, Any] = containers[0]
+    return only
 
 
 def test_every_manifest_parses_and_kustomize_lists_them_all() -> None:

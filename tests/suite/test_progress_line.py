@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compliance_loadtest.profiles import parse_profile
-from compliance_loadtest.suite.run import PROGRESS_EVERY_S, _Progress
+from compliance_loadtest.suite.progress import PROGRESS_EVERY_S, Progress
 
 HEADER = (
     "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,"
@@ -24,7 +24,7 @@ def row(t: int, users: int, rps: float, total: int, failures: int) -> str:
 
 def test_before_any_user_runs_it_says_it_is_starting(tmp_path: Path) -> None:
     history = tmp_path / "locust_stats_history.csv"
-    progress = _Progress(history, load_seconds=60)
+    progress = Progress(history, load_seconds=60)
     assert progress.line(T0) == "[starting] waiting for the workers and the first statistics"
     history.write_text(HEADER + row(T0, 0, 0, 0, 0))
     assert (
@@ -38,7 +38,7 @@ def test_users_rate_failures_and_time_left_count_from_the_first_row_with_users(t
     history.write_text(
         HEADER + row(T0, 0, 0, 0, 0) + row(T0 + 1, 2, 3.5, 4, 0) + row(T0 + 8, 4, 12.25, 200, 5)
     )
-    progress = _Progress(history, load_seconds=60)
+    progress = Progress(history, load_seconds=60)
     assert progress.line(T0 + 11) == "[load] users 4, 12.2 req/s, 200 requests, 5 failures (2.5%), ~50s left"
     assert progress.load_ever_ran()
 
@@ -46,7 +46,7 @@ def test_users_rate_failures_and_time_left_count_from_the_first_row_with_users(t
 def test_one_line_every_few_seconds_not_a_flood(tmp_path: Path) -> None:
     history = tmp_path / "locust_stats_history.csv"
     history.write_text(HEADER + row(T0, 1, 1.0, 1, 0))
-    progress = _Progress(history, load_seconds=None)
+    progress = Progress(history, load_seconds=None)
     assert progress.line(T0 + 1) == "[load] users 1, 1.0 req/s, 1 requests, 0 failures (0.0%)"
     assert progress.line(T0 + 1 + PROGRESS_EVERY_S / 2) is None
     assert progress.line(T0 + 1 + PROGRESS_EVERY_S) is not None
@@ -55,7 +55,7 @@ def test_one_line_every_few_seconds_not_a_flood(tmp_path: Path) -> None:
 def test_a_half_written_last_row_is_not_read(tmp_path: Path) -> None:
     history = tmp_path / "locust_stats_history.csv"
     history.write_text(HEADER + row(T0, 2, 5.0, 10, 0) + row(T0 + 1, 3, 6.0, 16, 0)[:12])
-    assert _Progress(history, load_seconds=None).line(T0 + 2) == (
+    assert Progress(history, load_seconds=None).line(T0 + 2) == (
         "[load] users 2, 5.0 req/s, 10 requests, 0 failures (0.0%)"
     )
 
@@ -68,7 +68,7 @@ def test_with_a_profile_the_stage_is_the_profiles(tmp_path: Path) -> None:
     )
     history = tmp_path / "locust_stats_history.csv"
     history.write_text(HEADER + row(T0, 2, 1.0, 5, 0))
-    progress = _Progress(history, load_seconds=profile.duration, profile=profile)
+    progress = Progress(history, load_seconds=profile.duration, profile=profile)
     assert progress.line(T0 + 5).startswith("[two-steps stage 1/2] users 2,")  # type: ignore[union-attr]
     assert (
         progress.line(T0 + 12)

@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from compliance_loadtest.suite.run import (
-    CATEGORIES,
+from compliance_loadtest.errors import (
+    LoadTestError,
+    SuiteRunError,
     SuiteUsageError,
+    UsageError,
+    exit_code_for,
+)
+from compliance_loadtest.suite import main
+from compliance_loadtest.suite.plan import (
+    CATEGORIES,
     build_plan,
-    main,
     parse_duration,
     read_seed_config,
     resolve_categories,
@@ -67,6 +73,11 @@ def test_categories_are_named_by_the_seeds_titles_or_short_forms() -> None:
         "db",
         "load",
     ]
+
+
+def test_the_suites_errors_are_the_librarys_with_their_exit_codes() -> None:
+    assert issubclass(SuiteUsageError, UsageError) and exit_code_for(SuiteUsageError("x")) == 2
+    assert issubclass(SuiteRunError, LoadTestError) and exit_code_for(SuiteRunError("x")) == 3
 
 
 def test_an_unknown_category_or_an_empty_selection_is_refused() -> None:
@@ -149,7 +160,8 @@ def test_a_load_profile_sets_the_users_itself(tmp_path: Path) -> None:
     assert "load" in keys(plan.categories)
     assert plan.profile is not None and plan.profile.name == "smoke"
     assert plan.load_seconds == pytest.approx(plan.profile.duration)
-    assert plan.load_seconds == pytest.approx(0.1 * build_plan(["--load-profile", "smoke"]).load_seconds)
+    unscaled = build_plan(["--load-profile", "smoke"]).load_seconds
+    assert unscaled is not None and plan.load_seconds == pytest.approx(0.1 * unscaled)
     with pytest.raises(SuiteUsageError, match="--users conflicts with --load-profile"):
         build_plan(["--load-profile", "smoke", "--users", "5"])
     with pytest.raises(SuiteUsageError, match="--profile-time-scale needs --load-profile"):

@@ -276,3 +276,19 @@ def test_the_seeds_config_and_benchmark_compare_reach_the_benchmarks_and_the_ver
     regression = next(r for r in report["regressions"] if r["entry"] == "BENCH api.authentication")
     assert regression["status"] == "fail" and regression["regressed"] is True, regression
     assert suite.survivors() == [], out
+
+
+def test_a_backend_that_cannot_start_is_no_run_exit_3_with_its_log(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # Port 1 on loopback: nothing listens, so the backend's start-up fails at once and it exits.
+    unreachable = "postgresql://loadtest:s3cret-pw@127.0.0.1:1/none"
+    code, out, suite = run_suite(
+        [*SHORT_RUN, "--run-dir", str(run_dir), "--backend-database-url", unreachable], tmp_path
+    )
+    assert code == 3, out
+    assert "compliance-loadtest: error: the reference backend exited with code" in out
+    assert f"end of its log ({run_dir / 'logs' / 'backend.log'})" in out
+    assert "PostgreSQL is unreachable" in out
+    assert "s3cret-pw" not in out
+    assert not (run_dir / "logs" / "master.log").exists(), "no Locust process starts without a backend"
+    assert suite.survivors() == [], out
