@@ -2,12 +2,13 @@
 
     LoadTestError                 base; exit 1
     ├── UsageError                exit 2: bad input or usage; the message names the option, file or key
-    │   ├── ProfileError          a load profile (file, stage, key)
-    │   ├── ApiPathsError         an --api-paths mapping (file, key)
-    │   ├── BenchmarkConfigError  a performance_config.json (file, key)
-    │   ├── RunDirError           a --run-dir that cannot be used
-    │   ├── DatabaseUrlError      a --db-url / database URL that cannot be used
-    │   ├── RemoteHostNotAllowed  a --host that is not loopback without --allow-remote-host
+    │   ├── ProfileError          a load profile (file, stage, key)           .profiles
+    │   ├── ApiPathsError         an --api-paths mapping (file, key)          .api
+    │   ├── BenchmarkConfigError  a performance_config.json (file, key)      .config
+    │   ├── RunFolderError        a run-folder file against its contract      .run_folder
+    │   ├── RunDirError           a --run-dir that cannot be used             .plugin.run_output
+    │   ├── DatabaseUrlError      a --db-url / database URL that cannot be used .db
+    │   ├── RemoteHostNotAllowed  a --host that is not loopback without --allow-remote-host .plugin.guard
     │   └── SuiteUsageError       a `compliance-loadtest` option, config file or value
     ├── BackendStartError         exit 1: the reference backend did not start
     └── SuiteRunError             exit 3: the suite could not make a run (nothing valid to analyse)

@@ -93,7 +93,7 @@ def _execute_tagged(taskset: TaskSet, task: Any) -> None:
 
     Installed on every nested TaskSet class of an `ApiUser` (the root's is `_TaggingRoot`), so each
     request carries the tags of the task that made it without a wrapper around each task call."""
-    user = taskset._user
+    user = taskset.user
     request_context = getattr(user, "request_context", None)
     if request_context is not None:
         request_context["tags"] = tags_text(task)
@@ -109,7 +109,7 @@ class _TaggingRoot(DefaultTaskSet):
     """Locust's root task set of a user, noting each task's tags before running it."""
 
     def execute_task(self, task: Any) -> None:
-        user: Any = self._user
+        user: Any = self.user
         user.request_context["tags"] = tags_text(task)
         if hasattr(task, "tasks") and issubclass(task, TaskSet):
             task(user).run()

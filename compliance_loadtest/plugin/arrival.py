@@ -42,6 +42,7 @@ import gevent
 from locust import TaskSet
 
 from compliance_loadtest.profiles import ArrivalStage
+from compliance_loadtest.run_folder import ARRIVAL_JSON, temporary_name
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ class ArrivalRun:
         run_dir = getattr(self.environment.parsed_options, "run_dir", "") or ""
         if not run_dir:
             return None
-        path = Path(run_dir) / "arrival.json"
+        path = Path(run_dir) / ARRIVAL_JSON
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {
             "profile": self.profile_name,
@@ -281,7 +282,7 @@ class ArrivalRun:
             "corrected_suffix": CORRECTED_SUFFIX,
             "stages": [r.as_dict() for _, r in sorted(self.reports.items())],
         }
-        tmp = path.with_suffix(".json.tmp")
+        tmp = path.with_name(temporary_name(path.name))
         tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
         return path

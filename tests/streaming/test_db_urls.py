@@ -55,5 +55,5 @@ def test_a_sqlite_file_opens_read_write_in_autocommit_mode(tmp_path: Path) -> No
 
 
 def test_passwords_are_redacted_from_urls() -> None:
-    assert redact("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
+    assert redact("postgresql://app:s3cret@db:5432/x") == "postgresql://app:<redacted>@db:5432/x"
     assert redact("postgresql://app@db/x") == "postgresql://app@db/x"
