@@ -49,6 +49,12 @@ class Example:
     def where(self) -> str:
         return f"{self.document}:{self.line}"
 
+    def lines(self) -> list[str]:
+        """The shell command lines of the block, `\\` continuations joined, blank and comment lines dropped."""
+        text = self.code.replace("\\\n", " ")
+        lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        return [part.strip() for line in lines for part in line.split(" && ")]  # one command each
+
     def commands(self) -> list[list[str]]:
         """The shell commands of the block, one per line, comments dropped, `\\` continuations joined."""
         text = self.code.replace("\\\n", " ")

@@ -224,9 +224,9 @@ print(json.dumps(results))
 """
 
 
-def expand(words: list[str]) -> list[str]:
-    """The words as bash expands them ($(...), $VAR), without running the command itself."""
-    script = "printf '%s\\0' " + " ".join(f'"{w}"' if "$" in w else shlex.quote(w) for w in words)
+def expand(line: str) -> list[str]:
+    """The words of a command line as bash expands them ($(...), $VAR), without running the command."""
+    script = f"set -- {line}\nprintf '%s\\0' \"$@\""
     env = {**os.environ, "LOCUSTFILE": str(REPO / "locust_scenarios"), "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=60
@@ -244,11 +244,13 @@ def check_commands(example: Example, tmp_path: Path) -> list[str]:
 
     problems: list[str] = []
     locust_commands: list[list[str]] = []
-    for words in example.commands():
-        words = expand(words)
+    for line in example.lines():
+        if re.match(r"[A-Z_]+=", line):
+            continue  # a shell variable being set
+        words = expand(line)
         program, args = words[0], words[1:]
         if program in EXTERNAL or program.startswith(("python3", "./")):
-            continue
+            continue  # another tool's command
         if program == "locust":
             locust_commands.append(args)
             if "--load-profile" in args:
@@ -261,6 +263,8 @@ def check_commands(example: Example, tmp_path: Path) -> list[str]:
             for name in re.findall(r"(\S+\.json)", " ".join(args)):
                 (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(REPO / "examples" / "performance_config.json", tmp_path / name)
+            if "--baseline" in args:  # a run folder of an earlier run, as the example supposes
+                (tmp_path / args[args.index("--baseline") + 1]).mkdir(parents=True, exist_ok=True)
             cwd = os.getcwd()
             os.chdir(tmp_path)
             try:
