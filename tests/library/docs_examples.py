@@ -50,7 +50,7 @@ class Example:
         return f"{self.document}:{self.line}"
 
     def lines(self) -> list[str]:
-        """The shell command lines of the block, `\\` continuations joined, blank and comment lines dropped."""
+        """The block's command lines, `\\` continuations joined, blank and comment lines dropped."""
         text = self.code.replace("\\\n", " ")
         lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
         return [part.strip() for line in lines for part in line.split(" && ")]  # one command each
