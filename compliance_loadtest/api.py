@@ -32,6 +32,7 @@ __all__ = [
     "Api",
     "ApiPathsError",
     "Route",
+    "api_for",
 ]
 
 EVIDENCE_TYPES = ("document", "screenshot", "configuration", "audit_log", "policy", "log_file", "certificate")
@@ -439,3 +440,15 @@ class Api:
         if conversation_id:
             payload["conversation_id"] = conversation_id
         return payload
+
+
+def api_for(environment: Any, api_class: type[Api] = Api) -> Api:
+    """The `Api` of a run (a Locust environment): `--api-paths` applied, built once per environment and
+    class; raises `ApiPathsError` for a mapping that cannot be used."""
+    cache: dict[type[Api], Api] = environment.__dict__.setdefault("_cgpt_apis", {})
+    api = cache.get(api_class)
+    if api is None:
+        paths_file = getattr(environment.parsed_options, "api_paths", None) or ""
+        api = api_class.from_file(paths_file) if paths_file else api_class()
+        cache[api_class] = api
+    return api

@@ -1,7 +1,7 @@
 """Direct database access for the users that load the database itself, not the API.
 
 `connect` opens the backend's SQLite file or a PostgreSQL server (psycopg 3, the `postgres` extra);
-`database_url_for` says which database a run targets; `timed_query` turns one database call into a
+`timed_query` turns one database call into a
 Locust request event of type `SQL`, so database timings land in the same stats, exact record and
 thresholds as HTTP.
 
@@ -294,23 +294,6 @@ def _drain(cursor: Any, size: int) -> int:
     while rows := cursor.fetchmany(size):
         count += len(rows)
     return count
-
-
-def database_url_for(environment: Any) -> str:
-    """The database a run targets: `--db-url` if given, else the embedded backend's database."""
-    options = getattr(environment, "parsed_options", None)
-    url = str(getattr(options, "db_url", "") or "")
-    if url:
-        return url
-    from compliance_loadtest.plugin.embedded import embedded_backend
-
-    backend = embedded_backend()
-    if backend is not None and backend.database_url:
-        return str(backend.database_url)
-    raise DatabaseUrlError(
-        "no database to connect to: pass --db-url (a postgresql:// URL or a SQLite path), or run without "
-        "--host so the embedded backend's database is used"
-    )
 
 
 def timed_query(

@@ -33,7 +33,7 @@ from locust.exception import StopTest, StopUser
 from locust.user.task import DefaultTaskSet
 from locust.user.users import LOCUST_STATE_RUNNING  # type: ignore[attr-defined]
 
-from compliance_loadtest.api import Api
+from compliance_loadtest.api import Api, api_for
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target, install_guard
 from compliance_loadtest.redact import REDACTED, redact_text
 from compliance_loadtest.steps.base import StepFailed
@@ -60,17 +60,6 @@ _RUN_TAG = secrets.token_hex(4)
 # One Faker per process (each weighs about 36 KB); `ApiUser.fake` points it at the user's own rng.
 _FAKER = Faker()
 _FAKER_GENERATOR = _FAKER._factories[0]
-
-
-def api_for(environment: Any, api_class: type[Api]) -> Api:
-    """The `Api` for a run: `--api-paths` applied, built once per environment and class."""
-    cache: dict[type[Api], Api] = environment.__dict__.setdefault("_cgpt_apis", {})
-    api = cache.get(api_class)
-    if api is None:
-        paths_file = _option(environment, "api_paths", "")
-        api = api_class.from_file(paths_file) if paths_file else api_class()
-        cache[api_class] = api
-    return api
 
 
 def _option(environment: Any, name: str, default: Any) -> Any:

@@ -27,7 +27,7 @@ from compliance_loadtest.api import EVIDENCE_STATUSES, EVIDENCE_TYPES, FRAMEWORK
 from compliance_loadtest.benchmark import BenchmarkUserMixin, RoundFailed, rss_growth, target_pid
 from compliance_loadtest.db import timed_query
 from compliance_loadtest.plugin import install
-from compliance_loadtest.plugin.embedded import EmbeddedBackend, embedded_backend
+from compliance_loadtest.plugin.embedded import EmbeddedBackend, database_url_for, embedded_backend
 from compliance_loadtest.plugin.guard import install_guard
 from compliance_loadtest.plugin.shape import LoadProfileShape
 from compliance_loadtest.steps import (
@@ -68,6 +68,7 @@ __all__ = [
     "assistant",
     "attempt",
     "dashboards",
+    "database_url_for",
     "db",
     "embedded_backend",
     "evidence",

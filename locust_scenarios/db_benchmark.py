@@ -22,6 +22,7 @@ from locust_scenarios import (
     FRAMEWORKS,
     BenchmarkUserMixin,
     RoundFailed,
+    database_url_for,
     rss_growth,
 )
 from locust_scenarios import db as _db
@@ -116,7 +117,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
         self._next_id = 0
         self.sql: _db.Database | None = None
         try:
-            self.url = _db.database_url_for(self.environment)
+            self.url = database_url_for(self.environment)
             self.postgres = _db.is_postgres(self.url)
             self.sql = self.connect()
         except Exception as exc:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from compliance_loadtest.backend import BackendProcess, launch_backend
+from compliance_loadtest.db import DatabaseUrlError
 from compliance_loadtest.errors import BackendStartError, exit_code_for
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target
 
@@ -179,3 +180,18 @@ def on_init(environment: Any, **_kwargs: Any) -> None:
 
 def _stop_on_quit(**_kwargs: Any) -> None:
     stop()
+
+
+def database_url_for(environment: Any) -> str:
+    """The database a run targets: `--db-url` if given, else the embedded backend's database."""
+    options = getattr(environment, "parsed_options", None)
+    url = str(getattr(options, "db_url", "") or "")
+    if url:
+        return url
+    backend = embedded_backend()
+    if backend is not None and backend.database_url:
+        return str(backend.database_url)
+    raise DatabaseUrlError(
+        "no database to connect to: pass --db-url (a postgresql:// URL or a SQLite path), or run without "
+        "--host so the embedded backend's database is used"
+    )

@@ -12,10 +12,9 @@ from typing import Any
 
 import gevent
 
-from compliance_loadtest.api import Api
+from compliance_loadtest.api import Api, api_for
 from compliance_loadtest.db import DatabaseUrlError, is_postgres, sqlite_path
 from compliance_loadtest.errors import UsageError
-from compliance_loadtest.user import api_for
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from compliance_loadtest.api import FRAMEWORKS, SEARCH_TERMS
-from compliance_loadtest.db import Database, connect, database_url_for, is_postgres, timed_query
+from compliance_loadtest.db import Database, connect, is_postgres, timed_query
+from compliance_loadtest.plugin.embedded import database_url_for
 from compliance_loadtest.steps import evidence
 from compliance_loadtest.steps.base import StepFailed, attempt, required
 

@@ -52,7 +52,7 @@ FastDatabaseStressUser.tasks = list({t.__name__: t for t in FastDatabaseStressUs
 # while this one runs, and the count would always be 1.
 PROBE_USER = """
 from locust import constant
-from locust_scenarios import database_stress
+from locust_scenarios import database_stress, sql
 
 
 class FastDatabaseStressUser(database_stress.DatabaseStressUser):
@@ -75,7 +75,7 @@ class OverlapProbeUser(database_stress.DatabaseStressUser):
             db.execute("SELECT pg_sleep(0.2)")
             return seen
 
-        seen = self.sql("overlap probe", go)
+        seen = sql.session(self).run("overlap probe", go)
         if seen:
             self.environment.events.request.fire(
                 request_type="SQL", name=f"queries in flight seen: {min(seen, 3)}", response_time=0.0,
