@@ -142,3 +142,24 @@ def test_the_gates_profile_and_thresholds_are_valid(tmp_path: Path) -> None:
     assert load_thresholds(tmp_path / "thresholds.yaml").rules
     assert float(data["profile-time-scale"]) > 0
     assert data["host"].startswith("http")
+
+
+def test_the_web_ui_master_serves_workers_on_5557_and_the_ui_on_8089() -> None:
+    service = find(K8S, "Service", "compliance-loadtest-master")
+    master = find(K8S, "Deployment", "compliance-loadtest-master")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports == {"master": 5557, "web": 8089}
+    assert master["spec"]["replicas"] == 1  # Locust has exactly one master
+    assert service["spec"]["selector"] == master["spec"]["template"]["metadata"]["labels"]
+    args = container(master, "master")["args"]
+    assert "--master" in args and option(args, "--master-bind-port") == "5557"
+
+
+def test_the_web_ui_workers_are_a_scalable_deployment_that_connects_to_the_master() -> None:
+    worker = find(K8S, "Deployment", "compliance-loadtest-worker")
+    args = container(worker, "worker")["args"]
+    assert "--worker" in args
+    assert option(args, "--master-host") == "compliance-loadtest-master"
+    assert option(args, "--master-port") == "5557"
+    assert worker["spec"]["replicas"] >= 1
+    assert worker["spec"]["selector"]["matchLabels"] == worker["spec"]["template"]["metadata"]["labels"]
