@@ -14,6 +14,7 @@ Creating namespaces needs root and iproute2; `unavailable()` says why they canno
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from compliance_loadtest.backend import parent_death_signal
 
 SUBNET_PREFIX = "192.0.2"
 PREFIX_LENGTH = 24
@@ -87,6 +90,7 @@ class Network:
         return self.hosts[name]
 
     def up(self) -> None:
+        remove_leftovers()
         self._netns_add(self.switch)
         self._ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
         self._ip("-n", self.switch, "link", "set", "br0", "up")
@@ -132,6 +136,8 @@ class Network:
                 stderr=subprocess.STDOUT,
                 cwd=host.home,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                # Kept through ip's, unshare's and sh's exec: nothing outlives a test process killed hard.
+                preexec_fn=parent_death_signal(),
             )
 
     def _netns_add(self, namespace: str) -> None:
@@ -143,6 +149,15 @@ class Network:
         done = subprocess.run(["ip", *args], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+def remove_leftovers() -> None:
+    """Remove the namespaces of test processes that died without removing theirs (killed hard)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for name in re.findall(r"^(cltd(\d+)-\S+)", listed, re.M):
+        namespace, pid = name
+        if not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
 
 
 def stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> int:
