@@ -81,13 +81,14 @@ def expand(words: list[str], env: Mapping[str, str], paths: Mapping[str, Path]) 
 
 
 def pod_env(c: dict[str, Any], config: dict[str, Any], target: str) -> dict[str, str]:
-    """What the pod's env would hold: its name, the ConfigMap's keys; the target is the test's."""
+    """What the pod's env would hold: its name and address (loopback here), the ConfigMap's keys; the
+    target is the test's."""
     env: dict[str, str] = {}
+    pod = {"metadata.name": POD_NAME, "status.podIP": "127.0.0.1"}
     for var in c.get("env", []):
         source = var["valueFrom"]
         if "fieldRef" in source:
-            assert source["fieldRef"]["fieldPath"] == "metadata.name"
-            env[var["name"]] = POD_NAME
+            env[var["name"]] = pod[source["fieldRef"]["fieldPath"]]
         else:
             env[var["name"]] = config["data"][source["configMapKeyRef"]["key"]]
     env["TARGET_HOST"] = target
@@ -116,7 +117,7 @@ def test_the_jobs_commands_run_and_the_pods_exit_status_is_the_verdict(
         Command.parse(["locust", *expand(load["args"], env, paths)])
         .but(
             {"--expect-workers": str(workers), "--expect-workers-max-wait": "60", "--master-bind-port": port},
-            add=("-f", library, "--master-bind-host", "127.0.0.1"),
+            add=("-f", library),
         )
         .argv(program=(LOCUST,))
     )

@@ -197,6 +197,7 @@ def start_run(
     master_command = documented("master-command").but(
         {
             "-f": locustfile(master_home),
+            "--master-bind-host": lan.master_address,
             "--expect-workers": str(len(WORKERS)),
             "--expect-workers-max-wait": "60",
             "--host": lan.target_url,
