@@ -1,7 +1,8 @@
 """A master and two workers on three hosts of a real network (network namespaces, see hosts.py), the
 reference backend on a fourth, run with the commands docs/distributed.md gives.
 
-Each host sees only its own folder and the installed library: the load profile and the run folder
+Each process listens on its own host's address only, and each host sees only its own folder and the
+installed library: the load profile and the run folder
 exist on the master's host alone, and a locustfile of the user's own is copied to every host, as the
 docs say. The run folder must hold both workers' rows and the right verdict; a worker whose cable is
 pulled mid-run, or that is killed, must make the run invalid (the analysis exits 3).
