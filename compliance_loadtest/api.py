@@ -443,12 +443,15 @@ class Api:
 
 
 def api_for(environment: Any, api_class: type[Api] = Api) -> Api:
-    """The `Api` of a run (a Locust environment): `--api-paths` applied, built once per environment and
-    class; raises `ApiPathsError` for a mapping that cannot be used."""
-    cache: dict[type[Api], Api] = environment.__dict__.setdefault("_cgpt_apis", {})
-    api = cache.get(api_class)
+    """The `Api` of a run (a Locust environment): `--api-paths` applied, built once per environment,
+    class and paths file; raises `ApiPathsError` for a mapping that cannot be used.
+
+    Keyed by the file too: a worker builds one at `init`, before the master's options (and its
+    `--api-paths`) reach it with the test's start."""
+    cache: dict[tuple[type[Api], str], Api] = environment.__dict__.setdefault("_cgpt_apis", {})
+    paths_file = str(getattr(environment.parsed_options, "api_paths", None) or "")
+    api = cache.get((api_class, paths_file))
     if api is None:
-        paths_file = getattr(environment.parsed_options, "api_paths", None) or ""
         api = api_class.from_file(paths_file) if paths_file else api_class()
-        cache[api_class] = api
+        cache[(api_class, paths_file)] = api
     return api

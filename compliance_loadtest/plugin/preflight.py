@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import gevent
+from locust.runners import WorkerRunner
 
 from compliance_loadtest.api import Api, api_for
 from compliance_loadtest.db import DatabaseUrlError, is_postgres, sqlite_path
@@ -19,12 +20,13 @@ from compliance_loadtest.errors import UsageError
 logger = logging.getLogger(__name__)
 
 
-def on_init(environment: Any, **_kwargs: Any) -> None:
+def on_init(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     """Fix the run's seed (printed, so it can be reproduced) and validate the options users read."""
     opts = environment.parsed_options
     if opts is None:
         return
-    if not getattr(opts, "scenario_seed", ""):
+    # A worker's users take the master's seed, which arrives with the test's start: none is drawn here.
+    if not getattr(opts, "scenario_seed", "") and not isinstance(runner, WorkerRunner):
         opts.scenario_seed = str(random.SystemRandom().randrange(1 << 31))
         logger.info(
             "Scenario seed %s (pass --scenario-seed %s to reproduce this run's data)",

@@ -139,13 +139,16 @@ def test_a_round_whose_checks_fail_is_a_failure_with_a_message(backend: Backend,
     failed = {f["name"]: f for f in results["failed_benchmarks"]}
     assert set(failed) == {"api.bulk_operation", "api.ai_chat"}
     assert failed["api.bulk_operation"]["failed_rounds"] == 2
-    assert failed["api.bulk_operation"]["errors"] == ["bulk update failed"]
-    assert failed["api.ai_chat"]["errors"][0].startswith("AI chat: the reply broke off after 2 tokens")
+    # Each round's message says which step failed and why, as the step's failed request says it.
+    bulk_error = "bulk update of 10: expected 200, got 500 (injected fault)"
+    assert failed["api.bulk_operation"]["errors"] == [bulk_error]
+    stream_error = "streamed reply: POST /api/chat/stream: stream broken"
+    assert failed["api.ai_chat"]["errors"][0].startswith(stream_error)
     assert {b["name"] for b in results["benchmarks"]} == API_BENCHMARKS - set(failed)
 
     stats = run.stats()
     assert stats[("BENCH", "api.bulk_operation")]["Failure Count"] == "2"
     assert stats[("BENCH", "api.ai_chat")]["Failure Count"] == "2"
     failures = (run_dir / "locust_failures.csv").read_text()
-    assert "bulk update failed" in failures
+    assert "bulk update of 10: expected 200, got 500" in failures
     assert "expected 200, got 500" in failures  # the HTTP request's own failure, under its own name
