@@ -10,6 +10,8 @@ none is left untested:
     <!-- example: output KIND -->       text the library prints: produced again and compared
     <!-- example: usage -->             a synopsis: every option it names exists
     <!-- main-command -->, <!-- test-command -->   the README's two commands
+    <!-- master-command -->, <!-- worker-command -->, <!-- analysis-command -->   docs/distributed.md's
+        commands, run on hosts in network namespaces by tests/distributed
 """
 
 from __future__ import annotations
@@ -27,13 +29,27 @@ DOCUMENTS = (
     "docs/benchmarks.md",
     "docs/run-folder.md",
     "docs/suite.md",
+    "docs/distributed.md",
     "analysis/README.md",
     "reference_backend/README.md",
 )
-KINDS = ("locustfile", "run", "check", "yaml", "output", "usage", "main-command", "test-command")
+DISTRIBUTED = ("master-command", "worker-command", "analysis-command")
+KINDS = (
+    "locustfile",
+    "run",
+    "check",
+    "yaml",
+    "output",
+    "usage",
+    "main-command",
+    "test-command",
+    *DISTRIBUTED,
+)
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-_MARKER = re.compile(r"<!--\s*(main-command|test-command|example:\s*([^>]*?))\s*-->")
+_MARKER = re.compile(
+    r"<!--\s*(main-command|test-command|master-command|worker-command|analysis-command|example:\s*([^>]*?))\s*-->"
+)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ EXAMPLES = all_examples()
 FAST_MODEL = ["--backend-llm-first-token-ms", "5", "--backend-llm-token-ms", "1"]
 TINY_BENCHMARKS = {"warmup_iterations": 0, "benchmark_rounds": 1}
 # Commands the docs show that belong to other tools (or to CI itself), named, never run here.
-EXTERNAL = {"pip", "docker", "kubectl", ".venv/bin/ruff", ".venv/bin/mypy", ".venv/bin/python"}
+EXTERNAL = {"pip", "docker", "kubectl", "helm", ".venv/bin/ruff", ".venv/bin/mypy", ".venv/bin/python"}
 
 
 def by_kind(kind: str) -> list[Example]:
