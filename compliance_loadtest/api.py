@@ -33,6 +33,7 @@ __all__ = [
     "ApiPathsError",
     "Route",
     "api_for",
+    "quoted_keys",
 ]
 
 EVIDENCE_TYPES = ("document", "screenshot", "configuration", "audit_log", "policy", "log_file", "certificate")
@@ -61,6 +62,12 @@ GROUPINGS = (["status"], ["evidence_type"], ["framework"], ["status", "evidence_
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
+def quoted_keys(fields: Iterable[str]) -> tuple[bytes, ...]:
+    """`("id", "usage.completion_tokens")` -> `(b'"id"', b'"completion_tokens"')`: how each field's key
+    appears in a JSON body (a dotted field by its last part)."""
+    return tuple(f'"{field.rsplit(".", 1)[-1]}"'.encode() for field in fields)
+
+
 class Route(NamedTuple):
     """What the request path needs to know about one operation."""
 
@@ -70,6 +77,10 @@ class Route(NamedTuple):
     expected: tuple[int, ...]
     required: tuple[str, ...]
     required_set: frozenset[str]
+    required_keys: tuple[bytes, ...]
+    """Each required field's last name as it appears quoted in a JSON body, for checks without parsing."""
+    open: bool
+    """Sent without the bearer token, and never answered by refreshing it (login, health, ...)."""
 
 
 class _Routes(dict[str, Route]):
@@ -178,6 +189,11 @@ class Api:
     )
     """Fields every successful JSON answer of a key must carry (top level)."""
 
+    OPEN_KEYS: frozenset[str] = frozenset(
+        {"auth.register", "auth.login", "auth.token", "auth.refresh", "ops.health", "ops.ready"}
+    )
+    """Keys whose requests carry no bearer token, and never trigger a token refresh."""
+
     MAX_PAGE_SIZE = 100
     """Largest `page_size` the contract's list endpoints accept."""
 
@@ -196,6 +212,8 @@ class Api:
                     expected=tuple(self.expected_status(key)),
                     required=tuple(self.required_fields(key)),
                     required_set=frozenset(self.required_fields(key)),
+                    required_keys=quoted_keys(self.required_fields(key)),
+                    open=key in self.OPEN_KEYS,
                 )
                 for key, p in merged.items()
             }

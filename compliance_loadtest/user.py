@@ -14,6 +14,7 @@ line or a context dict.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -24,20 +25,25 @@ import secrets
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from faker import Faker
 from gevent import GreenletExit
 from locust import FastHttpUser, TaskSet
-from locust.exception import StopTest, StopUser
+from locust.contrib.fasthttp import LocustBadStatusCode
+from locust.exception import CatchResponseError, StopTest, StopUser
 from locust.user.task import DefaultTaskSet
 from locust.user.users import LOCUST_STATE_RUNNING  # type: ignore[attr-defined]
 
-from compliance_loadtest.api import Api, api_for
+from compliance_loadtest.answers import glance_at_answer, parse_answer
+from compliance_loadtest.api import Api, api_for, quoted_keys
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target, install_guard
 from compliance_loadtest.redact import REDACTED, redact_text
+from compliance_loadtest.session import ApiSession
 from compliance_loadtest.steps.base import StepFailed
 from compliance_loadtest.workspace import Workspace
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 __all__ = ["ApiUser"]
 
@@ -45,21 +51,20 @@ logger = logging.getLogger(__name__)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
-# Keys whose requests carry no bearer token, and never trigger a token refresh.
-OPEN_KEYS = frozenset(
-    {"auth.register", "auth.login", "auth.token", "auth.refresh", "ops.health", "ops.ready"}
-)
-
 # Process-wide, and no data shared between users: a counter that numbers users for their seeds, and a
 # tag on this process's registrations so two runs against one backend never collide on an email.
 _user_numbers = itertools.count()
-# Passed as the context of requests that add none; Locust merges it into a new dict, never changes it.
-_NO_CONTEXT: dict[str, Any] = {}
-_JSON_STARTS = (b"{", b"[")
 _RUN_TAG = secrets.token_hex(4)
-# One Faker per process (each weighs about 36 KB); `ApiUser.fake` points it at the user's own rng.
-_FAKER = Faker()
-_FAKER_GENERATOR = _FAKER._factories[0]
+
+
+@functools.cache
+def _shared_faker() -> tuple[Faker, Any]:
+    """One Faker per process, made on first use (each weighs about 36 KB, and importing Faker about
+    5 MB), and its generator, whose `random` `ApiUser.fake` points at the asking user's own seeded rng."""
+    from faker import Faker
+
+    faker = Faker()
+    return faker, faker._factories[0]
 
 
 def _option(environment: Any, name: str, default: Any) -> Any:
@@ -150,6 +155,7 @@ class ApiUser(FastHttpUser):
         if self.client.base_url:
             # `--host http://h:8000/` and `--host http://h:8000` must send the same paths.
             self.client.base_url = self.client.base_url.rstrip("/")
+        self.client.__class__ = ApiSession  # Locust's session, plus `send` (see compliance_loadtest.session)
         install_guard(self.client, self.host or "")
         self.api: Api = api_for(environment, self.api_class)
         number = next(_user_numbers)
@@ -197,8 +203,9 @@ class ApiUser(FastHttpUser):
     @property
     def fake(self) -> Faker:
         """Faker, drawing from this user's `rng` (one Faker per process: it weighs about 36 KB)."""
-        _FAKER_GENERATOR.random = self.rng
-        return _FAKER
+        faker, generator = _shared_faker()
+        generator.random = self.rng
+        return faker
 
     def context(self) -> dict[str, Any]:
         return self.request_context
@@ -337,107 +344,82 @@ class ApiUser(FastHttpUser):
         name: str | None = None,
         context: Mapping[str, Any] | None = None,
         check: Callable[[Any], str | None] | None = None,
+        read: bool = True,
     ) -> Any | None:
         """Send one request of operation `key` and check it; the parsed JSON, or None on failure.
 
         `expect` defaults to the key's success status(es) in `Api.EXPECTED_STATUS` (200 otherwise);
         `fields` adds to the key's `Api.REQUIRED_FIELDS`; `check`, given the parsed body, returns a
-        failure message for an answer that is well-formed but wrong. A success without a body returns `{}`, a
-        non-JSON body its bytes. A 401 refreshes the token once and retries: the refused attempt is
-        recorded as `<name> [401]`. A 429 is recorded as `<name> [429]`, a failure of its own kind.
+        failure message for an answer that is well-formed but wrong. A success without a body returns
+        `{}`, a non-JSON body its bytes. A 401 refreshes the token once and retries: the refused attempt
+        is recorded as `<name> [401]`. A 429 is recorded as `<name> [429]`, a failure of its own kind.
+        Each request is reported once, after its checks, with the failure message when one failed.
+
+        `read=False` is for a step that checks an answer without reading it: the body is not parsed
+        (parsing is most of what checking costs the load generator), each required field must appear
+        in it as a key, and the call returns True instead of the body; a `check` needs `read=True`.
         """
         route = self.api.routes[key]
         path = route.template if route.fixed else route.template.format(**(ids or {}))
         stat = name or route.name
         wanted = route.expected if expect is None else tuple(expect)
+        required, required_set, keys = route.required, route.required_set, route.required_keys
         if fields:
-            required = (*route.required, *fields)
-            required_set = frozenset(required)
-        else:
-            required, required_set = route.required, route.required_set
-        open_key = key in OPEN_KEYS
-        if not open_key and not self.access_token:
+            required = (*required, *fields)
+            required_set, keys = frozenset(required), quoted_keys(required)
+        if not route.open and not self.access_token:
             self.authenticate()
-        ctx = dict(context) if context else _NO_CONTEXT
         for attempt in (1, 2):
-            retry = False
-            with self.client.request(
+            client: Any = self.client
+            if type(client) is not ApiSession:
+                client.__class__ = ApiSession  # a session set by hand (a quiet one, say): same state
+            base = self.context()  # a class may wrap it (arrival-rate runs add intended_start)
+            resp, meta = client.send(
                 method,
                 path,
-                name=stat,
+                stat,
                 json=json,
                 params=params,
-                headers=None if open_key else self._headers,
-                catch_response=True,
-                context=ctx,
-            ) as resp:
-                status = resp.status_code
-                if status in wanted:
-                    result = self._parse(resp, required, required_set)
-                    if result is None:
-                        return None
+                headers=None if route.open else self._headers,
+                context={**base, **context} if context else base,
+            )
+            status = resp.status_code
+            result: Any = None
+            broken = meta["exception"]
+            if status in wanted and (broken is None or isinstance(broken, LocustBadStatusCode)):
+                if read or check is not None:
+                    result, problem = parse_answer(resp, required, required_set)
+                else:
+                    result, problem = True, glance_at_answer(resp, required, required_set, keys)
+                if problem is None and check is not None:
                     try:
-                        problem = check(result) if check is not None else None
+                        problem = check(result)
                     except (KeyError, TypeError, ValueError, IndexError) as exc:
                         problem = f"unexpected answer shape ({type(exc).__name__}: {exc})"
-                    if problem:
-                        self._fail(resp, problem)
-                        return None
-                    resp.success()
-                    return result
-                if status == 401 and not open_key and attempt == 1:
-                    if self.refresh_access_token():
-                        resp.request_meta["name"] = f"{stat} [401]"
-                        resp.success()
-                        retry = True
-                    else:
-                        self._fail(resp, "401 Unauthorized, and the token could not be refreshed")
-                        return None
-                elif status == 429:
-                    resp.request_meta["name"] = f"{stat} [429]"
-                    retry_after = resp.headers.get("retry-after", "?") if resp.headers is not None else "?"
-                    self._fail(resp, f"rate limited (429), Retry-After={retry_after}")
-                    return None
-                else:
-                    self._fail(resp, self._unexpected(resp, wanted, attempt))
-                    return None
-            if not retry:
+            elif status in wanted:  # the status was what we wanted, but the body broke off
+                problem = f"answer broken off ({type(broken).__name__}: {self._scrub(str(broken))})"
+            elif status == 401 and not route.open and attempt == 1:
+                meta["name"] = f"{stat} [401]"
+                if self.refresh_access_token():
+                    meta["exception"] = None
+                    client.request_event.fire(**meta)
+                    continue  # the refused attempt is recorded, and the request sent again
+                problem = "401 Unauthorized, and the token could not be refreshed"
+            elif status == 429:
+                meta["name"] = f"{stat} [429]"
+                retry_after = resp.headers.get("retry-after", "?") if resp.headers is not None else "?"
+                problem = f"rate limited (429), Retry-After={retry_after}"
+            else:
+                problem = self._unexpected(resp, wanted, attempt)
+            if problem:
+                self.last_failure = problem
+                meta["exception"] = CatchResponseError(problem)
+                client.request_event.fire(**meta)
                 return None
+            meta["exception"] = None
+            client.request_event.fire(**meta)
+            return result
         return None
-
-    def _parse(self, resp: Any, required: tuple[str, ...], required_set: frozenset[str]) -> Any | None:
-        content = resp.content
-        if not content:
-            if required:
-                self._fail(resp, f"empty body, expected fields {', '.join(required)}")
-                return None
-            return {}
-        # A JSON API answers an object or a list: its first byte says so without reading headers.
-        if content[:1] not in _JSON_STARTS:
-            headers = resp.headers
-            content_type = headers.get("content-type", "") if headers is not None else ""
-            if "json" not in content_type:
-                if required:
-                    got = content_type or "no content type"
-                    self._fail(resp, f"expected JSON with {', '.join(required)}, got {got}")
-                    return None
-                return content
-        try:
-            body = json.loads(content.decode("utf-8"))
-        except ValueError:  # UnicodeDecodeError included
-            self._fail(resp, "body is not valid JSON")
-            return None
-        if required and not (type(body) is dict and body.keys() >= required_set):
-            missing = Api.missing_fields(body, required)
-            if missing:
-                self._fail(resp, f"response lacks {', '.join(missing)}")
-                return None
-        return body
-
-    def _fail(self, resp: Any, message: str) -> None:
-        """Record the request as failed with `message`, and keep the message for the step that asked."""
-        self.last_failure = message
-        resp.failure(message)
 
     def _unexpected(self, resp: Any, wanted: tuple[int, ...], attempt: int) -> str:
         status = resp.status_code

@@ -30,6 +30,7 @@ from compliance_loadtest.plugin import install
 from compliance_loadtest.plugin.embedded import EmbeddedBackend, database_url_for, embedded_backend
 from compliance_loadtest.plugin.guard import install_guard
 from compliance_loadtest.plugin.shape import LoadProfileShape
+from compliance_loadtest.session import ApiSession
 from compliance_loadtest.steps import (
     assistant,
     dashboards,
@@ -53,6 +54,7 @@ __all__ = [
     "FRAMEWORKS",
     "Api",
     "ApiPathsError",
+    "ApiSession",
     "ApiUser",
     "BenchmarkUserMixin",
     "EmbeddedBackend",

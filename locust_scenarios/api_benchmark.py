@@ -9,10 +9,10 @@ from typing import Any
 
 from gevent.pool import Pool
 from locust import task
-from locust.contrib.fasthttp import FastHttpSession
 from locust.event import EventHook
 
 from locust_scenarios import (
+    ApiSession,
     ApiUser,
     BenchmarkUserMixin,
     RoundFailed,
@@ -71,7 +71,7 @@ class ApiBenchmarkUser(BenchmarkUserMixin, ApiUser):
 
     def on_start(self) -> None:
         # Warm-up and set-up requests go through a session whose request event nobody listens to.
-        self._quiet_client = FastHttpSession(
+        self._quiet_client = ApiSession(
             base_url=self.host,
             request_event=EventHook(),
             user=self,
