@@ -4,11 +4,17 @@
 (a user base, one step, only the load shape) gets every option and listener below, exactly once per
 process, also when several locustfiles are loaded together (`-f mine.py,locust_scenarios`).
 
-What it adds to Locust, in the order the listeners run:
+What it adds to Locust: at once, for everything the process does from then on,
+
+    redaction.install         request events (stat names, failures, URLs), log records and the HTML
+                              report's host pass through the one redactor, whoever's users they are
+
+and these listeners, in the order they run:
 
     init_command_line_parser  options.add_options     the library's command-line options
                               embedded.hook_parse     check --host, or start the embedded backend
-    init                      preflight.on_init       scenario seed, --api-paths, --db-url
+    init                      redaction.on_init       the run's request event and exceptions table
+                              preflight.on_init       scenario seed, --api-paths, --db-url
                               benchmarks.on_init      --benchmark-config; benchmark users left out of mixes
                               shape.on_init           --load-profile (or plain Locust without it)
                               run_output.on_init      --run-dir: exact record, resources, run.json
@@ -53,13 +59,16 @@ def install() -> None:
         embedded,
         options,
         preflight,
+        redaction,
         run_output,
         shape,
     )
 
+    redaction.install()
     locust_events.init_command_line_parser.add_listener(options.add_options)
     locust_events.init_command_line_parser.add_listener(embedded.hook_parse)
     for listener in (
+        redaction.on_init,
         preflight.on_init,
         benchmarks.on_init,
         shape.on_init,
