@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from compliance_loadtest.errors import UsageError
+from compliance_loadtest.redact import redact_url
 
 __all__ = [
     "OffTargetRequestRefused",
@@ -126,7 +127,11 @@ def _refusal(target: str, allow_remote: bool) -> str | None:
     """Why every request to `target` is refused, or None when its own origin may be loaded."""
     host = urlsplit(target).hostname if "://" in target else None
     if not host:
-        return f"{_printable(target) or 'no host'} is not an http(s) URL of a host under test"
+        return (
+            f"{redact_url(target)!r} is not the URL of a host under test"
+            if target
+            else "no host is under test"
+        )
     if not allow_remote and not is_loopback(host):
         return f"{_printable(target)} is not a loopback address (pass --allow-remote-host to load it)"
     return None
