@@ -44,6 +44,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: S
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _entry_name(key: tuple[str, str], width: int) -> str:
+    """An entry's label for a chart (its title, `aria-label` and axis), through the one redactor before
+    it is cut to `width`: a run written before names were redacted at the source may hold a secret."""
+    return redact_text(entry_label(key))[:width]
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:,.1f}"
 
@@ -106,7 +112,7 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
             ylabel = "requests" if d.kind != "csv" and d.kind != "benchmark" else "ms"
             out["distribution"].append(
                 bar_chart(
-                    f"{entry_label(key)[:60]} (ms)",
+                    f"{_entry_name(key, 60)} (ms)",
                     labels,
                     counts,
                     ylabel,
@@ -131,7 +137,7 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
     for table, title in ((a.stats.ttft, "Time to first token"), (a.stats.itl, "Inter-token latency")):
         keys = sorted(table)
         if keys:
-            labels = [entry_label(k)[:24] for k in keys]
+            labels = [_entry_name(k, 24) for k in keys]
             out["streaming"].append(
                 bar_chart(
                     f"{title}: p50 per entry (ms)",
@@ -156,7 +162,7 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
             for k in keys
         ]
         out["streaming"].append(
-            bar_chart("Tokens per second (mean)", [entry_label(k)[:24] for k in keys], vals, "tokens/s")
+            bar_chart("Tokens per second (mean)", [_entry_name(k, 24) for k in keys], vals, "tokens/s")
         )
     if not out["streaming"]:
         out["streaming"].append(empty_chart("AI streaming measures"))

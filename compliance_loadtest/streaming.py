@@ -1,10 +1,13 @@
 """Reading streamed chat replies (HTTP server-sent events, WebSocket frames) and measuring them.
 
 A streamed reply is judged as a whole: tokens in order, each with its fields, then exactly one final
-message with the usage. `TokenStream` checks that and keeps the timings; `fire_llm_measures` turns
-them into the `LLM` stat entries named in docs/run-folder.md (`<transport> time to first token`,
-`<transport> inter-token latency`, `<transport> total`, `<transport> tokens/s`), so thresholds can
-name them like any request.
+message with the usage. `TokenStream` checks that and keeps the timings. The request event of the whole
+reply (`POST /api/chat/stream`, `WS ws reply`) carries `ttft_ms` and `tokens` in its context
+(`record_context`), from which the analysis derives tokens per second (tokens / whole reply time).
+`fire_llm_measures` adds the `LLM` stat entries named in docs/run-folder.md (`<transport> time to first
+token`, `<transport> inter-token latency`, `<transport> total`), so thresholds can name them like any
+request; every one of them is a time in milliseconds, so Locust's Aggregated row and its response-time
+chart stay times, and none carries `ttft_ms` or `tokens`: the whole reply is the one row per stream.
 
 Nothing here sends requests or logs: the users do, and report every problem as a failure.
 """
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LLM = "LLM"
+# The context keys that mark a row as a whole streamed reply (the record's `ttft_ms` and `tokens`).
+_STREAM_KEYS = frozenset(("ttft_ms", "tokens"))
 
 
 class StreamError(Exception):
@@ -163,30 +168,34 @@ class TokenStream:
 
     @property
     def tokens_per_second(self) -> float:
-        """Tokens over the whole reply time, first-token wait included (what a reader experiences)."""
+        """Tokens over the whole reply time, first-token wait included (what a reader experiences): what
+        the analysis derives from the whole reply's row. Not a stat entry of its own."""
         seconds = self.total_ms / 1000
         return self.tokens / seconds if seconds > 0 else 0.0
 
     def record_context(self) -> dict[str, Any]:
-        """`ttft_ms` and `tokens` for the context of the request event of the whole reply."""
+        """`ttft_ms` and `tokens` for the context of the request event of the whole reply, and of no
+        other: a row with them is a stream's row."""
         return {"ttft_ms": self.ttft_ms, "tokens": self.tokens}
 
 
 def fire_llm_measures(
     request_event: Any, stream: TokenStream, context: Mapping[str, Any] | None = None
 ) -> None:
-    """Fire the `LLM` entries of one complete reply: time to first token, mean inter-token latency
-    (one event per reply, so the record grows with replies, not tokens), total, and tokens per second
-    carried in the response-time field. Nothing is fired for a reply without tokens."""
+    """Fire the `LLM` entries of one complete reply, each a time in milliseconds: time to first token,
+    mean inter-token latency (one event per reply, so the record grows with replies, not tokens) and
+    total. Their context is `context` with group `ai`, without `ttft_ms` and `tokens` (those belong to
+    the whole reply's own event). Nothing is fired for a reply without tokens."""
     if stream.ttft_ms is None:
         return
     t = stream.transport
     start_time = time.time() - stream.total_ms / 1000
-    base = {**(context or {}), "group": "ai", **stream.record_context()}
+    base = {key: value for key, value in (context or {}).items() if key not in _STREAM_KEYS}
+    base["group"] = "ai"
     measures: list[tuple[str, float]] = [(f"{t} time to first token", stream.ttft_ms)]
     if stream.inter_token_ms is not None:
         measures.append((f"{t} inter-token latency", stream.inter_token_ms))
-    measures += [(f"{t} total", stream.total_ms), (f"{t} tokens/s", stream.tokens_per_second)]
+    measures.append((f"{t} total", stream.total_ms))
     for name, value in measures:
         request_event.fire(
             request_type=LLM,

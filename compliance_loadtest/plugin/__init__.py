@@ -4,11 +4,19 @@
 (a user base, one step, only the load shape) gets every option and listener below, exactly once per
 process, also when several locustfiles are loaded together (`-f mine.py,locust_scenarios`).
 
-What it adds to Locust, in the order the listeners run:
+What it adds to Locust: at once, for everything the process does from then on,
+
+    redaction.install         request events (stat names, failures, URLs), log records and the HTML
+                              report's host pass through the one redactor, whoever's users they are
+    guard.guard_every_session every HTTP session Locust makes keeps to its own host (redirects too)
+
+and these listeners, in the order they run:
 
     init_command_line_parser  options.add_options     the library's command-line options
                               embedded.hook_parse     check --host, or start the embedded backend
-    init                      preflight.on_init       scenario seed, --api-paths, --db-url
+    init                      redaction.on_init       the run's request event and exceptions table
+                              guard.on_init           WebSocket connections keep to the run's host
+                              preflight.on_init       scenario seed, --api-paths, --db-url
                               benchmarks.on_init      --benchmark-config; benchmark users left out of mixes
                               shape.on_init           --load-profile (or plain Locust without it)
                               run_output.on_init      --run-dir: exact record, resources, run.json
@@ -51,15 +59,21 @@ def install() -> None:
         arrival,
         benchmarks,
         embedded,
+        guard,
         options,
         preflight,
+        redaction,
         run_output,
         shape,
     )
 
+    redaction.install()
+    guard.guard_every_session()
     locust_events.init_command_line_parser.add_listener(options.add_options)
     locust_events.init_command_line_parser.add_listener(embedded.hook_parse)
     for listener in (
+        redaction.on_init,
+        guard.on_init,
         preflight.on_init,
         benchmarks.on_init,
         shape.on_init,

@@ -64,16 +64,21 @@ def check_journey(run: Run, example: Example) -> None:
         ("POST", "/api/chat/stream"),
         ("LLM", "sse time to first token"),
         ("LLM", "sse inter-token latency"),
-        ("LLM", "sse tokens/s"),
+        ("LLM", "sse total"),
         ("WS", "ws reply"),
         ("LLM", "ws time to first token"),
         ("SQL", "evidence by id"),
     ):
         assert run.requests(request_type, name) > 0, (request_type, name)
+    # "streamed: TTFT, ITL, tokens/s": tokens per second from the whole reply's row, not an entry.
+    assert not any("tokens/s" in name for name in run.names("LLM"))
+    record = run.record()
+    replies = record[(record["name"] == "/api/chat/stream") & record["success"]]
+    assert len(replies) > 0 and (replies["tokens"] / (replies["response_time_ms"] / 1000) > 0).all()
     summary = json.loads((run.run_dir / "summary.json").read_text())
     info = json.loads((run.run_dir / "run.json").read_text())
     assert summary["agrees_with_locust"] is True and info["complete"] is True, info["problems"]
-    assert len(run.record()) == summary["total"]["count"] > 0
+    assert len(record) == summary["total"]["count"] > 0
 
 
 def check_review(run: Run, example: Example) -> None:

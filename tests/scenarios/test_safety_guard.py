@@ -1,5 +1,6 @@
 """Load goes only to the host under test: a non-loopback --host stops the run before it starts, and
-absolute URLs or redirects to any other host are refused and counted as failures."""
+absolute URLs or redirects to any other host are refused and counted as failures, for the library's
+users and for plain Locust users (HttpUser, FastHttpUser, a websocket-client user) run beside them."""
 
 from __future__ import annotations
 
@@ -154,6 +155,94 @@ def test_absolute_urls_and_redirects_to_another_host_are_refused_and_failed(
     assert f"refused request to {other.url}" in messages.replace(":80/", "/")
     assert other.hits == [], "a request reached the other host"
     assert "/ok" in target.hits
+    assert stats.exceptions == []
+
+
+PLAIN_PROBE = """
+import websocket
+from locust import FastHttpUser, HttpUser, User, constant, task
+from locust.clients import HttpSession
+from locust.contrib.fasthttp import FastHttpSession
+
+import locust_scenarios  # noqa: F401  (the library is loaded: its guard holds for every user of the run)
+
+
+class PlainFastUser(FastHttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def probe(self):
+        self.client.get(OTHER + "/absolute", name="fast: absolute other port")
+        self.client.get("/redirect-away", name="fast: redirect to other port")
+        self.client.get("/redirect-home", name="fast: redirect on target")
+        remote = FastHttpSession("http://192.0.2.7:9", self.environment.events.request, user=self)
+        remote.get("/x", name="fast: session of a remote host")
+
+
+class PlainHttpUser(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def probe(self):
+        self.client.get(OTHER + "/absolute", name="http: absolute other port")
+        self.client.get("/redirect-away", name="http: redirect to other port")
+        self.client.get("/redirect-home", name="http: redirect on target")
+        remote = HttpSession("http://192.0.2.7:9", self.environment.events.request, user=self)
+        remote.get("/x", name="http: session of a remote host")
+
+
+class PlainSocketUser(User):
+    wait_time = constant(0.2)
+
+    @task
+    def probe(self):
+        with self.environment.events.request.measure("WS", "socket to other port"):
+            websocket.create_connection(OTHER.replace("http", "ws", 1) + "/socket", timeout=2)
+"""
+
+
+@pytest.fixture
+def two_ports() -> Iterator[tuple[_Server, _Server]]:
+    """The target and another server on the same loopback address, each on a port of its own."""
+    target, other = _Server("127.0.0.1", _Handler), _Server("127.0.0.1", _Handler)
+    _Handler.other = other.url
+    try:
+        yield target, other
+    finally:
+        target.close()
+        other.close()
+
+
+def test_plain_locust_users_beside_the_library_keep_to_the_host_under_test(
+    tmp_path: Path, two_ports: tuple[_Server, _Server]
+) -> None:
+    target, other = two_ports
+    probe = tmp_path / "plain_probe.py"
+    probe.write_text(f"OTHER = {json.dumps(other.url)}\n{PLAIN_PROBE}")
+    args = ["-f", str(probe), "--headless", "-u", "3", "-r", "3", "-t", "3s", "--host", target.url]
+    proc = locust([*args, "--csv", str(tmp_path / "run"), "--only-summary"], cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the refused requests are failures
+    stats = stats_of(proc)
+    for client in ("fast", "http"):
+        for name in (f"{client}: absolute other port", f"{client}: redirect to other port"):
+            assert stats.requests("GET", name) > 0 and stats.failed("GET", name) == stats.requests(
+                "GET", name
+            )
+        on_target = f"{client}: redirect on target"
+        assert stats.requests("GET", on_target) > 0 and stats.failed("GET", on_target) == 0
+        remote = f"{client}: session of a remote host"
+        assert stats.requests("GET", remote) > 0 and stats.failed("GET", remote) == stats.requests(
+            "GET", remote
+        )
+    assert stats.requests("WS", "socket to other port") > 0
+    assert stats.failed("WS", "socket to other port") == stats.requests("WS", "socket to other port")
+    assert other.hits == [], "a request reached the other port"
+    assert "/ok" in target.hits
+    messages = stats.messages
+    assert f"refused request to {other.url}/absolute: only {target.url} is under test" in messages
+    assert f"refused request to {other.url}/landing: only {target.url} is under test" in messages
+    assert f"refused request to ws://{other.url[7:]}/socket: only {target.url} is under test" in messages
+    assert "http://192.0.2.7:9 is not a loopback address (pass --allow-remote-host to load it)" in messages
     assert stats.exceptions == []
 
 

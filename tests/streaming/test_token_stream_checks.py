@@ -5,10 +5,11 @@ disagreeing with the tokens that arrived. (The backend never sends these, so the
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-from compliance_loadtest.streaming import StreamError, TokenStream
+from compliance_loadtest.streaming import StreamError, TokenStream, fire_llm_measures
 
 
 def streamed(*tokens: str) -> TokenStream:
@@ -76,3 +77,30 @@ def test_nothing_may_follow_the_final_message() -> None:
         stream.token({"content": "b", "index": 1})
     with pytest.raises(StreamError, match=r"^sse: a second final message"):
         stream.done({"response": "a", "usage": {"completion_tokens": 1}})
+
+
+class _Events:
+    """Collects what `fire_llm_measures` fires (the request event's keywords)."""
+
+    def __init__(self) -> None:
+        self.fired: list[dict[str, Any]] = []
+
+    def fire(self, **event: Any) -> None:
+        self.fired.append(event)
+
+
+def test_the_llm_entries_are_times_and_not_streams() -> None:
+    stream = streamed("Hello ", "world")
+    stream.done({"response": "Hello world", "usage": {"completion_tokens": 2}}, content_key="response")
+    events = _Events()
+    whole_reply_context = {"user_class": "U", "tags": "ai", **stream.record_context()}
+    fire_llm_measures(events, stream, whole_reply_context)
+    by_name = {e["name"]: e for e in events.fired}
+    # No tokens/s entry: its "response time" would be a rate among times (Locust's Aggregated row).
+    assert set(by_name) == {"sse time to first token", "sse inter-token latency", "sse total"}
+    assert by_name["sse total"]["response_time"] == stream.total_ms
+    assert by_name["sse time to first token"]["response_time"] == stream.ttft_ms
+    for event in events.fired:
+        assert event["request_type"] == "LLM" and event["exception"] is None
+        # ttft_ms and tokens mark the whole reply's own row, the one row per stream.
+        assert event["context"] == {"user_class": "U", "tags": "ai", "group": "ai"}
