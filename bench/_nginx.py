@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 NGINX_CONF = """
@@ -28,12 +29,16 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location /ok {{ {ok} }}
+{extra}
     }}
 }}
 """
 
 TEXT_OK = "return 200 'ok';"
 JSON_OK = """default_type application/json; return 200 '{"ok":true}';"""
+_TOKENS = '{"access_token":"bench-access","refresh_token":"bench-refresh","token_type":"bearer"}'
+LOGIN_OK = f"default_type application/json; return 200 '{_TOKENS}';"
+"""A login answer, so a library user can log in (`--login-email`) as it always does."""
 
 
 def free_port() -> int:
@@ -42,12 +47,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_nginx(work: Path, ok: str = TEXT_OK) -> tuple[subprocess.Popen[bytes], str]:
-    """nginx serving `/ok` from the folder `work`; returns the process and its base URL."""
+def start_nginx(
+    work: Path, ok: str = TEXT_OK, locations: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """nginx serving `/ok` (and `locations`: path -> directives) from the folder `work`; returns the
+    process and its base URL."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
     conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=work, port=port, ok=ok))
+    extra = "\n".join(f"        location {path} {{ {body} }}" for path, body in (locations or {}).items())
+    conf.write_text(NGINX_CONF.format(dir=work, port=port, ok=ok, extra=extra))
     proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(conf)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
