@@ -95,8 +95,10 @@ def check_review(run: Run, example: Example) -> None:
 def check_v2(run: Run, example: Example) -> None:
     record = run.record()
     assert set(record["user_class"]) == {"V2ComplianceUser"}, "only the subclass runs"
-    assert run.requests("GET", "/v2/documents") > 0  # stat names follow the mapping
-    assert "/api/evidence" not in run.names("GET")
+    # Stat names follow the mapping; which of the two mapped reads a short run reaches is chance.
+    gets = run.names("GET")
+    assert any(name.startswith("/v2/documents") for name in gets), gets
+    assert not {"/api/evidence", "/api/evidence/[id]"} & set(gets), gets
 
 
 def check_auditor(run: Run, example: Example) -> None:
