@@ -53,6 +53,8 @@ def start_nginx(
     """nginx serving `/ok` (and `locations`: path -> directives) from the folder `work`; returns the
     process and its base URL."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("the benchmark serves its endpoint with nginx: apt-get install nginx")
     port = free_port()
     conf = work / "nginx.conf"
     extra = "\n".join(f"        location {path} {{ {body} }}" for path, body in (locations or {}).items())

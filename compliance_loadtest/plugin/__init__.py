@@ -20,6 +20,7 @@ and these listeners, in the order they run:
                               benchmarks.on_init      --benchmark-config; benchmark users left out of mixes
                               shape.on_init           --load-profile (or plain Locust without it)
                               run_output.on_init      --run-dir: exact record, resources, run.json
+                                                      (imported only by a process that needs it)
                               arrival.on_init         arrival-rate slots across processes
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
@@ -63,7 +64,6 @@ def install() -> None:
         options,
         preflight,
         redaction,
-        run_output,
         shape,
     )
 
@@ -77,12 +77,28 @@ def install() -> None:
         preflight.on_init,
         benchmarks.on_init,
         shape.on_init,
-        run_output.on_init,
+        _run_output_on_init,
         arrival.on_init,
         embedded.on_init,
         preflight.refresh_clock,
     ):
         locust_events.init.add_listener(_exit_on_error(listener))
+
+
+def _run_output_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> None:
+    """`run_output.on_init`, importing it (and pyarrow, psutil with it) only for a process that writes
+    or feeds a run folder: everything else, a plain `locust -f` or a script that imports a step, stays
+    about 40 MB lighter."""
+    from locust.runners import WorkerRunner
+
+    if runner is None:
+        return
+    options = environment.parsed_options
+    if not isinstance(runner, WorkerRunner) and not getattr(options, "run_dir", ""):
+        return
+    from compliance_loadtest.plugin import run_output
+
+    run_output.on_init(environment=environment, runner=runner, **kwargs)
 
 
 def _exit_on_error(listener: Callable[..., None]) -> Callable[..., None]:
