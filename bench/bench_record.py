@@ -1,7 +1,8 @@
 """What writing the exact request record costs in requests per second.
 
-One FastHttpUser process hammers a trivial nginx endpoint on loopback (`location /ok { return 200 'ok'; }`)
-with the same users and duration, alternating, round by round, the order rotated each round:
+One Locust process of the library's own user (an `ApiUser` logged in through nginx, one `call` per task)
+hammers a trivial nginx endpoint on loopback with the same users and duration, alternating, round by
+round, the order rotated each round:
   - `no-record`: --run-dir with --no-request-record (resource samples, run.json, Locust's files),
   - `record`: --run-dir with the exact record,
   - with --plain also `plain`: no --run-dir (plain Locust plus the library's options).
@@ -12,7 +13,7 @@ the neighbours' load; requests per CPU-second of the load generator (CPU time an
 test start to test stop) is the rate a load generator with a core to itself would reach, and is the
 figure to compare there.
 
-    python bench/bench_record.py [--rounds 3] [--seconds 6] [--users 10] [--plain]
+    python bench/bench_record.py [--rounds 5] [--seconds 15] [--users 10] [--plain]
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _nginx import start_nginx  # bench/ is the script's folder
+from _nginx import JSON_OK, LOGIN_OK, start_nginx  # bench/ is the script's folder
 
 LOCUSTFILE = """
 import os
 
-import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
 from locust import constant, events, task
-from locust.contrib.fasthttp import FastHttpUser
+
+from locust_scenarios import Api, ApiUser
 
 _start = {}
 
@@ -58,12 +59,18 @@ def _window_closes(environment, **_kw):
         print(f"BENCH_WINDOW cpu={used:.4f} requests={requests}", flush=True)
 
 
-class OkUser(FastHttpUser):
+class BenchApi(Api):
+    PATHS = {**Api.PATHS, "bench.ok": "/ok"}
+    REQUIRED_FIELDS = {**Api.REQUIRED_FIELDS, "bench.ok": ("ok",)}
+
+
+class OkUser(ApiUser):
     wait_time = constant(0)
+    api_class = BenchApi
 
     @task
     def ok(self):
-        self.client.get("/ok")
+        self.call("GET", "bench.ok", read=False)
 """
 
 CONDITIONS = ("plain", "no-record", "record")
@@ -87,6 +94,7 @@ def run_once(
     cmd = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
         "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "-H", url,
+        "--login-email", "bench@loadtest.example.com", "--login-password", "bench",
     ]  # fmt: skip
     if condition != "plain":
         cmd += ["--run-dir", str(work / f"run-{condition}-{n}")]
@@ -98,10 +106,10 @@ def run_once(
     return final_figures(done.stdout + done.stderr)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--plain", action="store_true", help="also run without --run-dir at all")
     args = parser.parse_args()
@@ -112,7 +120,7 @@ def main() -> None:
         work = Path(tmp)
         locustfile = work / "ok_user.py"
         locustfile.write_text(LOCUSTFILE)
-        nginx, url = start_nginx(work)
+        nginx, url = start_nginx(work, JSON_OK, {"/api/auth/login": LOGIN_OK})
         try:
             for n in range(args.rounds):
                 # Rotate the order each round so drift in the machine's load does not favour one condition.
@@ -137,15 +145,25 @@ def main() -> None:
             f"median {c:>9}: {statistics.median(rps[c]):8.1f} req/s  "
             f"{statistics.median(cpu_us[c]):6.1f} us CPU per request"
         )
-    pairs = [("record", "no-record", "the record's own cost; must be >= 0.95")]
+    pairs = [("record", "no-record", 0.95)]
     if args.plain:
-        pairs.append(("record", "plain", "everything the run folder costs"))
-    for a, b, what in pairs:
-        by_rps = statistics.median(x / y for x, y in zip(rps[a], rps[b], strict=True))
+        pairs.append(("record", "plain", None))
+    met = True
+    for a, b, goal in pairs:
+        by_rps = [x / y for x, y in zip(rps[a], rps[b], strict=True)]
         # Requests per CPU-second: the rate the load generator would reach with a core to itself.
-        by_cpu = statistics.median(y / x for x, y in zip(cpu_us[a], cpu_us[b], strict=True))
-        print(f"median ratio {a} / {b}: req/s {by_rps:.3f}, requests per CPU-second {by_cpu:.3f}  ({what})")
+        by_cpu = [y / x for x, y in zip(cpu_us[a], cpu_us[b], strict=True)]
+        print(f"ratio {a} / {b}: req/s {spread(by_rps)}; requests per CPU-second {spread(by_cpu)}")
+        if goal is not None:
+            ok = statistics.median(by_rps) >= goal
+            met = met and ok
+            print(f"  the record's own cost: goal >= {goal:.2f}: {'met' if ok else 'below goal'}")
+    return 0 if met else 1
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,7 +14,7 @@ does. Each comparison prints each round's requests/s and requests per CPU second
 process(es), the median of the per-round ratios with their spread (min-max), its goal, and whether the
 median met it. Exit code 0 when every comparison met its goal.
 
-    python bench/bench_scenarios.py [--rounds 5] [--seconds 10] [--users 10] [--only NAME]
+    python bench/bench_scenarios.py [--rounds 5] [--seconds 10] [--users 20] [--only NAME]
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--only", choices=sorted(COMPARISONS), action="append")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-scenarios-"))
