@@ -393,14 +393,14 @@ def parse_profile(
     model = data.get("model", "closed")
     if model not in ("closed", "arrival", "capacity"):
         raise top.error("model", f"must be 'closed', 'arrival' or 'capacity', got {model!r}")
-    for key in ("search", "slos"):
-        if key in data:
-            raise top.error(key, "only capacity profiles (model: capacity) take this key")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise top.error("description", f"must be text, got {description!r}")
     if model == "capacity":
         return _capacity_profile(source, name, data, top, description, known_classes)
+    for key in ("search", "slos"):
+        if key in data:
+            raise top.error(key, "only capacity profiles (model: capacity) take this key")
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:

@@ -324,11 +324,13 @@ class CapacityDriver:
         arrival = arrival_run(self.runner.environment)
         number = 0
         warm = s.step_duration * s.warmup
-        if self.distributed:
-            warm = max(warm, self.report_lag)
-        warm = min(warm, s.step_duration / 2)
+        # The master's stats trail the workers' by a report interval: it holds each step that much
+        # longer and takes both snapshots that much later, so the judged window is the same.
+        lag = self.report_lag if self.distributed else 0.0
         while (rate := self.search.next_rate()) is not None:
             number += 1
+            # Each step shares its rate among the workers connected when it starts, so a worker that
+            # joins or is lost changes the shares from the next step on.
             workers = (getattr(self.runner, "worker_count", 1) or 1) if self.distributed else 1
             logger.info(
                 "Capacity search: step %d at %.3g iterations/s for %.1fs", number, rate, s.step_duration
@@ -336,14 +338,14 @@ class CapacityDriver:
             plan = StagePlan(
                 number=number,
                 started_at=time.time(),
-                duration=s.step_duration,
+                duration=s.step_duration + lag,
                 arrival=ArrivalStage(rate, rate),
                 share=1.0 / workers,
                 max_start_delay=self.profile.max_start_delay,
                 workflow=self.profile.workflow or "",
             )
             arrival.start_timeline([plan])
-            gevent.sleep(warm)
+            gevent.sleep(warm + lag)
             old = self._snapshot()
             gevent.sleep(max(s.step_duration - warm, 0.0))
             new = self._snapshot()
