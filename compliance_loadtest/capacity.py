@@ -604,7 +604,7 @@ class CapacitySearch:
         return CapacityResult(
             workflow=workflow,
             profile=profile,
-            sustained_rate=self.good if not invalid else None,
+            sustained_rate=(self.good or 0.0) if not invalid else None,
             ceiling=self.settings.max_rate,
             knee_rate=knee.target_rate if knee else None,
             first_broken=first,

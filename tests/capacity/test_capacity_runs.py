@@ -8,6 +8,8 @@ SLOTS / SERVICE_MS requests per second; the journey makes one request per iterat
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +39,24 @@ def capacity_profile(
         )
     )
     return path
+
+
+def gate(run_dir: Path, rule: str) -> subprocess.CompletedProcess[str]:
+    """`python -m analysis RUN` with one threshold: the CI gate on the found capacity."""
+    thresholds = run_dir.parent / "capacity-gate.yaml"
+    thresholds.write_text(f"version: 1\nrules:\n  - {{id: capacity-gate, {rule}}}\n")
+    out = run_dir.parent / "report"
+    args = [
+        sys.executable,
+        "-m",
+        "analysis",
+        str(run_dir),
+        "--thresholds",
+        str(thresholds),
+        "--out",
+        str(out),
+    ]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -73,6 +93,12 @@ def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Back
     svg = (run_dir / "capacity.svg").read_text()
     assert svg.startswith("<svg") and "knee" in svg and "sustained" in svg
     assert f"sustained rate {result['sustained_rate']:g}/s" in run.output()
+    # the CI gate: `capacity >= N/s` holds below the found rate and fails above it
+    passed = gate(run_dir, "metric: capacity, op: '>=', value: 15/s")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    failed = gate(run_dir, "metric: capacity, op: '>=', value: 30/s")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "capacity-gate" in failed.stdout + failed.stderr
 
 
 @pytest.mark.slow
@@ -106,6 +132,9 @@ def test_a_generator_that_cannot_keep_up_gives_an_invalid_result(tmp_path: Path)
     assert "pool of 1 users too small" in result["invalid_reasons"][0]
     assert result["steps"][-1]["verdict"] == "invalid"
     assert "INVALID" in run.output()
+    invalid = gate(run_dir, "metric: capacity, op: '>=', value: 1/s")
+    assert invalid.returncode == 3, invalid.stdout + invalid.stderr
+    assert "capacity search is invalid" in invalid.stdout + invalid.stderr
 
 
 @pytest.mark.slow
