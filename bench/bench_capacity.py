@@ -99,14 +99,16 @@ def main() -> int:
             met = error <= GOAL and len(found) == args.repeats
             all_met &= met
             print(
-                f"true capacity {true:5.1f}/s ({slots} slots x {service_ms:g} ms): found median {median:6.2f}/s "
+                f"true capacity {true:5.1f}/s ({slots} slots x {service_ms:g} ms): "
+                f"found median {median:6.2f}/s "
                 f"(min {min(found):.2f}, max {max(found):.2f}, {len(found)}/{args.repeats} valid), error "
                 f"{error:.1%}; wall time median {statistics.median(walls):.1f}s "
                 f"(min {min(walls):.1f}, max {max(walls):.1f}); goal within {GOAL:.0%}: "
                 f"{'met' if met else 'NOT met'}"
             )
     print(
-        f"goal (found within {GOAL:.0%} of the true capacity, every configuration): {'met' if all_met else 'NOT met'}"
+        f"goal (found within {GOAL:.0%} of the true capacity, every configuration): "
+        f"{'met' if all_met else 'NOT met'}"
     )
     return 0 if all_met else 1
 
