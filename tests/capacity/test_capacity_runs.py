@@ -99,6 +99,8 @@ def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Back
     failed = gate(run_dir, "metric: capacity, op: '>=', value: 30/s")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "capacity-gate" in failed.stdout + failed.stderr
+    html = next((run_dir.parent / "report").glob("*.html")).read_text()
+    assert "<h2>Capacity search</h2>" in html and "data:image/svg+xml;base64," in html
 
 
 @pytest.mark.slow
