@@ -222,8 +222,9 @@ class Snapshot:
     """(request type, name) -> entry."""
     started: int
     """Iterations started."""
-    bad_iterations: Mapping[str, int] = field(default_factory=dict)
-    """Per goodput SLO id: iterations with a request that failed or broke the SLO's limits."""
+    bad_iterations: Mapping[str, int] | None = field(default_factory=dict)
+    """Per goodput SLO id: iterations with a request that failed or broke the SLO's limits; None
+    where the process judging cannot see the requests (a master: its workers make them)."""
     loadgen_cpu: float = 0.0
     """Highest CPU percent of a load-generator process since the previous snapshot."""
 
@@ -333,6 +334,8 @@ _OPS = {
 def _slo_figure(rule: Rule, old: Snapshot, new: Snapshot, started: int, seconds: float) -> SloFigure:
     metric = rule.metric
     if metric == "goodput":
+        if new.bad_iterations is None or old.bad_iterations is None:
+            return _judged(rule, None, "iterations")
         bad = new.bad_iterations.get(rule.id, 0) - old.bad_iterations.get(rule.id, 0)
         value = None if started <= 0 else max(0.0, 1.0 - bad / started)
         return _judged(rule, value, "iterations")

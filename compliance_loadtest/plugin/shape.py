@@ -398,7 +398,8 @@ class CapacityDriver:
         cpu = float(self._cpu.cpu_percent()) if self._cpu is not None else 0.0
         if self.distributed:
             cpu = max([cpu] + [float(getattr(c, "cpu_usage", 0) or 0) for c in self.runner.clients.values()])
-        return Snapshot(time.time(), entries, started, dict(self._bad), cpu)
+        bad = None if self.distributed else dict(self._bad)
+        return Snapshot(time.time(), entries, started, bad, cpu)
 
     def _on_request(
         self,
@@ -497,8 +498,16 @@ def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs:
     # A run stopped before its profile ended (Stop button, SIGTERM, -t) gives the classes back
     # their own weights, so a later plain run in the same web UI is plain.
     environment.events.test_stop.add_listener(lambda **_: shape._restore_mix())
+    # A run stopped before its capacity search ended (-t, Stop, a signal) still writes what it found,
+    # marked unfinished.
+    environment.events.test_stop.add_listener(lambda **_: _stop_capacity(shape))
     if web_ui is not None:
         _hook_web_ui(environment, web_ui, shape)
+
+
+def _stop_capacity(shape: LoadProfileShape) -> None:
+    if shape.capacity is not None:
+        shape.capacity.stop("the run stopped before the search ended")
 
 
 def _hook_web_ui(environment: Any, web_ui: Any, shape: LoadProfileShape) -> None:
