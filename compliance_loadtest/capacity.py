@@ -443,13 +443,21 @@ def judge_step(
     new: Snapshot,
     spec: CapacitySpec,
     pool: int,
+    iterations: tuple[int, int, float] | None = None,
 ) -> StepResult:
-    """Judge one step from two snapshots taken at the start and end of its judged window."""
+    """Judge one step from two snapshots taken at the start and end of its judged window.
+
+    `iterations` (started, dropped, seconds) of the whole step, when known, give the achieved rate
+    and the drops instead of the window's counts: a master's counts arrive in workers' reports, a
+    few seconds apart, too coarse for a window of a few seconds."""
     seconds = max(new.at - old.at, 1e-9)
     started = new.started - old.started
     dropped_entry = [e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0] == DROPPED_TYPE]
     dropped = sum(e.count for e in dropped_entry)
     achieved = started / seconds
+    if iterations is not None:
+        started, dropped, whole = iterations
+        achieved = started / whole if whole > 0 else 0.0
     figures = tuple(_slo_figure(rule, old, new, started, seconds) for rule in spec.slos)
     s = spec.search
     reasons = [f"{f.slo}: {f.text} broken ({_show(f)})" for f in figures if f.held is False]

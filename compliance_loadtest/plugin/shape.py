@@ -349,7 +349,16 @@ class CapacityDriver:
             old = self._snapshot()
             gevent.sleep(max(s.step_duration - warm, 0.0))
             new = self._snapshot()
-            step = judge_step(number, rate, old, new, self.spec, self.profile.stages[0].users)
+            iterations = None
+            if self.distributed:
+                # The step's slots are over; its last iterations reach the master with the workers'
+                # next reports. Then its own counts are complete.
+                arrival.start_timeline([])
+                gevent.sleep(lag)
+                self._snapshot()
+                report = arrival.reports[number]
+                iterations = (report.started, report.dropped, plan.duration)
+            step = judge_step(number, rate, old, new, self.spec, self.profile.stages[0].users, iterations)
             self.search.record(step)
             verdict = "good" if step.good else ("INVALID" if step.generator_limited else "broken")
             logger.info(
