@@ -170,7 +170,7 @@ def _unsupported(metric: str) -> str | None:
     if metric in ("count", "failures", "failure_ratio", "goodput", "rps"):
         return None
     if head in ("corrected", "ttft", "itl"):
-        head, metric = head, stat or "mean"
+        metric = stat or "mean"
     if metric in LATENCY_STATS or _percent(metric) is not None:
         return None
     return (
@@ -269,10 +269,10 @@ def _matches(rule: Rule, request_type: str, name: str) -> bool:
 
 def _selected(
     rule: Rule, entries: Mapping[tuple[str, str], EntrySnap], quantity: str | None
-) -> dict[str, EntrySnap]:
-    """The entries a rule's metric reads, by label: corrected, LLM measures or plain requests."""
-    out: dict[str, EntrySnap] = {}
-    for (rtype, name), entry in entries.items():
+) -> dict[str, tuple[str, str]]:
+    """The entries a rule's metric reads, label -> key: corrected, LLM measures or plain requests."""
+    out: dict[str, tuple[str, str]] = {}
+    for rtype, name in entries:
         if rtype == DROPPED_TYPE:
             continue
         corrected = rtype.endswith(CORRECTED_SUFFIX)
@@ -286,7 +286,7 @@ def _selected(
         if quantity is None and (corrected or base == LLM_TYPE):
             continue
         if _matches(rule, base, name):
-            out[f"{rtype} {name}"] = entry
+            out[f"{rtype} {name}"] = (rtype, name)
     return out
 
 
@@ -343,10 +343,8 @@ def _slo_figure(rule: Rule, old: Snapshot, new: Snapshot, started: int, seconds:
     quantity = head if head in ("corrected", "ttft", "itl") else None
     stat = (stat or "mean") if quantity else metric
     entries = {
-        label: e.minus(old.entries.get(key))
-        for key, e in new.entries.items()
-        for label in [f"{key[0]} {key[1]}"]
-        if label in _selected(rule, {key: e}, quantity)
+        label: new.entries[key].minus(old.entries.get(key))
+        for label, key in _selected(rule, new.entries, quantity).items()
     }
     entries = {k: e for k, e in entries.items() if e.count > 0}
     if not entries:
