@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -68,6 +68,8 @@ def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
     has_bench = bool(len(stats.entries)) and bool((stats.entries["source"] == "benchmark").any())
     if stats.total_count == 0 and not has_bench:
         reasons.append("the run made zero requests")
+    if run.capacity is not None and not run.capacity.valid:
+        reasons.append("the capacity search is invalid: " + "; ".join(run.capacity.invalid_reasons))
     info = run.run_info
     if info is None:
         return tuple(reasons)
@@ -190,6 +192,8 @@ def analyse(
     stats = compute_stats(run)
     base_stats = [compute_stats(b, with_timeline=False) for b in baselines]
     system = system_metrics(run.resources, run.run_info)
+    if run.capacity is not None and run.capacity.sustained_rate is not None:
+        system = replace(system, capacity_rate=run.capacity.sustained_rate)
     rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
     results = evaluate(stats, system, rules)
     regressions = compare_runs(stats, base_stats, thresholds.regression) if base_stats else ()

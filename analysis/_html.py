@@ -3,6 +3,7 @@ asset."""
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 from html import escape
@@ -15,6 +16,7 @@ from analysis._stats import SOURCE_LABELS, Distribution, entry_label
 from analysis._svg import PALETTE, Series, bar_chart, empty_chart, line_chart
 from analysis._thresholds import ThresholdResult, format_value
 from compliance_loadtest.redact import redact_text
+from compliance_loadtest.run_folder import CAPACITY_SVG
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#0f172a;
@@ -223,6 +225,15 @@ def to_html(a: Analysis) -> str:
     ):
         parts.append(
             f"<h2>{title}</h2><div class='charts' id='charts-{section}'>{''.join(ch[section])}</div>"
+        )
+    capacity_chart = a.run.path / CAPACITY_SVG
+    if a.run.capacity is not None and capacity_chart.is_file():
+        # As an image, not inline: an SVG from a run folder then cannot run script in the report.
+        data = base64.b64encode(capacity_chart.read_bytes()).decode("ascii")
+        parts.append(
+            "<h2>Capacity search</h2><div class='charts' id='charts-capacity'>"
+            f"<img alt='capacity search: rates, goodput and corrected latency against the target rate' "
+            f"src='data:image/svg+xml;base64,{data}'></div>"
         )
     parts.append("<h2>Thresholds</h2>")
     order = {"fail": 0, "warn": 1, "no-data": 2, "pass": 3}

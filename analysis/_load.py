@@ -96,6 +96,8 @@ class RunData:
     """performance_config.json as given (validated: see `validate_config`)."""
     present: tuple[str, ...]
     missing: tuple[str, ...]
+    capacity: CapacityFigures | None = None
+    """capacity.json of a capacity search (see `read_capacity`)."""
 
     @property
     def label(self) -> str:
@@ -164,6 +166,7 @@ def load_run(run: Path | str, config: Path | str | None = None, with_stream_colu
     resources = read_resources_csv(p) if (p := path_of(rf.RESOURCES_CSV)) is not None else None
     run_info = read_run_json(p) if (p := path_of(rf.RUN_JSON)) is not None else None
     arrival = read_json(p) if (p := _optional(folder / rf.ARRIVAL_JSON, present)) is not None else None
+    capacity = read_capacity(p) if (p := _optional(folder / rf.CAPACITY_JSON, present)) is not None else None
     benchmarks = None
     if (p := _optional(folder / rf.BENCHMARK_RESULTS_JSON, present)) is not None:
         benchmarks = read_benchmarks(p)
@@ -192,7 +195,32 @@ def load_run(run: Path | str, config: Path | str | None = None, with_stream_colu
         perf_config=perf_config,
         present=tuple(present),
         missing=tuple(missing),
+        capacity=capacity,
     )
+
+
+@dataclass(frozen=True)
+class CapacityFigures:
+    """What the thresholds (`capacity >= N/s`) and the validity check read of `capacity.json`."""
+
+    sustained_rate: float | None
+    valid: bool
+    invalid_reasons: tuple[str, ...]
+
+
+def read_capacity(path: Path) -> CapacityFigures:
+    """`capacity.json`'s verdict keys, checked; RunFolderError naming the file and key otherwise."""
+    data = _read_json_object(path)
+    rate = data.get("sustained_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0):
+        raise RunFolderError("must be a rate (0 or more) or null", file=path, key="sustained_rate")
+    valid = data.get("valid")
+    if not isinstance(valid, bool):
+        raise RunFolderError("must be true or false", file=path, key="valid")
+    reasons = data.get("invalid_reasons", [])
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise RunFolderError("must be a list of texts", file=path, key="invalid_reasons")
+    return CapacityFigures(None if rate is None else float(rate), valid, tuple(reasons))
 
 
 def _optional(p: Path, present: list[str]) -> Path | None:

@@ -29,6 +29,8 @@ class SystemMetrics:
     loadgen_cpu_max: float = math.nan
     loadgen_rss_max_mb: float = math.nan
     samples: int = 0
+    capacity_rate: float = math.nan
+    """Sustained rate of a capacity search (capacity.json), iterations per second."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}

@@ -183,7 +183,7 @@ def metric_kind(metric: str) -> str:
         return "ratio"
     if metric in ("count", "failures"):
         return "count"
-    if metric == "rps" or metric.startswith("tokens_per_s"):
+    if metric in ("rps", "capacity") or metric.startswith("tokens_per_s"):
         return "rate"
     if metric in SYSTEM_METRICS:
         return "percent" if "percent" in metric else "mb"
@@ -202,7 +202,14 @@ def split_metric(metric: str) -> tuple[str | None, str]:
 
 def check_metric(metric: str) -> str | None:
     """None if the metric is known, else why not."""
-    if metric in SYSTEM_METRICS or metric in ("count", "failures", "rps", "failure_ratio", "goodput"):
+    if metric in SYSTEM_METRICS or metric in (
+        "count",
+        "failures",
+        "rps",
+        "failure_ratio",
+        "goodput",
+        "capacity",
+    ):
         return None
     if metric.startswith("extra.") and len(metric) > len("extra."):
         return None
@@ -215,7 +222,7 @@ def check_metric(metric: str) -> str | None:
     return (
         f"unknown metric {metric!r}: use count, mean, median, min, max, p<N> (p95, p99.9), rps, failures, "
         "failure_ratio, goodput, ttft[.stat], itl[.stat], tokens_per_s[.stat], corrected[.stat], "
-        "extra.<name>, " + ", ".join(SYSTEM_METRICS)
+        "extra.<name>, capacity, " + ", ".join(SYSTEM_METRICS)
     )
 
 
@@ -655,6 +662,9 @@ def evaluate_rule(stats: RunStats, system: SystemMetrics, rule: Rule) -> list[Th
         msg = f"{shown} {'meets' if held else 'breaks'} {rule.op} {format_value(rule.metric, rule.value)}"
         return ThresholdResult(rule, entry, value, "pass" if held else rule.severity, msg, source)
 
+    if rule.metric == "capacity":
+        # The sustained rate of a capacity search; a run without one cannot meet `capacity >= N/s`.
+        return [judged("capacity search", system.capacity_rate, "capacity.json")]
     if rule.is_system:
         if not system.sampled:
             status: Status = "fail" if rule.required else "warn"

@@ -16,11 +16,14 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from compliance_loadtest.errors import UsageError
+
+if TYPE_CHECKING:
+    from compliance_loadtest.capacity import CapacitySpec
 
 __all__ = [
     "ArrivalStage",
@@ -39,10 +42,21 @@ __all__ = [
     "window_verdict",
 ]
 
-Model = Literal["closed", "arrival"]
+Model = Literal["closed", "arrival", "capacity"]
 
 PROFILE_KEYS = frozenset(
-    {"description", "model", "stages", "mix", "stop_when", "workflow", "max_users", "max_start_delay"}
+    {
+        "description",
+        "model",
+        "stages",
+        "mix",
+        "stop_when",
+        "workflow",
+        "max_users",
+        "max_start_delay",
+        "search",
+        "slos",
+    }
 )
 CLOSED_STAGE_KEYS = frozenset({"duration", "users", "spawn_rate", "mix"})
 ARRIVAL_STAGE_KEYS = frozenset({"duration", "rate", "rate_end", "max_users", "spawn_rate"})
@@ -167,6 +181,9 @@ class Profile:
     max_start_delay: float = 1.0
     stop_when: StopCondition | None = None
     time_scale: float = 1.0
+    capacity: CapacitySpec | None = None
+    """A capacity profile's search and SLOs (see `compliance_loadtest.capacity`); its one stage holds
+    the pool for the longest the search may take."""
     _ends: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -183,7 +200,8 @@ class Profile:
 
     @property
     def is_arrival(self) -> bool:
-        return self.model == "arrival"
+        """Open model: a pool of the workflow's users takes start slots (arrival and capacity)."""
+        return self.model in ("arrival", "capacity")
 
     def stage_at(self, elapsed: float) -> StageAt | None:
         """The stage running `elapsed` seconds after the start; None once the profile is over.
@@ -214,7 +232,10 @@ class Profile:
         stop = self.stop_when
         if stop is not None:
             stop = replace(stop, window=max(stop.window * factor, 2.0))
-        return replace(self, stages=stages, stop_when=stop, time_scale=self.time_scale * factor)
+        capacity = self.capacity.scaled(factor) if self.capacity is not None else None
+        return replace(
+            self, stages=stages, stop_when=stop, time_scale=self.time_scale * factor, capacity=capacity
+        )
 
     def class_names(self) -> frozenset[str]:
         """Every user class the profile names (mixes and the arrival workflow)."""
@@ -370,11 +391,16 @@ def parse_profile(
     top = _Reader(source, data, PROFILE_KEYS, None)
 
     model = data.get("model", "closed")
-    if model not in ("closed", "arrival"):
-        raise top.error("model", f"must be 'closed' or 'arrival', got {model!r}")
+    if model not in ("closed", "arrival", "capacity"):
+        raise top.error("model", f"must be 'closed', 'arrival' or 'capacity', got {model!r}")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise top.error("description", f"must be text, got {description!r}")
+    if model == "capacity":
+        return _capacity_profile(source, name, data, top, description, known_classes)
+    for key in ("search", "slos"):
+        if key in data:
+            raise top.error(key, "only capacity profiles (model: capacity) take this key")
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
@@ -418,6 +444,48 @@ def parse_profile(
         workflow=workflow,
         max_start_delay=max_start_delay,
         stop_when=stop,
+    )
+    if known_classes is not None:
+        check_classes(profile, known_classes)
+    return profile
+
+
+def _capacity_profile(
+    source: str,
+    name: str,
+    data: Mapping[str, Any],
+    top: _Reader,
+    description: str,
+    known_classes: Collection[str] | None,
+) -> Profile:
+    """A capacity search: one stage that holds the pool for the longest the search may take; the load
+    shape sets each step's rate as the search goes."""
+    from compliance_loadtest.capacity import parse_capacity
+
+    for key in ("mix", "stop_when", "stages"):
+        if key in data:
+            raise top.error(key, "not allowed in a capacity profile (the search sets the rate; see 'search')")
+    workflow = data.get("workflow")
+    if not isinstance(workflow, str) or not workflow:
+        raise top.error("workflow", "a capacity profile names the user class whose iterations it starts")
+    pool = top.integer("max_users", positive=True)
+    spec = parse_capacity(data, source)
+    stage = Stage(
+        number=1,
+        duration=spec.search.longest,
+        users=pool,
+        spawn_rate=float(pool),
+        arrival=ArrivalStage(rate=0.0, rate_end=0.0),
+    )
+    profile = Profile(
+        name=name,
+        source=source,
+        description=description.strip(),
+        model="capacity",
+        stages=(stage,),
+        workflow=workflow,
+        max_start_delay=top.required_number("max_start_delay", default=1.0),
+        capacity=spec,
     )
     if known_classes is not None:
         check_classes(profile, known_classes)

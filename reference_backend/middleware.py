@@ -130,13 +130,21 @@ class Gateway:
         self.faults = faults
         self.limiter = limiter
         self.max_body = settings.max_body_bytes
+        # A known capacity (settings.capacity_slots): slots held for the fixed service time.
+        self.slots = asyncio.Semaphore(settings.capacity_slots) if settings.capacity_slots > 0 else None
+        self.service_s = settings.service_ms / 1000.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/admin/"):
             await self.app(scope, receive, send)
             return
         try:
-            await self._http(scope, receive, send)
+            if self.slots is not None and scope["path"] not in UNLIMITED_PATHS:
+                async with self.slots:
+                    await asyncio.sleep(self.service_s)
+                    await self._http(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         except Exception as exc:
             # An injected drop ends a stream mid-way: let uvicorn close the connection, without a traceback.
             if type(exc).__name__ != "StreamDropped":

@@ -114,6 +114,15 @@ class Settings:
     demo_evidence: int = 500
     """Evidence rows of the demo organisation."""
 
+    capacity_slots: int = 0
+    """Off (0) by default. With N > 0, at most N requests are served at once, each holding its slot
+    for `service_ms` before it is handled; the others queue. The backend then has a known capacity,
+    N / (service_ms / 1000) requests per second (plus each handler's own few milliseconds), so a
+    capacity search has a true knee to find. Env: `CGPT_CAPACITY_SLOTS=4 CGPT_SERVICE_MS=100`."""
+
+    service_ms: float = 0.0
+    """Fixed service time of every request while `capacity_slots` is on, in milliseconds."""
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields changed, skipping None values (unset CLI flags)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

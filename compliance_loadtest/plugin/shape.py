@@ -13,15 +13,29 @@ number of locustfiles (Locust sees the same class, defined in one file, and keep
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import LoadTestShape
 
-from compliance_loadtest.plugin.arrival import StagePlan, arrival_run
+from compliance_loadtest.capacity import (
+    CORRECTED_SUFFIX,
+    LLM_TYPE,
+    CapacityResult,
+    CapacitySearch,
+    EntrySnap,
+    Snapshot,
+    judge_step,
+    write_outputs,
+)
+from compliance_loadtest.errors import EXIT_INVALID_RUN
+from compliance_loadtest.plugin.arrival import StagePlan, arrival_run, corrected_response_time
 from compliance_loadtest.profiles import (
+    ArrivalStage,
     Profile,
     ProfileError,
     Stage,
@@ -64,6 +78,8 @@ class LoadProfileShape(LoadTestShape):
         self._warming_since: float | None = None
         self._saved_mix: dict[type[Any], tuple[Any, Any]] = {}
         self._window: deque[tuple[float, int, int, dict[int, int]]] = deque()
+        self.capacity: CapacityDriver | None = None
+        """The running (or last) capacity search of a capacity profile."""
 
     def configure(self, profile: Profile | None) -> None:
         """Run `profile` from the next start on (None: no profile)."""
@@ -80,6 +96,9 @@ class LoadProfileShape(LoadTestShape):
         self._warming_since = None
         self.stopped_because = None
         self._window.clear()
+        if self.capacity is not None:
+            self.capacity.stop("a new run started")
+            self.capacity = None
 
     def tick(self) -> TickResult:
         profile = self.profile
@@ -90,6 +109,8 @@ class LoadProfileShape(LoadTestShape):
             self._begin(profile)
         if profile.is_arrival and self._warming_since is not None:
             return self._warm_up(profile)
+        if profile.capacity is not None:
+            return self._capacity_tick(profile)
         elapsed: float = self.get_run_time()  # type: ignore[no-untyped-call]
         at = profile.stage_at(elapsed)
         if at is None:
@@ -135,9 +156,23 @@ class LoadProfileShape(LoadTestShape):
                 )
             self._warming_since = None
             super().reset_time()  # type: ignore[no-untyped-call]
-            self._start_timeline(profile)
+            if profile.capacity is not None:
+                self.capacity = CapacityDriver(self.runner, profile)
+                self.capacity.start()
+            else:
+                self._start_timeline(profile)
             return self.tick()
         return first.users, first.spawn_rate, self._classes(first)
+
+    def _capacity_tick(self, profile: Profile) -> TickResult:
+        driver = self.capacity
+        if driver is None or driver.done:
+            self._end(f"capacity search of {profile.workflow} ended")
+            return None
+        stage = profile.stages[0]
+        if stage is not self._stage:
+            self._enter(profile, stage)
+        return stage.users, stage.spawn_rate, self._classes(stage)
 
     def _enter(self, profile: Profile, stage: Stage) -> None:
         self._stage = stage
@@ -230,6 +265,192 @@ class LoadProfileShape(LoadTestShape):
         return window_verdict(self._window[0], snapshot, stop)
 
 
+# --- capacity search --------------------------------------------------------------------------------
+
+
+class CapacityDriver:
+    """Runs a capacity profile's search on the master (or the single process), in its own greenlet:
+    each step is an arrival stage at the search's next rate, judged on the stats between two
+    snapshots; the result goes to `capacity.json` and `capacity.svg` in `--run-dir` and to the log."""
+
+    report_lag: float = 3.5
+    """Seconds the master's stats trail the workers' (Locust's worker report interval, 3 s, and a
+    margin): a step's judged window starts at least this far into the step."""
+
+    def __init__(self, runner: Any, profile: Profile) -> None:
+        assert profile.capacity is not None and profile.workflow is not None
+        self.runner = runner
+        self.profile = profile
+        self.spec = profile.capacity
+        self.search = CapacitySearch(self.spec.search)
+        self.result: CapacityResult | None = None
+        self.done = False
+        self._greenlet: Any = None
+        self._bad: dict[str, int] = {}
+        self._bad_keys: dict[str, set[float]] = {}
+        self._cpu: Any = None
+
+    @property
+    def distributed(self) -> bool:
+        from locust.runners import MasterRunner
+
+        return isinstance(self.runner, MasterRunner)
+
+    def start(self) -> None:
+        import psutil
+
+        self._cpu = psutil.Process()
+        self._cpu.cpu_percent()
+        self.runner.environment.events.request.add_listener(self._on_request)
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self, why: str) -> None:
+        """End the search now (the run stopped first): the result says it did not finish."""
+        if self._greenlet is not None and not self.done:
+            self._greenlet.kill(block=True)
+            self._finish(why)
+
+    def _run(self) -> None:
+        try:
+            self._search()
+        except Exception:
+            logger.exception("capacity search failed")
+            self._finish("the search failed with an error (see the log)")
+            return
+        self._finish(None)
+
+    def _search(self) -> None:
+        s = self.spec.search
+        arrival = arrival_run(self.runner.environment)
+        number = 0
+        warm = s.step_duration * s.warmup
+        # The master's stats trail the workers' by a report interval: it holds each step that much
+        # longer and takes both snapshots that much later, so the judged window is the same.
+        lag = self.report_lag if self.distributed else 0.0
+        while (rate := self.search.next_rate()) is not None:
+            number += 1
+            # Each step shares its rate among the workers connected when it starts, so a worker that
+            # joins or is lost changes the shares from the next step on.
+            workers = (getattr(self.runner, "worker_count", 1) or 1) if self.distributed else 1
+            logger.info(
+                "Capacity search: step %d at %.3g iterations/s for %.1fs", number, rate, s.step_duration
+            )
+            plan = StagePlan(
+                number=number,
+                started_at=time.time(),
+                duration=s.step_duration + lag,
+                arrival=ArrivalStage(rate, rate),
+                share=1.0 / workers,
+                max_start_delay=self.profile.max_start_delay,
+                workflow=self.profile.workflow or "",
+            )
+            arrival.start_timeline([plan])
+            gevent.sleep(warm + lag)
+            old = self._snapshot()
+            gevent.sleep(max(s.step_duration - warm, 0.0))
+            new = self._snapshot()
+            iterations = None
+            if self.distributed:
+                # The step's slots are over; its last iterations reach the master with the workers'
+                # next reports. Then its own counts are complete.
+                arrival.start_timeline([])
+                gevent.sleep(lag)
+                self._snapshot()
+                report = arrival.reports[number]
+                iterations = (report.started, report.dropped, plan.duration)
+            step = judge_step(number, rate, old, new, self.spec, self.profile.stages[0].users, iterations)
+            self.search.record(step)
+            verdict = "good" if step.good else ("INVALID" if step.generator_limited else "broken")
+            logger.info(
+                "Capacity search: step %d at %.3g/s %s: achieved %.3g/s, %d dropped%s",
+                number,
+                rate,
+                verdict,
+                step.achieved_rate,
+                step.dropped,
+                f"; {'; '.join(step.reasons)}" if step.reasons else "",
+            )
+            if not step.good and self.search.next_rate() is not None:
+                arrival.start_timeline([])  # no new iterations while the backlog drains
+                gevent.sleep(s.cooldown)
+        arrival.start_timeline([])
+
+    def _finish(self, ended_early: str | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.runner.environment.events.request.remove_listener(self._on_request)
+        result = self.search.result(self.profile.workflow or "", self.profile.name, ended_early)
+        self.result = result
+        log = logger.info if result.valid else logger.error
+        log("Capacity search result: %s", result.summary())
+        run_dir = getattr(self.runner.environment.parsed_options, "run_dir", "") or ""
+        if run_dir:
+            json_path, _ = write_outputs(result, Path(run_dir))
+            logger.info("Capacity search written to %s", json_path)
+        if not result.valid:
+            self.runner.environment.process_exit_code = EXIT_INVALID_RUN
+
+    # --- measuring ---------------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        env = self.runner.environment
+        arrival = arrival_run(env)
+        arrival.add_counts(arrival.scheduler.take_counts())
+        started = sum(report.started for report in arrival.reports.values())
+        entries = {
+            (e.method or "", e.name): EntrySnap(
+                e.num_requests, e.num_failures, float(e.total_response_time), dict(e.response_times)
+            )
+            for e in self.runner.stats.entries.values()
+        }
+        cpu = float(self._cpu.cpu_percent()) if self._cpu is not None else 0.0
+        if self.distributed:
+            cpu = max([cpu] + [float(getattr(c, "cpu_usage", 0) or 0) for c in self.runner.clients.values()])
+        bad = None if self.distributed else dict(self._bad)
+        return Snapshot(time.time(), entries, started, bad, cpu)
+
+    def _on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        start_time: float | None = None,
+        **_kw: Any,
+    ) -> None:
+        """Count the iterations a goodput SLO calls bad: one with a failed request, or with a request
+        past the SLO's limits (`response_time_ms` on the latency corrected from the iteration's
+        intended start, `ttft_ms` on the time to first token)."""
+        intended = (context or {}).get("intended_start")
+        if intended is None or request_type.endswith(CORRECTED_SUFFIX):
+            return
+        started = start_time if start_time is not None else time.time() - response_time / 1000.0
+        corrected = corrected_response_time(started, float(intended), response_time)
+        is_ttft = request_type == LLM_TYPE and name.endswith("time to first token")
+        for rule in self.spec.slos:
+            if rule.metric != "goodput":
+                continue
+            group = str((context or {}).get("group", ""))
+            if not any(sel.matches(request_type, name, group, "") for sel in rule.select):
+                continue
+            bad = exception is not None
+            if request_type != LLM_TYPE:
+                bad = bad or corrected > rule.limits.get("response_time_ms", math.inf)
+            elif is_ttft:
+                bad = bad or response_time > rule.limits.get("ttft_ms", math.inf)
+            if not bad:
+                continue
+            seen = self._bad_keys.setdefault(rule.id, set())
+            if intended in seen:
+                continue
+            if len(seen) > 100_000:  # iterations long over; only the recent ones can repeat
+                seen.clear()
+            seen.add(intended)
+            self._bad[rule.id] = self._bad.get(rule.id, 0) + 1
+
+
 # --- selecting the profile --------------------------------------------------------------------------
 
 
@@ -286,8 +507,16 @@ def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs:
     # A run stopped before its profile ended (Stop button, SIGTERM, -t) gives the classes back
     # their own weights, so a later plain run in the same web UI is plain.
     environment.events.test_stop.add_listener(lambda **_: shape._restore_mix())
+    # A run stopped before its capacity search ended (-t, Stop, a signal) still writes what it found,
+    # marked unfinished.
+    environment.events.test_stop.add_listener(lambda **_: _stop_capacity(shape))
     if web_ui is not None:
         _hook_web_ui(environment, web_ui, shape)
+
+
+def _stop_capacity(shape: LoadProfileShape) -> None:
+    if shape.capacity is not None:
+        shape.capacity.stop("the run stopped before the search ended")
 
 
 def _hook_web_ui(environment: Any, web_ui: Any, shape: LoadProfileShape) -> None:

@@ -12,6 +12,7 @@ process only starts and watches others.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from compliance_loadtest import locustfile_path
 from compliance_loadtest.backend import BackendProcess, launch_backend
 from compliance_loadtest.errors import EXIT_INVALID_RUN, BackendStartError, SuiteRunError, SuiteUsageError
+from compliance_loadtest.run_folder import CAPACITY_JSON, CAPACITY_SVG
 from compliance_loadtest.suite.plan import SuitePlan
 from compliance_loadtest.suite.processes import LOOPBACK, Children, Signals, child_env, free_port
 from compliance_loadtest.suite.progress import Progress, say
@@ -204,6 +206,31 @@ def _analysis_args(plan: SuitePlan, out_dir: Path) -> list[str]:
     return args
 
 
+def _say_capacity(plan: SuitePlan) -> None:
+    """A capacity profile's answer, as soon as the load is over: the sustained rate (or why there is
+    none) and where its figures and chart are."""
+    path = plan.run_dir / CAPACITY_JSON
+    if plan.profile is None or plan.profile.capacity is None:
+        return
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        say(f"the capacity search wrote no readable {CAPACITY_JSON}: see the master's log")
+        return
+    if not result.get("valid"):
+        say("capacity search INVALID: " + "; ".join(result.get("invalid_reasons") or []))
+    else:
+        rate = result.get("sustained_rate")
+        first = result.get("first_broken") or {}
+        line = f"capacity of {result.get('workflow')}: sustained rate {rate:g} iterations/s"
+        if result.get("at_ceiling"):
+            line += " (the ceiling: the true capacity is higher)"
+        if first:
+            line += f"; first broken at {first.get('target_rate'):g}/s by {first.get('rule')}"
+        say(line)
+    say(f"capacity figures in {path}, chart in {plan.run_dir / CAPACITY_SVG}")
+
+
 def run_suite(plan: SuitePlan) -> int:
     """Carry out a plan; the exit code is the analysis's, 3 when the run is not valid evidence, 128 + N
     after signal N. Raises SuiteUsageError / SuiteRunError when no run can be made."""
@@ -239,6 +266,7 @@ def run_suite(plan: SuitePlan) -> int:
         finally:
             children.stop_all()
 
+    _say_capacity(plan)
     say("running the analysis")
     analysis = subprocess.Popen(_analysis_args(plan, plan.run_dir / "report"))
     try:
