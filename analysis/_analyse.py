@@ -14,7 +14,7 @@ from analysis._regression import RegressionResult, compare_runs
 from analysis._stats import RunStats, compute_stats, entry_label
 from analysis._system import SystemMetrics, system_metrics
 from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate
-from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS
+from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS, UsageError
 
 
 class Verdict(enum.Enum):
@@ -189,6 +189,14 @@ def analyse(
     """The whole analysis of one run against thresholds and (optionally) pooled baseline runs."""
     stats = compute_stats(run)
     base_stats = [compute_stats(b, with_timeline=False) for b in baselines]
+    for b, bs in zip(baselines, base_stats, strict=True):
+        if not len(bs.entries):
+            raise UsageError(
+                "has nothing to compare: no request in its record, Locust statistics or benchmark "
+                "results (a baseline must be a finished run)",
+                file=b.label,
+                key="--baseline",
+            )
     system = system_metrics(run.resources, run.run_info)
     rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
     results = evaluate(stats, system, rules)

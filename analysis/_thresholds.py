@@ -397,11 +397,27 @@ def _settings(raw: object, cls: type[Any], key: str, source: str) -> Any:
             if v not in ("fail", "warn"):
                 raise ThresholdsError(f"{v!r} is neither 'fail' nor 'warn'", file=source, key=f"{key}.{k}")
             values[k] = v
-        elif isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ThresholdsError(f"must be a non-negative number, not {v!r}", file=source, key=f"{key}.{k}")
+        elif isinstance(current, int) and (v != int(v) or v < 1):
+            raise ThresholdsError(
+                f"must be a whole number of at least 1, not {v!r}", file=source, key=f"{key}.{k}"
+            )
+        elif k == "alpha" and not 0 < v < 1:
+            raise ThresholdsError(
+                f"must lie between 0 and 1 (exclusive), not {v!r}", file=source, key=f"{key}.{k}"
+            )
         else:
             values[k] = type(current)(v)
-    return cls(**values)
+    settings = cls(**values)
+    low, high = getattr(settings, "min_samples", None), getattr(settings, "max_samples", None)
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        raise ThresholdsError(
+            f"{high} is below min_samples ({low}): no entry could ever be compared",
+            file=source,
+            key=f"{key}.max_samples",
+        )
+    return settings
 
 
 def parse_thresholds(data: object, source: str) -> Thresholds:

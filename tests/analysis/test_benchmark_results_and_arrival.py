@@ -76,7 +76,7 @@ def test_bad_benchmark_results_name_the_key(tmp_path: Path, capsys: pytest.Captu
     )
     assert main([str(tmp_path), "--report", "none"]) == 2
     err = capsys.readouterr().err
-    assert "benchmark_results.json, key 'benchmarks[0].stats.max': is missing or not a number" in err
+    assert "benchmark_results.json, key 'benchmarks[0].stats.max': is missing or not a finite number" in err
 
 
 def test_a_benchmark_only_run_within_the_seed_limits_passes(tmp_path: Path) -> None:

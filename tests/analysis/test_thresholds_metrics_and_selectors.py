@@ -19,7 +19,7 @@ from analysis import (
     system_metrics,
 )
 from compliance_loadtest.run_folder import RunInfo, System
-from tests.analysis.runs import Entry, simple_run, write_resources
+from tests.analysis.runs import Entry, simple_run, write_resources, write_run_json
 
 
 def rules(*raw: dict[str, Any]) -> tuple[Rule, ...]:
@@ -144,6 +144,7 @@ def test_memory_increase_sums_the_target_processes(tmp_path: Path) -> None:
         extra.read_text() + f"{1_790_000_000.0},target,local,5555,40.0,5.0,2,3\n"
         f"{1_790_000_001.0},target,local,5555,60.0,5.0,2,3\n"
     )
+    write_run_json(tmp_path)  # resource samples alone are no run
     data = load_run(tmp_path)
     assert system_metrics(data.resources).target_memory_increase_mb == pytest.approx(70.0)
 
@@ -255,6 +256,7 @@ def test_latency_corrected_for_coordinated_omission(tmp_path: Path) -> None:
 def test_target_memory_is_judged_as_a_share_of_the_machine_that_run_json_states(tmp_path: Path) -> None:
     """The seed's "> 85% memory": the target's peak RSS against `system.memory_total_mb` in run.json."""
     write_resources(tmp_path, [100.0, 900.0], [10.0, 10.0])
+    write_run_json(tmp_path)  # resource samples alone are no run
     data = load_run(tmp_path)
     assert math.isnan(system_metrics(data.resources).target_memory_percent_max)
     judged = system_metrics(data.resources, RunInfo(system=System(memory_total_mb=1000.0)))
