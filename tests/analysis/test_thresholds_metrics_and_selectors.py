@@ -45,6 +45,15 @@ def run(tmp_path: Path) -> Path:
                 ttft=[100.0, 200.0, 300.0, 400.0],
                 tokens=[10.0, 20.0, 30.0, 40.0],
             ),
+            # As an older writer left them: the derived time to first token carrying the reply's
+            # `ttft_ms` and `tokens`, and a tokens/s entry (a rate among times).
+            Entry(
+                "LLM",
+                "sse time to first token",
+                [100.0, 200.0, 300.0, 400.0],
+                ttft=[100.0, 200.0, 300.0, 400.0],
+                tokens=[10.0, 20.0, 30.0, 40.0],
+            ),
             Entry("LLM", "sse tokens/s", [50.0, 60.0, 70.0]),
         ],
     )
@@ -112,10 +121,22 @@ def test_stream_metrics_come_from_the_record_columns(run: Path) -> None:
     assert one(run, metric="tokens_per_s.mean", select=chat) == pytest.approx(10.0)
 
 
-def test_tokens_per_second_entries_feed_the_rate_metric_not_latency(run: Path) -> None:
-    assert one(run, metric="tokens_per_s.median", select={"name": "sse tokens/s"}) == pytest.approx(60.0)
-    got = values(run, {"metric": "mean", "op": "<", "value": 1, "select": {"name": "sse tokens/s"}})
+def test_derived_llm_rows_are_never_streams_and_an_old_tokens_per_second_entry_is_no_latency(
+    run: Path,
+) -> None:
+    stats = compute_stats(load_run(run))
+    for table in (stats.ttft, stats.itl, stats.tokens_per_s):
+        assert set(table) == {("POST", "/api/chat/stream")}
+    # Derived from a reply, not re-derived: its own times, no inter-token latency of -66 ms.
+    ttft = {"name": "sse time to first token"}
+    assert one(run, metric="mean", select=ttft) == pytest.approx(250.0)
+    assert values(run, {"metric": "itl.mean", "op": "<", "value": 1, "select": ttft})[0][1] is None
+    # A rate among times: no latency rule judges it, no pooled mean includes it.
+    old = {"name": "sse tokens/s"}
+    got = values(run, {"metric": "mean", "op": "<", "value": 1, "select": old})
     assert got[0][1] is None and got[0][2] == "warn"
+    pooled = one(run, metric="mean", per="all", select={"request_type": "LLM"})
+    assert pooled == pytest.approx(250.0)
 
 
 def test_goodput_is_the_share_of_successful_requests_within_limits(run: Path) -> None:
@@ -161,7 +182,11 @@ def test_selectors_by_name_glob_type_group_tag_and_exclusion(run: Path) -> None:
         "POST /api/chat/stream",
     ]
     assert entries({"request_type": "sql"}) == ["SQL evidence by framework (join)"]
-    assert entries({"group": "ai"}) == ["LLM sse tokens/s", "POST /api/chat/stream"]
+    assert entries({"group": "ai"}) == [
+        "LLM sse time to first token",
+        "LLM sse tokens/s",
+        "POST /api/chat/stream",
+    ]
     assert entries({"tag": "smoke"}) == ["POST /api/auth/login"]
     assert entries({"tag": ["evidence", "auth"]}) == ["GET /api/evidence", "POST /api/auth/login"]
     assert entries({"name": "/API/*", "exclude_name": "*stream"}) == [
