@@ -8,6 +8,7 @@ functions of the package.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -60,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: performance_config.json in the run folder, if any)",
     )
     p.add_argument(
+        "--warmup",
+        metavar="DURATION",
+        default="auto",
+        help="leave out requests that started in the run's first DURATION (e.g. 10s, 500ms, 0 for none); "
+        "default auto: the spawn phase, users / spawn rate from run.json (none with a load profile)",
+    )
+    p.add_argument(
         "--no-step-summary",
         action="store_true",
         help="do not append the Markdown report to $GITHUB_STEP_SUMMARY when it is set",
@@ -79,6 +87,28 @@ def parse_reports(value: str) -> tuple[str, ...]:
     return chosen
 
 
+def parse_warmup(value: str) -> float | None:
+    """Seconds of `--warmup`, or None for auto (the spawn phase)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return None
+    scale = 1.0
+    for unit, factor in (("ms", 0.001), ("s", 1.0)):
+        if text.endswith(unit):
+            text, scale = text[: -len(unit)].strip(), factor
+            break
+    try:
+        seconds = float(text) * scale
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(
+            f"{value!r} is not a duration: give auto, or seconds of at least 0 (10s, 500ms, 0)",
+            key="--warmup",
+        )
+    return seconds
+
+
 def merge_thresholds(files: Sequence[str] | None) -> Thresholds:
     if not files:
         return load_thresholds(None)
@@ -89,7 +119,9 @@ def merge_thresholds(files: Sequence[str] | None) -> Thresholds:
     if dup is not None:
         raise UsageError(f"rule id {dup!r} appears in more than one --thresholds file", key="--thresholds")
     last = loaded[-1]
-    return Thresholds(rules, last.regression, last.issues, ", ".join(t.source for t in loaded))
+    return Thresholds(
+        rules, last.regression, last.issues, ", ".join(t.source for t in loaded), last.min_samples
+    )
 
 
 def _free_path(folder: Path, stem: str, suffix: str) -> Path:
@@ -124,10 +156,11 @@ def write_reports(analysis: Analysis, out: Path, reports: Sequence[str]) -> list
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     reports = parse_reports(args.report)
+    warmup_s = parse_warmup(args.warmup)
     thresholds = merge_thresholds(args.thresholds)
     current = load_run(args.run, config=args.config)
     baselines = [load_run(b) for b in args.baseline]
-    analysis = analyse(current, thresholds, baselines)
+    analysis = analyse(current, thresholds, baselines, warmup_s=warmup_s)
     out = Path(args.out) if args.out else current.path
     try:
         written = write_reports(analysis, out, reports)

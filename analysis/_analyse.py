@@ -13,8 +13,9 @@ from analysis._load import RunData
 from analysis._regression import RegressionResult, compare_runs
 from analysis._stats import RunStats, compute_stats, entry_label
 from analysis._system import SystemMetrics, system_metrics
-from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate
-from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS
+from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate, worst_first
+from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS, UsageError
+from compliance_loadtest.run_folder import RunInfo
 
 
 class Verdict(enum.Enum):
@@ -39,6 +40,72 @@ class Issue:
 
 
 @dataclass(frozen=True)
+class Warmup:
+    """The start of a run left out of every statistic: requests that started in its first `seconds`."""
+
+    seconds: float
+    reason: str
+    """Where the window comes from: `--warmup`, the spawn phase, or why there is none."""
+    excluded: int = 0
+    """Requests of the exact record left out (benchmark rounds never are: they warm up on their own)."""
+    kept_all: bool = False
+    """True when the window could not be applied (no exact record): the statistics include the start."""
+
+
+# Benchmark rounds run after warm-up iterations of their own (`compliance_loadtest.benchmark`).
+WARMUP_EXEMPT_TYPE = "BENCH"
+
+
+def spawn_phase(info: RunInfo | None) -> tuple[float, str]:
+    """Seconds the users took to start (users / spawn rate, from run.json's options), and why."""
+    if info is None:
+        return 0.0, "no warm-up excluded: no run.json says how the users were started"
+    if info.load_profile:
+        return 0.0, f"no warm-up excluded: load profile {info.load_profile!r} shapes the ramp itself"
+    users, rate = info.options.get("num_users"), info.options.get("spawn_rate")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (users, rate))
+    if not numbers or not users or not rate or users <= 0 or rate <= 0:
+        return 0.0, "no warm-up excluded: run.json's options give no user count and spawn rate"
+    return float(users) / float(rate), f"spawn phase: {users:g} users at {rate:g}/s"
+
+
+def _start_epoch(run: RunData) -> float | None:
+    info = run.run_info
+    if info is not None and info.started_at:
+        try:
+            return datetime.fromisoformat(info.started_at.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    if run.record is not None and len(run.record):
+        return float(run.record["timestamp"].min())
+    return None
+
+
+def without_warmup(run: RunData, seconds: float | None = None) -> tuple[RunData, Warmup]:
+    """The run without the requests that started within the warm-up: `seconds` given (`--warmup`),
+    else the spawn phase. Only the exact record knows when each request started; without it the run
+    is judged whole, and `Warmup.kept_all` says so."""
+    if seconds is None:
+        seconds, reason = spawn_phase(run.run_info)
+    else:
+        reason = f"--warmup {seconds:g}s" if seconds else "no warm-up excluded (--warmup 0)"
+    if seconds <= 0:
+        return run, Warmup(0.0, reason)
+    start = _start_epoch(run)
+    if run.record is None or not len(run.record) or start is None:
+        return run, Warmup(seconds, reason, kept_all=True)
+    rec = run.record
+    keep = (rec["timestamp"].to_numpy(dtype="float64") >= start + seconds) | (
+        rec["request_type"] == WARMUP_EXEMPT_TYPE
+    ).to_numpy(dtype=bool)
+    excluded = int(len(rec) - keep.sum())
+    if not excluded:
+        return run, Warmup(seconds, reason)
+    trimmed = replace(run, record=rec[keep].reset_index(drop=True))
+    return trimmed, Warmup(seconds, reason, excluded=excluded)
+
+
+@dataclass(frozen=True)
 class Analysis:
     run: RunData
     stats: RunStats
@@ -52,6 +119,7 @@ class Analysis:
     verdict: Verdict
     baselines: tuple[str, ...]
     generated_at: datetime
+    warmup: Warmup = Warmup(0.0, "")
 
     @property
     def exit_code(self) -> int:
@@ -62,12 +130,19 @@ class Analysis:
         return tuple(r for r in self.results if r.status == "fail")
 
 
-def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
-    """Why a run cannot be judged: no requests, a lost worker, a saturated load generator."""
+def invalid_reasons(run: RunData, stats: RunStats, warmup: Warmup | None = None) -> tuple[str, ...]:
+    """Why a run cannot be judged: no requests (or none after the warm-up), a lost worker, a saturated
+    load generator."""
     reasons = []
     has_bench = bool(len(stats.entries)) and bool((stats.entries["source"] == "benchmark").any())
     if stats.total_count == 0 and not has_bench:
-        reasons.append("the run made zero requests")
+        if warmup is not None and warmup.excluded:
+            reasons.append(
+                f"all {warmup.excluded:,} requests started within the warm-up (the first "
+                f"{warmup.seconds:g} s, {warmup.reason}): run longer, or pass --warmup 0"
+            )
+        else:
+            reasons.append("the run made zero requests")
     if run.capacity is not None and not run.capacity.valid:
         reasons.append("the capacity search is invalid: " + "; ".join(run.capacity.invalid_reasons))
     info = run.run_info
@@ -91,9 +166,28 @@ def detect_issues(
     system: SystemMetrics,
     regressions: Sequence[RegressionResult],
     t: Thresholds,
+    warmup: Warmup | None = None,
 ) -> tuple[Issue, ...]:
     s = t.issues
     issues: list[Issue] = []
+    if warmup is not None and warmup.kept_all:
+        issues.append(
+            Issue(
+                "warm-up",
+                "warning",
+                f"warm-up of {warmup.seconds:g} s ({warmup.reason}) not excluded: without the exact "
+                "record the run's statistics include its start",
+            )
+        )
+    elif warmup is not None and warmup.excluded:
+        issues.append(
+            Issue(
+                "warm-up",
+                "info",
+                f"{warmup.excluded:,} requests that started in the first {warmup.seconds:g} s "
+                f"({warmup.reason}) are left out of every statistic; --warmup 0 keeps them",
+            )
+        )
     e = stats.entries
     for rec in e.to_dict("records"):
         label = entry_label((str(rec["request_type"]), str(rec["name"])))
@@ -176,7 +270,7 @@ def detect_issues(
         issues.append(
             Issue("exceptions", "warning", f"{n} exception(s) in user code (see locust_exceptions.csv)")
         )
-    for reason in invalid_reasons(run, stats):
+    for reason in invalid_reasons(run, stats, warmup):
         issues.append(Issue("invalid-run", "critical", reason))
     return tuple(issues)
 
@@ -187,18 +281,32 @@ def analyse(
     baselines: Sequence[RunData] = (),
     extra_rules: Sequence[Rule] = (),
     now: datetime | None = None,
+    warmup_s: float | None = None,
 ) -> Analysis:
-    """The whole analysis of one run against thresholds and (optionally) pooled baseline runs."""
+    """The whole analysis of one run against thresholds and (optionally) pooled baseline runs.
+
+    Requests that started within the warm-up (`warmup_s`, else each run's spawn phase) are left out
+    of the run's and the baselines' statistics alike (see `without_warmup`)."""
+    run, warmup = without_warmup(run, warmup_s)
     stats = compute_stats(run)
+    baselines = [without_warmup(b, warmup_s)[0] for b in baselines]
     base_stats = [compute_stats(b, with_timeline=False) for b in baselines]
+    for b, bs in zip(baselines, base_stats, strict=True):
+        if not len(bs.entries):
+            raise UsageError(
+                "has nothing to compare: no request in its record, Locust statistics or benchmark "
+                "results (a baseline must be a finished run)",
+                file=b.label,
+                key="--baseline",
+            )
     system = system_metrics(run.resources, run.run_info)
     if run.capacity is not None and run.capacity.sustained_rate is not None:
         system = replace(system, capacity_rate=run.capacity.sustained_rate)
     rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
-    results = evaluate(stats, system, rules)
+    results = worst_first(evaluate(stats, system, rules, thresholds.min_samples))
     regressions = compare_runs(stats, base_stats, thresholds.regression) if base_stats else ()
-    issues = detect_issues(run, stats, system, regressions, thresholds)
-    invalid = invalid_reasons(run, stats)
+    issues = detect_issues(run, stats, system, regressions, thresholds, warmup)
+    invalid = invalid_reasons(run, stats, warmup)
     if invalid:
         verdict = Verdict.INVALID
     elif any(r.status == "fail" for r in results) or any(r.status == "fail" for r in regressions):
@@ -218,6 +326,7 @@ def analyse(
         verdict=verdict,
         baselines=tuple(b.label for b in baselines),
         generated_at=now or datetime.now(UTC),
+        warmup=warmup,
     )
 
 

@@ -165,7 +165,7 @@ def load_run(run: Path | str, config: Path | str | None = None, with_stream_colu
         missing.append(f"{rf.REQUESTS_DIR}/")
     resources = read_resources_csv(p) if (p := path_of(rf.RESOURCES_CSV)) is not None else None
     run_info = read_run_json(p) if (p := path_of(rf.RUN_JSON)) is not None else None
-    arrival = read_json(p) if (p := _optional(folder / rf.ARRIVAL_JSON, present)) is not None else None
+    arrival = read_arrival(p) if (p := _optional(folder / rf.ARRIVAL_JSON, present)) is not None else None
     capacity = read_capacity(p) if (p := _optional(folder / rf.CAPACITY_JSON, present)) is not None else None
     benchmarks = None
     if (p := _optional(folder / rf.BENCHMARK_RESULTS_JSON, present)) is not None:
@@ -175,6 +175,14 @@ def load_run(run: Path | str, config: Path | str | None = None, with_stream_colu
     )
     if config is not None and not Path(config).exists():
         raise UsageError("no such file (given with --config)", file=config)
+    if stats is None and locust_json is None and record is None and run_info is None and benchmarks is None:
+        # Checked before anything is written: reports must never land in a folder that is no run.
+        raise UsageError(
+            f"is not a run folder: it holds none of {rf.locust_csv(rf.STATS_CSV_SUFFIX, pre)}, "
+            f"{pre}.json, {rf.REQUESTS_DIR}/*.parquet, {rf.RUN_JSON}, {rf.BENCHMARK_RESULTS_JSON} "
+            "(give the folder of one run, e.g. runs/demo, not runs/ or a report folder)",
+            file=folder if prefix is None else folder / prefix,
+        )
     perf_config = None
     if config_path is not None:
         perf_config = _read_json_object(config_path)
@@ -343,6 +351,60 @@ def _to_numeric(
     return out
 
 
+def _check_range(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    path: Path,
+    original: Mapping[str, str],
+    *,
+    minimum: float | None = 0.0,
+    whole: bool = False,
+    what: str = "a finite number of at least 0",
+) -> None:
+    """Every value of the (numeric) columns is finite, at least `minimum` and, if `whole`, a whole
+    number; empty cells (NaN) were vetted by `_to_numeric`. Names the first bad cell."""
+    for col in columns:
+        values = frame[col].to_numpy(dtype=np.float64)
+        present = ~np.isnan(values)
+        bad = present & ~np.isfinite(values)
+        if minimum is not None:
+            bad |= present & (values < minimum)
+        if whole:
+            bad |= present & np.isfinite(values) & (values != np.floor(values))
+        if bool(bad.any()):
+            i = int(np.flatnonzero(bad)[0])
+            raise RunFolderError(
+                f"{values[i]:g} is not {what}", file=path, row=i + 2, column=original.get(col, col)
+            )
+
+
+def _check_failures_within_requests(frame: pd.DataFrame, path: Path, original: Mapping[str, str]) -> None:
+    over = frame["failures"].to_numpy(dtype=np.float64) > frame["count"].to_numpy(dtype=np.float64)
+    if bool(over.any()):
+        i = int(np.flatnonzero(over)[0])
+        raise RunFolderError(
+            f"{frame['failures'].iloc[i]:g} failures of {frame['count'].iloc[i]:g} requests: "
+            "failures cannot exceed requests",
+            file=path,
+            row=i + 2,
+            column=original.get("failures", "failures"),
+        )
+
+
+def _check_locust_counts(
+    frame: pd.DataFrame, path: Path, original: Mapping[str, str], pcols: Sequence[str]
+) -> None:
+    """Locust's stats and history CSVs: counts are whole and non-negative, failures within requests,
+    times and rates finite and non-negative."""
+    _check_range(
+        frame, ["count", "failures"], path, original, whole=True, what="a whole number of at least 0"
+    )
+    _check_failures_within_requests(frame, path, original)
+    times = ["median", "mean", "min", "max", *pcols]
+    _check_range(frame, times, path, original, what="a finite time of at least 0 ms")
+    _check_range(frame, ["avg_content_size", "rps", "fail_rps"], path, original)
+
+
 def _inverse(*mappings: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in mappings:
@@ -357,6 +419,7 @@ def read_stats_csv(path: Path) -> pd.DataFrame:
     numeric = [c for c in STATS_COLUMNS.values() if c not in ("request_type", "name")]
     # Locust writes N/A for percentiles of an entry with no requests, and for min/median when empty.
     frame = _to_numeric(frame, numeric + pcols, path, original, allow_na=[*pcols, "median", "min", "max"])
+    _check_locust_counts(frame, path, original, pcols)
     return frame
 
 
@@ -364,17 +427,34 @@ def read_history_csv(path: Path) -> pd.DataFrame:
     frame, pcols = _frame(path, HISTORY_COLUMNS, keep_percentiles=True, large=True)
     original = _inverse(HISTORY_COLUMNS, {p: p[1:] + "%" for p in pcols})
     numeric = [c for c in HISTORY_COLUMNS.values() if c not in ("request_type", "name")]
-    return _to_numeric(frame, numeric + pcols, path, original, allow_na=[*pcols, "median", "min", "max"])
+    frame = _to_numeric(frame, numeric + pcols, path, original, allow_na=[*pcols, "median", "min", "max"])
+    _check_locust_counts(frame, path, original, pcols)
+    _check_range(frame, ["timestamp"], path, original, what="a finite epoch time of at least 0")
+    _check_range(frame, ["users"], path, original, whole=True, what="a whole number of at least 0")
+    return frame
 
 
 def read_failures_csv(path: Path) -> pd.DataFrame:
     frame, _ = _frame(path, FAILURES_COLUMNS, FAILURES_OPTIONAL)
-    return _to_numeric(frame, ["occurrences"], path, _inverse(FAILURES_COLUMNS))
+    frame = _to_numeric(frame, ["occurrences"], path, _inverse(FAILURES_COLUMNS))
+    _check_range(
+        frame,
+        ["occurrences"],
+        path,
+        _inverse(FAILURES_COLUMNS),
+        whole=True,
+        what="a whole number of at least 0",
+    )
+    return frame
 
 
 def read_exceptions_csv(path: Path) -> pd.DataFrame:
     frame, _ = _frame(path, EXCEPTIONS_COLUMNS)
-    return _to_numeric(frame, ["count"], path, _inverse(EXCEPTIONS_COLUMNS))
+    frame = _to_numeric(frame, ["count"], path, _inverse(EXCEPTIONS_COLUMNS))
+    _check_range(
+        frame, ["count"], path, _inverse(EXCEPTIONS_COLUMNS), whole=True, what="a whole number of at least 0"
+    )
+    return frame
 
 
 def read_resources_csv(path: Path) -> pd.DataFrame:
@@ -382,6 +462,8 @@ def read_resources_csv(path: Path) -> pd.DataFrame:
     frame, _ = _frame(path, mapping, large=True)
     frame = _to_numeric(frame, [c for c in RESOURCES_NUMERIC if c not in RESOURCES_MAY_BE_EMPTY], path, {})
     frame = _to_numeric(frame, RESOURCES_MAY_BE_EMPTY, path, {}, allow_na=RESOURCES_MAY_BE_EMPTY)
+    # Times, sizes, CPU shares, process ids and counts alike are finite and never negative.
+    _check_range(frame, list(RESOURCES_NUMERIC), path, {})
     roles = set(frame["role"].unique())
     unknown = roles - set(rf.RESOURCE_ROLES)
     if unknown:
@@ -435,6 +517,38 @@ def validate_config(config: Mapping[str, Any], source: str) -> BenchmarkConfig:
         raise ThresholdsError(exc.problem, file=exc.file, key=exc.key or None) from None
 
 
+ARRIVAL_NUMBERS = ("duration_s", "target_rate", "rate_start", "rate_end", "achieved_rate")
+ARRIVAL_COUNTS = ("stage", "started", "dropped")
+
+
+def read_arrival(path: Path) -> Any:
+    """arrival.json: an object whose `stages` list holds one object per stage, its rates and durations
+    finite numbers of at least 0, its counts whole numbers of at least 0 (a bare list of stages, as an
+    earlier version wrote, reads too)."""
+    data = read_json(path)
+    if isinstance(data, dict):
+        stages, where = data.get("stages", []), "stages"
+    elif isinstance(data, list):
+        stages, where = data, ""
+    else:
+        raise RunFolderError(f"must hold a JSON object with 'stages', not {type(data).__name__}", file=path)
+    if not isinstance(stages, list):
+        raise RunFolderError("must be a list of stages", file=path, key=where)
+    for i, st in enumerate(stages):
+        at = f"{where}[{i}]"
+        if not isinstance(st, dict):
+            raise RunFolderError("must be an object", file=path, key=at)
+        for k in (*ARRIVAL_NUMBERS, *ARRIVAL_COUNTS):
+            if k not in st:
+                continue
+            v = st[k]
+            whole = k in ARRIVAL_COUNTS
+            if not _is_number(v) or v < 0 or (whole and v != int(v)):
+                kind = "a whole number" if whole else "a finite number"
+                raise RunFolderError(f"must be {kind} of at least 0, not {v!r}", file=path, key=f"{at}.{k}")
+    return data
+
+
 def _is_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
@@ -453,19 +567,43 @@ def read_locust_json(path: Path) -> tuple[Mapping[str, Any], ...]:
             if not isinstance(e.get(k), str):
                 raise RunFolderError("is missing or not a string", file=path, key=f"{where}.{k}")
         for k in ("num_requests", "num_failures", "total_response_time", "max_response_time"):
-            if not _is_number(e.get(k)):
+            if not _is_number(e.get(k)) or e[k] < 0:
                 raise RunFolderError(
-                    f"is missing or not a number: {e.get(k)!r}", file=path, key=f"{where}.{k}"
+                    f"is missing or not a finite number of at least 0: {e.get(k)!r}",
+                    file=path,
+                    key=f"{where}.{k}",
                 )
+        if e["num_failures"] > e["num_requests"]:
+            raise RunFolderError(
+                f"{e['num_failures']} failures of {e['num_requests']} requests: failures cannot exceed "
+                "requests",
+                file=path,
+                key=f"{where}.num_failures",
+            )
+        mn = e.get("min_response_time")
+        if mn is not None and (not _is_number(mn) or mn < 0):
+            raise RunFolderError(
+                f"must be null or a finite number of at least 0, not {mn!r}",
+                file=path,
+                key=f"{where}.min_response_time",
+            )
         rt = e.get("response_times")
         if not isinstance(rt, dict):
             raise RunFolderError("is missing or not an object", file=path, key=f"{where}.response_times")
         try:
-            hist = {int(float(k)): int(v) for k, v in rt.items()}
-        except (TypeError, ValueError):
+            hist = {int(float(k)): v for k, v in rt.items()}
+        except (TypeError, ValueError, OverflowError):
             raise RunFolderError(
                 "must map response times to counts (numbers)", file=path, key=f"{where}.response_times"
             ) from None
+        for t, c in hist.items():
+            if t < 0 or not _is_number(c) or c < 0 or c != int(c):
+                raise RunFolderError(
+                    f"maps {t} ms to {c!r}: times and counts must be whole numbers of at least 0",
+                    file=path,
+                    key=f"{where}.response_times",
+                )
+        hist = {t: int(c) for t, c in hist.items()}
         entries.append({**e, "response_times": hist})
     return tuple(entries)
 
@@ -487,9 +625,11 @@ def read_benchmarks(path: Path) -> pd.DataFrame:
             raise RunFolderError("is missing or not an object", file=path, key=f"{where}.stats")
         row: dict[str, Any] = {"name": b["name"], "group": b.get("group") or "bench"}
         for k in ("min", "max", "mean"):
-            if not _is_number(st.get(k)):
+            if not _is_number(st.get(k)) or st[k] < 0:
                 raise RunFolderError(
-                    f"is missing or not a number: {st.get(k)!r}", file=path, key=f"{where}.stats.{k}"
+                    f"is missing or not a finite number of at least 0: {st.get(k)!r}",
+                    file=path,
+                    key=f"{where}.stats.{k}",
                 )
             row[k] = float(st[k])
         for k in ("median", "stddev", "rounds", "ops"):
@@ -612,6 +752,7 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
             if table.column(col).null_count:
                 i = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
                 raise RunFolderError("is null where the record needs a value", file=part, row=i, column=col)
+        _check_record_values(table, part)
         tables.append(table)
     # Parts may lack optional columns or hold them as other (compatible) types: align them first.
     names = [c for c in (*RECORD_READ, *RECORD_READ_STREAM) if any(c in t.column_names for t in tables)]
@@ -640,6 +781,34 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     record = table.to_pandas(split_blocks=True, self_destruct=True)
     del table, tables, aligned
     return _fill_defaults(record)
+
+
+# The record's numbers and their ranges: (column, what a value must be, may it be NaN, may it be negative).
+RECORD_RANGES = (
+    ("timestamp", "a finite epoch time of at least 0", False, False),
+    ("response_time_ms", "a finite time of at least 0 ms", False, False),
+    ("ttft_ms", "a finite time of at least 0 ms (or NaN on a row that is no stream)", True, False),
+    ("tokens", "a finite count of at least 0 (or NaN on a row that is no stream)", True, False),
+    ("intended_start", "a finite epoch time (or NaN outside arrival-rate runs)", True, False),
+)
+
+
+def _check_record_values(table: Any, part: Path) -> None:
+    """NaN, infinite or negative numbers where the record documents a finite, non-negative one (a row
+    is counted from 0, as parquet readers count)."""
+    for col, what, nan_ok, negative_ok in RECORD_RANGES:
+        if col not in table.column_names:
+            continue
+        values = table.column(col).to_numpy(zero_copy_only=False).astype(np.float64)
+        nan = np.isnan(values)
+        bad = ~nan & ~np.isfinite(values)
+        if not nan_ok:
+            bad |= nan
+        if not negative_ok:
+            bad |= ~nan & (values < 0)
+        if bool(bad.any()):
+            i = int(np.flatnonzero(bad)[0])
+            raise RunFolderError(f"{values[i]:g} is not {what}", file=part, row=i, column=col)
 
 
 def _fill_defaults(record: pd.DataFrame) -> pd.DataFrame:

@@ -94,6 +94,7 @@ def threshold_row(r: ThresholdResult) -> dict[str, Any]:
         "status": r.status,
         "message": r.message,
         "source": r.source,
+        "count": r.count,
     }
 
 
@@ -209,6 +210,12 @@ def _ms(v: float | None) -> str:
 STATUS_ICON = {"pass": "✅", "fail": "❌", "warn": "⚠️", "no-data": "○"}
 
 
+def _with_count(r: ThresholdResult) -> str:
+    """A passed rule's description, with the samples its verdict stands on."""
+    n = f"n = {r.count:,}" if r.count is not None else ""
+    return f"{r.rule.description} ({n})" if r.rule.description and n else r.rule.description or n
+
+
 def to_markdown(a: Analysis, max_rows: int = 60) -> str:
     """GitHub step-summary Markdown: verdict, thresholds table (failures first), baseline deltas, issues."""
     st = a.stats
@@ -240,7 +247,7 @@ def to_markdown(a: Analysis, max_rows: int = 60) -> str:
             f"| {STATUS_ICON[r.status]} | `{_md(r.rule.id)}` | {_md(r.entry)} | "
             f"{format_value(r.rule.metric, r.value)} | "
             f"{_md(r.rule.op)} {format_value(r.rule.metric, r.rule.value)} | "
-            f"{_md(r.message if r.status != 'pass' else r.rule.description)} |"
+            f"{_md(r.message if r.status != 'pass' else _with_count(r))} |"
         )
     if len(ranked) > max_rows:
         lines.append(
@@ -372,6 +379,15 @@ def to_console(a: Analysis, max_entries: int = 40) -> str:
     out = [f"Verdict: {VERDICT_TEXT[a.verdict]} (exit {a.exit_code})  run: {redact_text(a.run.label)}"]
     out.append(f"Percentiles from: {SOURCE_LABELS.get(a.stats.percentile_source or '', 'none')}")
     out.append("")
+    # Failing and warning rules first (the results come worst first), before any table of entries.
+    bad = [r for r in a.results if r.status != "pass" and (r.value is not None or r.status == "fail")]
+    idle = [r for r in a.results if r.value is None and r.status != "fail"]
+    if bad:
+        out += _table(
+            ["status", "rule", "entry", "message"],
+            [[r.status.upper(), r.rule.id, redact_text(r.entry)[:50], redact_text(r.message)] for r in bad],
+        )
+        out.append("")
     if len(e):
         rows = []
         top = e.sort_values("count", ascending=False).head(max_entries)
@@ -395,13 +411,6 @@ def to_console(a: Analysis, max_entries: int = 40) -> str:
             right=(2, 3, 4, 5, 6, 7, 8),
         )
         out.append("")
-    bad = [r for r in a.results if r.status != "pass" and (r.value is not None or r.status == "fail")]
-    idle = [r for r in a.results if r.value is None and r.status != "fail"]
-    if bad:
-        out += _table(
-            ["status", "rule", "entry", "message"],
-            [[r.status.upper(), r.rule.id, redact_text(r.entry)[:50], redact_text(r.message)] for r in bad],
-        )
     if idle:
         ids = [r.rule.id for r in idle]
         shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")

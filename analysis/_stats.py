@@ -5,6 +5,10 @@ Sources, best first: the exact request record (every response time, exact percen
 `_stats.csv` percentile columns (only the percentiles Locust was asked to report), and
 `benchmark_results.json` (pytest-benchmark statistics; exact percentiles only if raw data was saved).
 
+Streams: time to first token, inter-token latency and tokens per second come, in the exact record, from
+the rows of whole streamed replies (`ttft_ms` and `tokens` set, request type not `LLM`) and nowhere else;
+without the record, the `LLM ... time to first token` and `... inter-token latency` entries stand in.
+
 Percentile definition for exact samples: numpy's "higher" method, i.e. the sorted sample at index
 ceil(q * (n - 1)). It is always a response time that was actually observed, never an interpolation
 between two, and at least a share q of the requests took no longer than it, so "p95 < 800 ms" held on
@@ -42,7 +46,11 @@ SOURCE_LABELS: Mapping[str, str] = {
     "benchmark": "benchmark_results.json (pytest-benchmark statistics)",
 }
 
-# What an entry's "response time" field measures, from the stat names of docs/run-folder.md.
+# The request type of the measures derived from a streamed reply (docs/run-folder.md): an `LLM` row
+# is never itself a stream, whatever an older writer left in its `ttft_ms` and `tokens`.
+DERIVED_TYPE = "LLM"
+# What an entry's "response time" field measures, from the stat names of docs/run-folder.md; an
+# older run's `tokens/s` entry is a rate, kept out of every response-time rule and aggregate.
 MEASURE_SUFFIXES = (
     ("time to first token", "ttft"),
     ("inter-token latency", "itl"),
@@ -321,20 +329,16 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
                 "rps": n / duration,
             }
         )
-        m = measure_of(key[1])
-        if m == "ttft":
-            ttft[key] = response[key]
-        elif m == "itl":
-            itl[key] = response[key]
-        elif m == "tokens_per_s":
-            tps[key] = response[key]
+        # TTFT, ITL and tokens/s come from the rows of whole streamed replies only: the `LLM` rows
+        # derived from them (time to first token, inter-token latency, an older run's tokens/s) are
+        # times of their own in the table above, never streams to derive from again.
         if intended is not None:
             planned = intended[idx]
             on_plan = ~np.isnan(planned)
             if on_plan.any():
                 late = (ts[idx][on_plan] - planned[on_plan]) * 1000.0 + rt[idx][on_plan]
                 corrected[key] = Distribution("exact", sorted_values=np.sort(late), count=len(late))
-        if any_stream:
+        if any_stream and key[0] != DERIVED_TYPE:
             sidx = idx[has_stream[idx]]
             if len(sidx):
                 t = ttft_col[sidx]

@@ -54,13 +54,31 @@ _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 _VALUE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%|mb|/s)?\s*$", re.IGNORECASE)
 
 RULE_KEYS = frozenset(
-    {"id", "description", "select", "metric", "op", "value", "severity", "required", "per", "limits"}
+    {
+        "id",
+        "description",
+        "select",
+        "metric",
+        "op",
+        "value",
+        "severity",
+        "required",
+        "per",
+        "limits",
+        "min_samples",
+    }
 )
 SELECT_KEYS = frozenset(
     {"name", "exclude_name", "request_type", "exclude_request_type", "group", "exclude_group", "tag"}
 )
 GOODPUT_LIMITS = frozenset({"response_time_ms", "ttft_ms"})
-TOP_KEYS = frozenset({"version", "rules", "regression", "issues"})
+TOP_KEYS = frozenset({"version", "rules", "regression", "issues", "min_samples"})
+DEFAULT_MIN_SAMPLES = 5
+"""Fewer samples than this (per entry, or pooled for `per: all`) and a rule says "not enough samples"
+instead of a verdict: one slow request is an anecdote, not a mean. `min_samples:` at the top of a
+thresholds file changes the default, on a rule it overrides it for that rule."""
+# Metrics that are counts themselves, or not about requests: no minimum applies.
+UNCOUNTED_METRICS = frozenset({"count", "failures"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,8 @@ class Rule:
     description: str = ""
     limits: Mapping[str, float] = field(default_factory=dict)
     origin: str = ""
+    min_samples: int | None = None
+    """The rule's own minimum sample count; None takes the thresholds file's (`DEFAULT_MIN_SAMPLES`)."""
 
     def describe_selection(self) -> str:
         return " or ".join(s.describe() for s in self.select)
@@ -162,6 +182,7 @@ class Thresholds:
     regression: RegressionSettings = field(default_factory=RegressionSettings)
     issues: IssueSettings = field(default_factory=IssueSettings)
     source: str = ""
+    min_samples: int = DEFAULT_MIN_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -172,6 +193,9 @@ class ThresholdResult:
     status: Status
     message: str
     source: str = ""
+    count: int | None = None
+    """Samples the value was computed from (requests, rounds or streamed replies); None for resource
+    metrics and rules that selected nothing."""
 
 
 # --- parsing -----------------------------------------------------------------------------------------
@@ -373,6 +397,9 @@ def parse_rule(raw: object, index: int, source: str, id_prefix: str = "") -> Rul
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ThresholdsError("must be a string", file=source, key=f"{where}.description")
+    min_samples = raw.get("min_samples")
+    if min_samples is not None:
+        min_samples = _whole_at_least_1(min_samples, f"{where}.min_samples", source)
     return Rule(
         id=rule_id,
         metric=metric,
@@ -385,7 +412,14 @@ def parse_rule(raw: object, index: int, source: str, id_prefix: str = "") -> Rul
         description=description,
         limits=limits,
         origin=f"{source} {where}",
+        min_samples=min_samples,
     )
+
+
+def _whole_at_least_1(value: object, key: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 1:
+        raise ThresholdsError(f"must be a whole number of at least 1, not {value!r}", file=source, key=key)
+    return int(value)
 
 
 def _settings(raw: object, cls: type[Any], key: str, source: str) -> Any:
@@ -404,11 +438,27 @@ def _settings(raw: object, cls: type[Any], key: str, source: str) -> Any:
             if v not in ("fail", "warn"):
                 raise ThresholdsError(f"{v!r} is neither 'fail' nor 'warn'", file=source, key=f"{key}.{k}")
             values[k] = v
-        elif isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ThresholdsError(f"must be a non-negative number, not {v!r}", file=source, key=f"{key}.{k}")
+        elif isinstance(current, int) and (v != int(v) or v < 1):
+            raise ThresholdsError(
+                f"must be a whole number of at least 1, not {v!r}", file=source, key=f"{key}.{k}"
+            )
+        elif k == "alpha" and not 0 < v < 1:
+            raise ThresholdsError(
+                f"must lie between 0 and 1 (exclusive), not {v!r}", file=source, key=f"{key}.{k}"
+            )
         else:
             values[k] = type(current)(v)
-    return cls(**values)
+    settings = cls(**values)
+    low, high = getattr(settings, "min_samples", None), getattr(settings, "max_samples", None)
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        raise ThresholdsError(
+            f"{high} is below min_samples ({low}): no entry could ever be compared",
+            file=source,
+            key=f"{key}.max_samples",
+        )
+    return settings
 
 
 def parse_thresholds(data: object, source: str) -> Thresholds:
@@ -431,11 +481,13 @@ def parse_thresholds(data: object, source: str) -> Thresholds:
         if r.id in seen:
             raise ThresholdsError(f"duplicate rule id {r.id!r}", file=source, key=f"rules[{i}].id")
         seen.add(r.id)
+    min_samples = data.get("min_samples", DEFAULT_MIN_SAMPLES)
     return Thresholds(
         rules=rules,
         regression=_settings(data.get("regression"), RegressionSettings, "regression", source),
         issues=_settings(data.get("issues"), IssueSettings, "issues", source),
         source=source,
+        min_samples=_whole_at_least_1(min_samples, "min_samples", source),
     )
 
 
@@ -633,6 +685,16 @@ def _value(stats: RunStats, rule: Rule, keys: Sequence[EntryKey]) -> tuple[float
     return _stat_of(d, stat), d.kind if d is not None else ""
 
 
+def _samples(stats: RunStats, rule: Rule, keys: Sequence[EntryKey]) -> int:
+    """How many samples the rule's value stands on: streamed replies for stream metrics, benchmark
+    rounds or requests otherwise."""
+    quantity = split_metric(rule.metric)[0]
+    if quantity is not None:
+        table = _quantity_table(stats, quantity)
+        return sum(table[k].count for k in keys if k in table)
+    return sum(int(_row(stats, k)["count"]) for k in keys)
+
+
 def _applicable(stats: RunStats, rule: Rule, keys: list[EntryKey]) -> list[EntryKey]:
     """Entries the metric means something for: no latency rules on tokens/s entries, stream metrics only
     on entries with stream measures."""
@@ -648,19 +710,36 @@ def _applicable(stats: RunStats, rule: Rule, keys: list[EntryKey]) -> list[Entry
     return [k for k in keys if measures.get(k) != "tokens_per_s"]
 
 
-def evaluate_rule(stats: RunStats, system: SystemMetrics, rule: Rule) -> list[ThresholdResult]:
+def evaluate_rule(
+    stats: RunStats, system: SystemMetrics, rule: Rule, min_samples: int = DEFAULT_MIN_SAMPLES
+) -> list[ThresholdResult]:
     compare = OPERATORS[rule.op]
+    needed = rule.min_samples if rule.min_samples is not None else min_samples
+    counted = rule.metric not in UNCOUNTED_METRICS and not rule.metric.startswith("extra.")
 
-    def judged(entry: str, value: float | None, source: str) -> ThresholdResult:
+    def judged(entry: str, value: float | None, source: str, count: int | None = None) -> ThresholdResult:
         if value is None or math.isnan(value):
             status: Status = "fail" if rule.required else "warn"
             return ThresholdResult(
-                rule, entry, None, status, f"{rule.metric} cannot be computed from this run", source
+                rule, entry, None, status, f"{rule.metric} cannot be computed from this run", source, count
             )
         held = compare(value, rule.value)
         shown = format_value(rule.metric, value)
-        msg = f"{shown} {'meets' if held else 'breaks'} {rule.op} {format_value(rule.metric, rule.value)}"
-        return ThresholdResult(rule, entry, value, "pass" if held else rule.severity, msg, source)
+        limit = f"{rule.op} {format_value(rule.metric, rule.value)}"
+        n = f" (n = {count:,})" if count is not None else ""
+        if counted and count is not None and count < needed:
+            return ThresholdResult(
+                rule,
+                entry,
+                value,
+                "fail" if rule.required else "warn",
+                f"not enough samples: n = {count:,}, the rule needs {needed:,} (min_samples); "
+                f"{shown} would {'meet' if held else 'break'} {limit}",
+                source,
+                count,
+            )
+        msg = f"{shown} {'meets' if held else 'breaks'} {limit}{n}"
+        return ThresholdResult(rule, entry, value, "pass" if held else rule.severity, msg, source, count)
 
     if rule.metric == "capacity":
         # The sustained rate of a capacity search; a run without one cannot meet `capacity >= N/s`.
@@ -699,10 +778,24 @@ def evaluate_rule(stats: RunStats, system: SystemMetrics, rule: Rule) -> list[Th
         ]
     if rule.per == "all":
         value, source = _value(stats, rule, keys)
-        return [judged(f"all of {len(keys)} selected", value, source)]
-    return [judged(entry_label(k), *_value(stats, rule, [k])) for k in keys]
+        return [judged(f"all of {len(keys)} selected", value, source, _samples(stats, rule, keys))]
+    return [judged(entry_label(k), *_value(stats, rule, [k]), _samples(stats, rule, [k])) for k in keys]
 
 
-def evaluate(stats: RunStats, system: SystemMetrics, rules: Sequence[Rule]) -> tuple[ThresholdResult, ...]:
+STATUS_ORDER: Mapping[str, int] = {"fail": 0, "warn": 1, "no-data": 2, "pass": 3}
+
+
+def evaluate(
+    stats: RunStats,
+    system: SystemMetrics,
+    rules: Sequence[Rule],
+    min_samples: int = DEFAULT_MIN_SAMPLES,
+) -> tuple[ThresholdResult, ...]:
     """Every rule against the run, in rule order; per-entry rules give one result per entry."""
-    return tuple(r for rule in rules for r in evaluate_rule(stats, system, rule))
+    return tuple(r for rule in rules for r in evaluate_rule(stats, system, rule, min_samples))
+
+
+def worst_first(results: Sequence[ThresholdResult]) -> tuple[ThresholdResult, ...]:
+    """Failures first, then warnings, then the rest, each in rule order: whatever shows only the first
+    lines of a report shows what went wrong."""
+    return tuple(sorted(results, key=lambda r: STATUS_ORDER[r.status]))

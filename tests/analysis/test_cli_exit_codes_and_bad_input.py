@@ -212,7 +212,7 @@ def test_locust_json_with_a_bad_entry(tmp_path: Path, capsys: pytest.CaptureFixt
         json.dumps([{"name": "/x", "method": "GET", "num_requests": "many"}])
     )
     err = bad(capsys, tmp_path)
-    assert "locust.json, key '[0].num_requests': is missing or not a number: 'many'" in err
+    assert "key '[0].num_requests': is missing or not a finite number of at least 0: 'many'" in err
 
 
 def test_corrupt_parquet_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

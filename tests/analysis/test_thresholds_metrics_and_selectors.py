@@ -19,7 +19,7 @@ from analysis import (
     system_metrics,
 )
 from compliance_loadtest.run_folder import RunInfo, System
-from tests.analysis.runs import Entry, simple_run, write_resources
+from tests.analysis.runs import Entry, simple_run, write_resources, write_run_json
 
 
 def rules(*raw: dict[str, Any]) -> tuple[Rule, ...]:
@@ -42,6 +42,15 @@ def run(tmp_path: Path) -> Path:
                 "/api/chat/stream",
                 [1000.0, 2000.0, 3000.0, 4000.0],
                 group="ai",
+                ttft=[100.0, 200.0, 300.0, 400.0],
+                tokens=[10.0, 20.0, 30.0, 40.0],
+            ),
+            # As an older writer left them: the derived time to first token carrying the reply's
+            # `ttft_ms` and `tokens`, and a tokens/s entry (a rate among times).
+            Entry(
+                "LLM",
+                "sse time to first token",
+                [100.0, 200.0, 300.0, 400.0],
                 ttft=[100.0, 200.0, 300.0, 400.0],
                 tokens=[10.0, 20.0, 30.0, 40.0],
             ),
@@ -112,10 +121,22 @@ def test_stream_metrics_come_from_the_record_columns(run: Path) -> None:
     assert one(run, metric="tokens_per_s.mean", select=chat) == pytest.approx(10.0)
 
 
-def test_tokens_per_second_entries_feed_the_rate_metric_not_latency(run: Path) -> None:
-    assert one(run, metric="tokens_per_s.median", select={"name": "sse tokens/s"}) == pytest.approx(60.0)
-    got = values(run, {"metric": "mean", "op": "<", "value": 1, "select": {"name": "sse tokens/s"}})
+def test_derived_llm_rows_are_never_streams_and_an_old_tokens_per_second_entry_is_no_latency(
+    run: Path,
+) -> None:
+    stats = compute_stats(load_run(run))
+    for table in (stats.ttft, stats.itl, stats.tokens_per_s):
+        assert set(table) == {("POST", "/api/chat/stream")}
+    # Derived from a reply, not re-derived: its own times, no inter-token latency of -66 ms.
+    ttft = {"name": "sse time to first token"}
+    assert one(run, metric="mean", select=ttft) == pytest.approx(250.0)
+    assert values(run, {"metric": "itl.mean", "op": "<", "value": 1, "select": ttft})[0][1] is None
+    # A rate among times: no latency rule judges it, no pooled mean includes it.
+    old = {"name": "sse tokens/s"}
+    got = values(run, {"metric": "mean", "op": "<", "value": 1, "select": old})
     assert got[0][1] is None and got[0][2] == "warn"
+    pooled = one(run, metric="mean", per="all", select={"request_type": "LLM"})
+    assert pooled == pytest.approx(250.0)
 
 
 def test_goodput_is_the_share_of_successful_requests_within_limits(run: Path) -> None:
@@ -144,6 +165,7 @@ def test_memory_increase_sums_the_target_processes(tmp_path: Path) -> None:
         extra.read_text() + f"{1_790_000_000.0},target,local,5555,40.0,5.0,2,3\n"
         f"{1_790_000_001.0},target,local,5555,60.0,5.0,2,3\n"
     )
+    write_run_json(tmp_path)  # resource samples alone are no run
     data = load_run(tmp_path)
     assert system_metrics(data.resources).target_memory_increase_mb == pytest.approx(70.0)
 
@@ -160,7 +182,11 @@ def test_selectors_by_name_glob_type_group_tag_and_exclusion(run: Path) -> None:
         "POST /api/chat/stream",
     ]
     assert entries({"request_type": "sql"}) == ["SQL evidence by framework (join)"]
-    assert entries({"group": "ai"}) == ["LLM sse tokens/s", "POST /api/chat/stream"]
+    assert entries({"group": "ai"}) == [
+        "LLM sse time to first token",
+        "LLM sse tokens/s",
+        "POST /api/chat/stream",
+    ]
     assert entries({"tag": "smoke"}) == ["POST /api/auth/login"]
     assert entries({"tag": ["evidence", "auth"]}) == ["GET /api/evidence", "POST /api/auth/login"]
     assert entries({"name": "/API/*", "exclude_name": "*stream"}) == [
@@ -255,6 +281,7 @@ def test_latency_corrected_for_coordinated_omission(tmp_path: Path) -> None:
 def test_target_memory_is_judged_as_a_share_of_the_machine_that_run_json_states(tmp_path: Path) -> None:
     """The seed's "> 85% memory": the target's peak RSS against `system.memory_total_mb` in run.json."""
     write_resources(tmp_path, [100.0, 900.0], [10.0, 10.0])
+    write_run_json(tmp_path)  # resource samples alone are no run
     data = load_run(tmp_path)
     assert math.isnan(system_metrics(data.resources).target_memory_percent_max)
     judged = system_metrics(data.resources, RunInfo(system=System(memory_total_mb=1000.0)))
