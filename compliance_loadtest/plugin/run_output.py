@@ -60,7 +60,7 @@ from compliance_loadtest.plugin.record import (
     table_to_bytes,
     warm_up,
 )
-from compliance_loadtest.redact import REDACTED, redact
+from compliance_loadtest.redact import REDACTED, redact, redact_url
 from compliance_loadtest.run_folder import EndedBy, Record, Resources, Role, RunInfo, System, Workers
 
 logger = logging.getLogger(__name__)
@@ -622,6 +622,7 @@ class RunOutput:
         opts = self.environment.parsed_options
         target = self.resources.target()
         ended = exit_code is not None
+        host = self.environment.host or getattr(opts, "host", None)
         agrees = getattr(self, "summary", {}).get("agrees_with_locust")
         saturated = self.resources.saturated_workers()
         return RunInfo(
@@ -629,7 +630,7 @@ class RunOutput:
             ended_at=utc_iso(time.time()) if ended else None,
             ended_by=self.ended_by if ended else None,
             exit_code=exit_code,
-            host=self.environment.host or getattr(opts, "host", None),
+            host=redact_url(host) if host else None,
             user_classes=tuple(sorted(c.__name__ for c in self.environment.user_classes)),
             locust_version=locust.__version__,
             role=self.role,
