@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -130,10 +131,40 @@ class Analysis:
         return tuple(r for r in self.results if r.status == "fail")
 
 
-def invalid_reasons(run: RunData, stats: RunStats, warmup: Warmup | None = None) -> tuple[str, ...]:
-    """Why a run cannot be judged: no requests (or none after the warm-up), a lost worker, a saturated
-    load generator."""
+# Failure texts of a request that never reached the target (FastHttpUser, HttpUser, aiohttp, sockets).
+CONNECTION_ERROR = re.compile(
+    r"connection ?refused|errno 111|newconnectionerror|connecterror|connectionerror|"
+    r"name or service not known|no route to host|network is unreachable|connect(ion)? ?timed? ?out",
+    re.IGNORECASE,
+)
+
+
+def unreachable_reason(run: RunData, stats: RunStats) -> str | None:
+    """`target unreachable: N connection errors` when every request failed and every failure was a
+    connection error, with the first such error, so the reason names the true cause."""
+    failures = run.failures
+    if not stats.total_count or stats.total_failures < stats.total_count or failures is None:
+        return None
+    errors = failures["error"].astype(str)
+    connecting = errors.str.contains(CONNECTION_ERROR)
+    if not len(failures) or not bool(connecting.all()):
+        return None
+    n = int(failures["occurrences"].sum())
+    return f"target unreachable: {n} connection errors, no request succeeded (first: {errors.iloc[0]})"
+
+
+def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
+    """Why a run cannot be judged: a run.json never finalised or ended for no known reason, an output
+    that failed to write, a record that disagrees with Locust, a lost worker, an unreachable target,
+    no requests, a saturated load generator."""
     reasons = []
+    info = run.run_info
+    if info is not None and (info.exit_code is None or info.ended_at is None):
+        # Its worker lists are the start's: nothing else it says can be trusted.
+        return (
+            "run.json was never finalised: the run (or its master) was killed before it could end; "
+            "its outputs are incomplete",
+        )
     has_bench = bool(len(stats.entries)) and bool((stats.entries["source"] == "benchmark").any())
     if stats.total_count == 0 and not has_bench:
         if warmup is not None and warmup.excluded:
@@ -145,14 +176,22 @@ def invalid_reasons(run: RunData, stats: RunStats, warmup: Warmup | None = None)
             reasons.append("the run made zero requests")
     if run.capacity is not None and not run.capacity.valid:
         reasons.append("the capacity search is invalid: " + "; ".join(run.capacity.invalid_reasons))
-    info = run.run_info
+    if (unreachable := unreachable_reason(run, stats)) is not None:
+        reasons.append(unreachable)
     if info is None:
         return tuple(reasons)
+    if info.ended_by is None:
+        reasons.append("run.json does not say how the run ended (ended_by is null)")
+    reasons.extend(f"the run reports: {problem}" for problem in info.problems)
+    if info.record.agrees_with_locust is False and not any("record" in p for p in info.problems):
+        reasons.append("the exact record's totals differ from Locust's")
     workers = info.workers
     if workers.lost:
         reasons.append(f"worker(s) lost during the run: {', '.join(workers.lost)}")
     if len(workers.seen) < workers.expected:
         reasons.append(f"only {len(workers.seen)} of {workers.expected} expected workers took part")
+    if not info.complete and not (info.problems or workers.lost):
+        reasons.append("run.json says the run is incomplete")
     if info.load_generator_saturated:
         reasons.append(
             "the load generator was saturated (CPU-bound): the latencies measure it, not the target"
@@ -248,10 +287,6 @@ def detect_issues(
                 f" (missing: {', '.join(run.missing)})" if run.missing else ""
             )
         issues.append(Issue("interrupted-run", "warning", message))
-    for problem in info.problems if info is not None else ():
-        issues.append(Issue("run-problem", "warning", f"run.json reports: {problem}"))
-    if info is not None and info.record.agrees_with_locust is False:
-        issues.append(Issue("record-mismatch", "warning", "the exact record's totals differ from Locust's"))
     if isinstance(run.arrival, Mapping | list):
         stages = run.arrival.get("stages", []) if isinstance(run.arrival, Mapping) else run.arrival
         for i, st in enumerate(stages if isinstance(stages, list) else []):

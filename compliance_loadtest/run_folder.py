@@ -17,10 +17,13 @@ pyarrow schema is built from it in `plugin/record.py`, the pandas types in `anal
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar, cast
 
 from compliance_loadtest.errors import UsageError
@@ -69,6 +72,28 @@ def temporary_name(name: str) -> str:
     """The name a file is written under before it is renamed to `name`; readers skip names starting with
     `.`, so every file they see is complete."""
     return f".{name}.tmp"
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write `path` under its temporary name and rename it: a reader (or a run killed mid-write) sees
+    the old file or the new one, never part of one. A write that fails (a full disk) leaves no
+    temporary file behind, taking no space, and raises the `OSError`."""
+    tmp = path.with_name(temporary_name(path.name))
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_failure(what: str, error: OSError) -> str:
+    """What a failed write says, its cause first: `disk full writing requests/part-000012.parquet`."""
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return f"{'disk full' if full else error.strerror or type(error).__name__} writing {what}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Resource samples of the target backend and of the load generators, once a second, with psutil.
 
 `ProcessSampler` samples one process; `find_listening_pid` finds the process behind a loopback port;
-`ResourceLog` writes the rows of `resources.csv` as they come (so a killed run keeps what was sampled),
-and sums them up for `run.json`: memory growth of each process over the run, and whether a load
+`ResourceLog` keeps the rows of `resources.csv` and rewrites the file whole, under a temporary name
+renamed, when asked (every few seconds, so a killed run keeps what was sampled up to then, and never a
+cut row), and sums them up for `run.json`: memory growth of each process over the run, and whether a load
 generator stayed above `SATURATED_CPU_PERCENT` for `SATURATED_SAMPLES` samples in a row (its own
 measurements are then suspect). The columns and the figures' layout in run.json are the run folder's
 contract (`run_folder.RESOURCE_COLUMNS`, `run_folder.ProcessResources`). This module starts no
@@ -12,6 +13,7 @@ greenlets: `run_output` calls it on a timer.
 from __future__ import annotations
 
 import csv
+import io
 import ipaddress
 import os
 import time
@@ -26,6 +28,7 @@ from compliance_loadtest.run_folder import (
     ROLE_LOAD_GENERATOR,
     ROLE_TARGET,
     ProcessResources,
+    write_atomically,
 )
 
 SAMPLE_INTERVAL_S = 1.0
@@ -140,19 +143,15 @@ class _Track:
 
 
 class ResourceLog:
-    """Appends samples to `resources.csv` and keeps per-process figures for run.json."""
+    """Keeps the samples for `resources.csv` and per-process figures for run.json; `write` writes them."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(RESOURCE_COLUMN_NAMES)
-        self._file.flush()
+        self._rows: list[Sample] = []
+        self._written = -1
         self._tracks: dict[tuple[str, str, int], _Track] = {}
 
     def add(self, samples: list[Sample] | list[list[Any]]) -> None:
-        if not samples or self._file.closed:
-            return
         for s in samples:
             sample: Sample = tuple(s)  # lists arrive from workers
             key = (sample[1], sample[2], sample[3])
@@ -160,12 +159,23 @@ class ResourceLog:
             if track is None:
                 track = self._tracks[key] = _Track(*key)
             track.add(sample)
-            self._writer.writerow(sample)
-        self._file.flush()
+            self._rows.append(sample)
+
+    def write(self) -> None:
+        """Write every row so far, atomically; an `OSError` (a full disk) leaves the file as it was and
+        the rows kept, to be written by the next call."""
+        if self._written == len(self._rows):
+            return
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(RESOURCE_COLUMN_NAMES)
+        writer.writerows(self._rows)
+        count = len(self._rows)
+        write_atomically(self.path, text.getvalue())
+        self._written = count
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self.write()
 
     def processes(self) -> list[ProcessResources]:
         """Each sampled process's figures, in the order first sampled."""

@@ -290,16 +290,30 @@ class PartWriter:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.failures: Counter[tuple[str, str]] = Counter()
 
+    @property
+    def next_name(self) -> str:
+        """The file name the next part is written as: a part that failed to write is retried under it."""
+        return part_name(self._next)
+
     def write(self, tables: Iterable[pa.Table]) -> int:
-        """Write the tables as one part; returns the number of rows written (0 writes nothing)."""
+        """Write the tables as one part; returns the number of rows written (0 writes nothing).
+
+        Raises the `OSError` of a write that failed (a full disk), having written nothing: the caller
+        keeps the tables and calls again.
+        """
         tables = [t for t in tables if t.num_rows]
         if not tables:
             return 0
         table = pa.concat_tables(tables)
-        path = self.directory / part_name(self._next)
+        path = self.directory / self.next_name
         tmp = path.with_name(temporary_name(path.name))
-        pq.write_table(table, tmp, compression=COMPRESSION)
-        os.replace(tmp, path)
+        try:
+            pq.write_table(table, tmp, compression=COMPRESSION)
+            os.replace(tmp, path)
+        except BaseException:
+            # A full disk: the cut temporary file would only take the space a retry needs.
+            tmp.unlink(missing_ok=True)
+            raise
         self._next += 1
         self.parts_written += 1
         rows = int(table.num_rows)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import csv
+import io
 import json
 import logging
-import os
 import signal
 import time
 from datetime import UTC, datetime
@@ -41,7 +41,7 @@ from locust.html import get_html_report
 from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunner, WorkerRunner
 
 from compliance_loadtest import run_folder as rf
-from compliance_loadtest.errors import UsageError
+from compliance_loadtest.errors import EXIT_INVALID_RUN, UsageError
 from compliance_loadtest.plugin.monitor import (
     SAMPLE_INTERVAL_S,
     ProcessSampler,
@@ -60,7 +60,7 @@ from compliance_loadtest.plugin.record import (
     table_to_bytes,
     warm_up,
 )
-from compliance_loadtest.redact import REDACTED, redact
+from compliance_loadtest.redact import REDACTED, redact, redact_url
 from compliance_loadtest.run_folder import EndedBy, Record, Resources, Role, RunInfo, System, Workers
 
 logger = logging.getLogger(__name__)
@@ -69,9 +69,16 @@ logger = logging.getLogger(__name__)
 REPORT_KEY = "compliance_run_output"
 # A worker with rows waiting reports at least this often (Locust's own report comes every 3 s).
 WORKER_REPORT_INTERVAL_S = 1.0
-# The master writes a parquet part this often, or sooner when this many rows are waiting.
-PART_INTERVAL_S = 5.0
+# The master writes a parquet part this often, or sooner when this many rows are waiting: a run killed
+# outright loses at most the last second's rows.
+PART_INTERVAL_S = 1.0
 PART_MAX_ROWS = 100_000
+# resources.csv is rewritten whole (atomically) this often.
+RESOURCES_WRITE_INTERVAL_S = 5.0
+# Space kept in the run folder (a hidden file) for the last summary.json and run.json: on a full disk
+# they still say why the run is invalid.
+RESERVE_NAME = ".space-reserve"
+RESERVE_BYTES = 1 << 20
 # After the stop timeout, how long the master waits for the workers' final reports.
 FINAL_REPORT_GRACE_S = 10.0
 # A running worker that has not reported for this long is counted as lost.
@@ -101,20 +108,20 @@ def redacted_options(options: Any) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(rf.temporary_name(path.name))
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    rf.write_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def write_final_csv(writer: stats.StatsCSV, prefix: str) -> None:
-    """Locust's `_stats`, `_failures` and `_exceptions` CSV files with the final statistics."""
+    """Locust's `_stats`, `_failures` and `_exceptions` CSV files with the final statistics, each
+    written atomically."""
     for suffix, write in (
         (rf.STATS_CSV_SUFFIX, writer.requests_csv),
         (rf.FAILURES_CSV_SUFFIX, writer.failures_csv),
         (rf.EXCEPTIONS_CSV_SUFFIX, writer.exceptions_csv),
     ):
-        with open(rf.locust_csv(suffix, prefix), "w", newline="", encoding="utf-8") as f:
-            write(csv.writer(f))
+        text = io.StringIO(newline="")
+        write(csv.writer(text))
+        rf.write_atomically(Path(rf.locust_csv(suffix, prefix)), text.getvalue())
 
 
 def save_stats_json(request_stats: stats.RequestStats, path: Path) -> None:
@@ -124,7 +131,41 @@ def save_stats_json(request_stats: stats.RequestStats, path: Path) -> None:
     it: anything written after it (Locust's CSV at exit, the HTML report) would show zeros.
     """
     entries = [e.serialize() for e in request_stats.entries.values() if e.num_requests or e.num_failures]
-    path.write_text(json.dumps(entries, indent=4), encoding="utf-8")
+    rf.write_atomically(path, json.dumps(entries, indent=4))
+
+
+class LocustCsvFiles(stats.StatsCSVFileWriter):
+    """Locust's four CSV files (`--csv`'s), their rows kept in memory and each file written atomically.
+
+    Locust's own writer rewrites its files in place every second: a full disk or a kill in the middle of
+    a write leaves them cut. This one takes the same rows (`add_history` each second) and `write`s every
+    file whole under a temporary name; a write that fails changes nothing and can be repeated.
+    """
+
+    def __init__(self, environment: Any, prefix: str, full_history: bool) -> None:
+        # Not the file writer's own __init__: it opens the files, to write them in place.
+        stats.StatsCSV.__init__(self, environment, stats.PERCENTILES_TO_REPORT)
+        self.base_filepath = prefix
+        self.full_history = full_history
+        self.history = io.StringIO(newline="")
+        self.history_writer = csv.writer(self.history)
+        self.history_writer.writerow(
+            [
+                "Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s",
+                *stats.get_readable_percentiles(self.percentiles_to_report),
+                "Total Request Count", "Total Failure Count", "Total Median Response Time",
+                "Total Average Response Time", "Total Min Response Time", "Total Max Response Time",
+                "Total Average Content Size",
+            ]
+        )  # fmt: skip
+
+    def add_history(self) -> None:
+        """The `_stats_history.csv` rows of now."""
+        self._stats_history_data_rows(self.history_writer, time.time())
+
+    def write(self) -> None:
+        write_final_csv(self, self.base_filepath)
+        rf.write_atomically(Path(self.stats_history_file_name()), self.history.getvalue())
 
 
 class RunDirError(UsageError):
@@ -241,6 +282,10 @@ class RunOutput:
         self.ended_by: EndedBy | None = None
         self.notes: list[str] = []
         self.problems: list[str] = []
+        # Writes failing now (a full disk), by what they write: each is logged once and retried.
+        self.failing: dict[str, str] = {}
+        self.write_failed = False
+        self.exit_listener_added = False
         # Locust may run its shutdown twice at once (SIGTERM handler and main greenlet): the first call of
         # each end step does the work, later ones wait for it, so nothing exits half-way through a write.
         self.collecting = False
@@ -257,6 +302,9 @@ class RunOutput:
         self.last_part = time.monotonic()
 
         self.resources = ResourceLog(run_dir / rf.RESOURCES_CSV)
+        self.last_resources = time.monotonic()
+        self.reserve = run_dir / RESERVE_NAME
+        self._reserve_space()
         self.own = own_sampler(self.role)
         self.target: ProcessSampler | None = None
         self.target_settled = False
@@ -267,16 +315,13 @@ class RunOutput:
         self.expected_workers = int(getattr(opts, "expect_workers", 0) or 0) if self.is_master else 0
 
         # Locust's files, unless the command line names its own.
-        self.csv_writer: stats.StatsCSVFileWriter | None = None
-        self.csv_greenlet: gevent.Greenlet | None = None
+        self.csv_writer: LocustCsvFiles | None = None
         if opts.csv_prefix is None:
-            self.csv_writer = stats.StatsCSVFileWriter(
+            self.csv_writer = LocustCsvFiles(
                 environment,
-                stats.PERCENTILES_TO_REPORT,
                 str(run_dir / rf.LOCUST_PREFIX),
                 bool(getattr(opts, "stats_history_enabled", False)),
             )
-            self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
         self.write_json_file = opts.json_file is None
         self.write_html_file = opts.html_file is None
 
@@ -393,12 +438,41 @@ class RunOutput:
             try:
                 self._sample()
                 self._take_local_rows()
-                if self.pending_rows >= PART_MAX_ROWS or time.monotonic() - self.last_part >= PART_INTERVAL_S:
+                now = time.monotonic()
+                if self.pending_rows >= PART_MAX_ROWS or now - self.last_part >= PART_INTERVAL_S:
                     self._write_part()
+                if self.csv_writer is not None:
+                    self.csv_writer.add_history()
+                if now - self.last_resources >= RESOURCES_WRITE_INTERVAL_S:
+                    self.last_resources = now
+                    self._attempt(rf.RESOURCES_CSV, self.resources.write)
+                    if self.csv_writer is not None:
+                        self._attempt("Locust's CSV files", self.csv_writer.write)
                 if self.is_master:
                     self._check_workers()
             except Exception:
                 logger.exception("run output: periodic write failed")
+
+    def _attempt(self, what: str, write: Any) -> bool:
+        """Run `write`; a failed write is logged once (not at every retry) and reported False."""
+        try:
+            write()
+        except OSError as e:
+            message = rf.write_failure(what, e)
+            if self.failing.get(what) != message:
+                self.failing[what] = message
+                logger.error("run output: %s; kept in memory, retried every second", message)
+            return False
+        if self.failing.pop(what, None) is not None:
+            logger.info("run output: %s written after all", what)
+        return True
+
+    def _reserve_space(self) -> None:
+        try:
+            with self.reserve.open("wb") as f:
+                f.write(bytes(RESERVE_BYTES))
+        except OSError:
+            self.reserve.unlink(missing_ok=True)
 
     def _sample(self) -> None:
         self._settle_target()
@@ -412,9 +486,16 @@ class RunOutput:
             self.pending_rows += table.num_rows
 
     def _write_part(self) -> None:
-        batches, self.pending, self.pending_rows = self.pending, [], 0
+        """Write the waiting rows as a part; rows that fail to write stay waiting for the next attempt."""
         self.last_part = time.monotonic()
-        self.parts.write(batches)
+        if not self.pending_rows:
+            return
+        what = f"{rf.REQUESTS_DIR}/{self.parts.next_name}"
+        if self._attempt(what, lambda: self.parts.write(self.pending)):
+            self.pending, self.pending_rows = [], 0
+        elif len(self.pending) > 1:
+            # One table to retry: not the concatenation of every batch again at each attempt.
+            self.pending = [pa.concat_tables(self.pending)]
 
     def _check_workers(self) -> None:
         now = time.monotonic()
@@ -434,6 +515,10 @@ class RunOutput:
     # --- the end -----------------------------------------------------------------------------------
 
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
+        if not self.exit_listener_added:
+            # Added now, after every other quit listener, so it runs last.
+            self.exit_listener_added = True
+            environment.events.quit.add_listener(self._exit_if_a_write_failed)
         if not self.is_master:
             return
         if self.collecting:
@@ -504,30 +589,61 @@ class RunOutput:
         self.locust_final = self.locust_figures()
         steps = (
             ("the request record", self._finish_record),
-            (rf.SUMMARY_JSON, self._write_summary),
             (rf.RESOURCES_CSV, self._finish_resources),
             ("Locust's CSV files", self._finish_locust_csv),
             (rf.LOCUST_JSON, self._finish_locust_json),
             (rf.LOCUST_HTML, self._finish_locust_html),
+            (rf.SUMMARY_JSON, self._write_summary),
         )
         for what, step in steps:
+            if what == rf.SUMMARY_JSON:
+                # The last two files say what happened: they get the space kept for them.
+                self.reserve.unlink(missing_ok=True)
             try:
                 step()
+            except OSError as e:
+                self._final_write_failed(rf.write_failure(what, e))
             except Exception as e:
                 logger.exception("run output: writing %s failed", what)
                 self.problems.append(f"writing {what} failed: {e}")
+        for message in self.failing.values():
+            self._final_write_failed(message)
+        if self.write_failed:
+            exit_code = EXIT_INVALID_RUN if exit_code == 0 else exit_code
         try:
             self.write_run_json(exit_code=exit_code)
-        except Exception:
-            logger.exception("run output: writing %s failed", rf.RUN_JSON)
+        except OSError as e:
+            self.write_failed = True
+            logger.error("run output: %s", rf.write_failure(rf.RUN_JSON, e))
+
+    def _final_write_failed(self, message: str) -> None:
+        self.write_failed = True
+        if message not in self.problems:
+            self.problems.append(message)
+            logger.error("run output: %s", message)
+
+    def _exit_if_a_write_failed(self, exit_code: int, **_kw: Any) -> None:
+        """Locust has decided its exit code before the outputs are written: a run whose outputs failed to
+        write must not exit 0 (Locust's quit event lets a listener end the process with its own code)."""
+        if self.write_failed and exit_code == 0:
+            logger.error(
+                "run output: exit code %d: the run's outputs failed to write (%s)",
+                EXIT_INVALID_RUN,
+                "; ".join(self.problems),
+            )
+            raise SystemExit(EXIT_INVALID_RUN)
 
     def _finish_record(self) -> None:
         self._take_local_rows()
         self._write_part()
+        if self.pending_rows:
+            message = self.failing.pop(f"{rf.REQUESTS_DIR}/{self.parts.next_name}", "")
+            self._final_write_failed(f"{message}: {self.pending_rows} rows of the record not written")
 
     def _finish_resources(self) -> None:
         with contextlib.suppress(Exception):
             self._sample()
+        self.failing.pop(rf.RESOURCES_CSV, None)
         self.resources.close()
 
     def _finish_locust_csv(self) -> None:
@@ -542,10 +658,9 @@ class RunOutput:
                 writer = stats.StatsCSV(self.environment, stats.PERCENTILES_TO_REPORT)
                 atexit.register(write_final_csv, writer, str(prefix))
             return
-        if self.csv_greenlet is not None:
-            self.csv_greenlet.kill(block=True)
-        self.csv_writer.close_files()
-        write_final_csv(self.csv_writer, str(self.run_dir / rf.LOCUST_PREFIX))
+        self.failing.pop("Locust's CSV files", None)
+        self.csv_writer.add_history()
+        self.csv_writer.write()
 
     def _finish_locust_json(self) -> None:
         if self.write_json_file:
@@ -560,7 +675,7 @@ class RunOutput:
                 return
             path = Path(named)
         html = get_html_report(self.environment, show_download_link=False)
-        path.write_text(html, encoding="utf-8")
+        rf.write_atomically(path, html)
 
     def locust_figures(self) -> dict[str, Any]:
         """Locust's final counts, total and per entry, as its terminal summary shows them.
@@ -622,6 +737,7 @@ class RunOutput:
         opts = self.environment.parsed_options
         target = self.resources.target()
         ended = exit_code is not None
+        host = self.environment.host or getattr(opts, "host", None)
         agrees = getattr(self, "summary", {}).get("agrees_with_locust")
         saturated = self.resources.saturated_workers()
         return RunInfo(
@@ -629,7 +745,7 @@ class RunOutput:
             ended_at=utc_iso(time.time()) if ended else None,
             ended_by=self.ended_by if ended else None,
             exit_code=exit_code,
-            host=self.environment.host or getattr(opts, "host", None),
+            host=redact_url(host) if host else None,
             user_classes=tuple(sorted(c.__name__ for c in self.environment.user_classes)),
             locust_version=locust.__version__,
             role=self.role,

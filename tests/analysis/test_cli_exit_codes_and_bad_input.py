@@ -108,17 +108,18 @@ def test_exit_3_for_a_run_with_zero_requests(tmp_path: Path, thresholds: Path) -
     assert "zero requests" in r.stdout
 
 
-def test_an_interrupted_run_is_analysed_with_what_exists_and_says_what_is_missing(tmp_path: Path) -> None:
+def test_an_interrupted_run_is_invalid_and_says_what_is_missing(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     write_record(run, record_frame([Entry("GET", "/health", [1.0] * 20)]), parts=1)
     write_run_json(run, ended_by="SIGTERM", complete=False)
-    assert main([str(run), "--report", "json", "--out", str(tmp_path / "out")]) == 0
+    assert main([str(run), "--report", "json", "--out", str(tmp_path / "out")]) == 3
     (report,) = (tmp_path / "out").glob("*.json")
     doc = json.loads(report.read_text())
     assert "locust_stats.csv" in doc["run"]["missing"] and "resources.csv" in doc["run"]["missing"]
     (issue,) = [i for i in doc["issues"] if i["kind"] == "interrupted-run"]
     assert "SIGTERM" in issue["message"] and "is incomplete" in issue["message"]
+    assert doc["verdict"]["invalid_reasons"] == ["run.json says the run is incomplete"]
 
 
 def test_a_run_stopped_by_a_signal_with_complete_outputs_is_not_called_incomplete(tmp_path: Path) -> None:
@@ -367,12 +368,12 @@ def test_truncated_and_overlong_lines_of_the_per_second_files(
     assert "resources.csv: is not valid CSV (Error tokenizing data" in err and "line 10" in err
 
 
-def test_a_run_killed_before_run_json_was_finalised_says_so(tmp_path: Path) -> None:
+def test_a_run_killed_before_run_json_was_finalised_is_invalid_and_says_so(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     write_record(run, record_frame([Entry("GET", "/health", [1.0] * 20)]), parts=1)
-    write_run_json(run, ended_at=None, ended_by=None, complete=False)
-    assert main([str(run), "--report", "json", "--out", str(tmp_path / "out")]) == 0
+    write_run_json(run, ended_at=None, ended_by=None, exit_code=None, complete=False)
+    assert main([str(run), "--report", "json", "--out", str(tmp_path / "out")]) == 3
     doc = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     (issue,) = [i for i in doc["issues"] if i["kind"] == "interrupted-run"]
     assert "an unknown cause (run.json never finalised)" in issue["message"]
