@@ -153,10 +153,10 @@ def unreachable_reason(run: RunData, stats: RunStats) -> str | None:
     return f"target unreachable: {n} connection errors, no request succeeded (first: {errors.iloc[0]})"
 
 
-def invalid_reasons(run: RunData, stats: RunStats) -> tuple[str, ...]:
+def invalid_reasons(run: RunData, stats: RunStats, warmup: Warmup | None = None) -> tuple[str, ...]:
     """Why a run cannot be judged: a run.json never finalised or ended for no known reason, an output
     that failed to write, a record that disagrees with Locust, a lost worker, an unreachable target,
-    no requests, a saturated load generator."""
+    no requests (or none after the warm-up), a saturated load generator."""
     reasons = []
     info = run.run_info
     if info is not None and (info.exit_code is None or info.ended_at is None):
