@@ -52,6 +52,8 @@ class Analysis:
     verdict: Verdict
     baselines: tuple[str, ...]
     generated_at: datetime
+    baseline_stats: tuple[RunStats, ...] = ()
+    """The baselines' statistics, for reports that show their percentiles next to this run's."""
 
     @property
     def exit_code(self) -> int:
@@ -214,6 +216,7 @@ def analyse(
         verdict=verdict,
         baselines=tuple(b.label for b in baselines),
         generated_at=now or datetime.now(UTC),
+        baseline_stats=tuple(base_stats),
     )
 
 

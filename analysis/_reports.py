@@ -231,13 +231,18 @@ def result_keys(a: Analysis, r: ThresholdResult) -> list[EntryKey]:
     return [k for k in select_entries(a.stats, r.rule.select) if measures.get(k) != "tokens_per_s"]
 
 
+def _n(n: int, noun: str) -> str:
+    """ "1 request", "2 requests"."""
+    return f"{n:,} {noun}" if n != 1 else f"1 {noun.removesuffix('s')}"
+
+
 def sample_count(a: Analysis, r: ThresholdResult) -> str:
     """How many measurements the figure stands on: requests (or rounds) of its entries, or resource
     samples."""
     if r.rule.is_system:
         res = a.run.resources
         n = 0 if res is None else int((res["role"] == "target").sum())
-        return f"{n:,} resource samples"
+        return _n(n, "resource samples")
     keys = result_keys(a, r)
     if not keys:
         return "none"
@@ -247,11 +252,10 @@ def sample_count(a: Analysis, r: ThresholdResult) -> str:
     )
     if table:
         n = sum(table[k].count for k in keys if k in table)
-        return f"{n:,} streamed replies"
+        return f"{n:,} streamed replies" if n != 1 else "1 streamed reply"
     rows = a.stats.rows
     n = sum(int(rows[k]["count"]) for k in keys if k in rows)
-    of = "rounds" if all(k[0] == "BENCH" for k in keys) else "requests"
-    return f"{n:,} {of}"
+    return _n(n, "rounds" if all(k[0] == "BENCH" for k in keys) else "requests")
 
 
 def concerned_entries(a: Analysis) -> list[EntryKey]:

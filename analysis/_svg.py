@@ -128,8 +128,10 @@ def line_chart(
     right: Sequence[Series] = (),
     right_label: str = "",
     css_class: str = "chart",
+    x_range: tuple[float, float] | None = None,
 ) -> str:
-    """Lines over a shared x axis; `right` series get an axis of their own on the right."""
+    """Lines over a shared x axis; `right` series get an axis of their own on the right. `x_range`
+    fixes the axis (the run's whole span, even where a series has no value)."""
     finite = [
         (x, y)
         for s in (*series, *right)
@@ -145,8 +147,9 @@ def line_chart(
     left, right_edge, top = 58, width - (52 if right else 15), 26
     bottom = height - 36 - rows * LEGEND_ROW
     xs = [p[0] for p in finite]
-    x_ticks = _nice_ticks(min(0.0, min(xs)), max(xs))
-    xlo, xhi = x_ticks[0], x_ticks[-1]
+    # The axis ends where the data ends (a 20.4 s run ends at 20.4 s, not at a rounder 25).
+    xlo, xhi = x_range if x_range is not None else (min(0.0, min(xs)), max(xs))
+    x_ticks = [t for t in _nice_ticks(xlo, xhi) if xlo <= t <= xhi + 1e-9]
 
     def axis(ss: Sequence[Series]) -> list[float]:
         ys = [y for s in ss for y in s.ys if math.isfinite(y)]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis._load import RunData
 from analysis._stats import EntryKey, RunStats
+from compliance_loadtest.run_folder import REQUESTS_DIR
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -122,6 +123,27 @@ def error_kind(message: str) -> str:
     return text[:60]
 
 
+def failed_errors(run: RunData) -> tuple[FloatArray, list[str]]:
+    """Start time and error message of every failed request of the record. The analysis loads the
+    record without its `error` column (ten million strings nobody needs for a verdict); the few failed
+    rows' messages are read here, with a filter on `success`, when a chart needs them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamps: list[FloatArray] = []
+    messages: list[str] = []
+    for part in sorted((run.path / REQUESTS_DIR).glob("*.parquet")):
+        try:
+            if "error" not in pq.read_schema(part).names:
+                continue
+            table = pq.read_table(part, columns=["timestamp", "error"], filters=[("success", "==", False)])
+        except (pa.ArrowException, OSError):
+            continue  # the loader already vouched for the part; a chart never fails the analysis
+        stamps.append(table.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64))
+        messages += [str(m) if m is not None else "" for m in table.column("error").to_pylist()]
+    return (np.concatenate(stamps) if stamps else np.array([], dtype=np.float64)), messages
+
+
 def _users(run: RunData, start: float, n: int, width: float) -> FloatArray | None:
     h = run.history
     if h is None or not len(h):
@@ -151,17 +173,17 @@ def timeline(run: RunData, stats: RunStats) -> Timeline | None:
     qs = bin_quantiles(b.index, rt, n, [q for _, q in PERCENTILES])
     errors: dict[str, FloatArray] = {}
     if (~ok).any():
-        failed = np.flatnonzero(~ok)
-        kinds = pd.Series(rec["error"].to_numpy()[failed]).astype(str).map(error_kind)
-        ranked = kinds.value_counts()
-        top = list(ranked.index[:ERROR_KINDS])
-        for kind in top:
-            errors[str(kind)] = (
-                np.bincount(b.index[failed[(kinds == kind).to_numpy()]], minlength=n) / b.lengths
-            )
-        rest = ~kinds.isin(top).to_numpy()
-        if rest.any():
-            errors["other"] = np.bincount(b.index[failed[rest]], minlength=n) / b.lengths
+        fail_stamps, messages = failed_errors(run)
+        if len(fail_stamps):
+            index = _bins(start, end, fail_stamps).index
+            kinds = pd.Series(messages).map(error_kind)
+            top = list(kinds.value_counts().index[:ERROR_KINDS])
+            for kind in top:
+                rows = (kinds == kind).to_numpy()
+                errors[str(kind)] = np.bincount(index[rows], minlength=n) / b.lengths
+            rest = ~kinds.isin(top).to_numpy()
+            if rest.any():
+                errors["other"] = np.bincount(index[rest], minlength=n) / b.lengths
     return Timeline(
         seconds=b.width * np.arange(n, dtype=np.float64),
         width=b.width,
