@@ -19,6 +19,8 @@ from analysis._analyse import Analysis
 from analysis._reports import (
     VERDICT_TEXT,
     attention,
+    baseline_percentiles,
+    change_text,
     counts_text,
     entries_in_report_order,
     figure,
@@ -28,7 +30,7 @@ from analysis._reports import (
     sample_count,
     top_failures,
 )
-from analysis._stats import SOURCE_LABELS, Distribution, EntryKey, entry_label, pooled
+from analysis._stats import SOURCE_LABELS, Distribution, EntryKey, entry_label
 from analysis._svg import PALETTE, Series, bar_chart, empty_chart, line_chart, scatter_chart
 from analysis._thresholds import ThresholdResult
 from analysis._timeseries import Timeline, entry_percentiles, stream_percentiles, timeline
@@ -87,10 +89,6 @@ def _entry_name(key: EntryKey, width: int) -> str:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:,.1f}"
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:+.1%}"
 
 
 def distribution_bars(d: Distribution, bins: int = 24) -> tuple[list[str], list[float]]:
@@ -455,21 +453,9 @@ def _baseline_table(a: Analysis) -> str:
     """Per entry: p50/p95/p99 of the pooled baselines and of this run, the change of each, and the
     regression test's lower bound of the median shift (95% confidence), p-value and verdict."""
     rows, classes = [], []
-    keys = {entry_label(k): k for k in a.stats.key_list()}
     for g in sorted(a.regressions, key=lambda g: (g.status != "fail", g.status != "warn", g.entry)):
-        key = keys.get(g.entry)
-        cur = a.stats.response.get(key) if key is not None else None
-        base = (
-            pooled(b.response[key] for b in a.baseline_stats if key in b.response)
-            if key is not None
-            else None
-        )
         cells = [_cell(g.status), _cell(g.entry), _cell(f"{g.baseline_count:,} / {g.current_count:,}", True)]
-        for q in (0.5, 0.95, 0.99):
-            b = base.quantile(q) if base is not None else None
-            c = cur.quantile(q) if cur is not None else None
-            change = (c / b - 1) if b and c is not None else None
-            cells.append(_cell(f"{_fmt(b)} → {_fmt(c)} ({_pct(change)})", True))
+        cells += [_cell(change_text(b, c), True) for b, c in baseline_percentiles(a, g.entry)]
         bound = "n/a" if g.effect_lower_bound is None else f"≥ {g.effect_lower_bound:+.1%}"
         cells += [
             _cell(bound, True),
@@ -483,9 +469,9 @@ def _baseline_table(a: Analysis) -> str:
         "verdict",
         "entry",
         "requests (baseline / now)",
-        "p50 ms (change)",
-        "p95 ms (change)",
-        "p99 ms (change)",
+        "p50: baseline → now",
+        "p95: baseline → now",
+        "p99: baseline → now",
         "median shift, 95% lower bound",
         "p-value",
         "method",

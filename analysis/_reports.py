@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis._analyse import Analysis, Verdict, summary_counts
-from analysis._stats import SOURCE_LABELS, EntryKey, entry_label
+from analysis._stats import SOURCE_LABELS, EntryKey, entry_label, pooled
 from analysis._thresholds import ThresholdResult, format_value, select_entries, split_metric
 from compliance_loadtest.redact import redact, redact_text
 
@@ -285,6 +285,26 @@ def entries_in_report_order(a: Analysis) -> tuple[list[EntryKey], list[EntryKey]
     return first, [k for k in rest if k not in first]
 
 
+BASELINE_QUANTILES = (0.5, 0.95, 0.99)
+
+
+def baseline_percentiles(a: Analysis, entry: str) -> list[tuple[float | None, float | None]]:
+    """(pooled baselines', this run's) p50, p95 and p99 of one entry; None where a side has none."""
+    key = entry_keys(a).get(entry)
+    cur = a.stats.response.get(key) if key is not None else None
+    base = pooled(b.response[key] for b in a.baseline_stats if key in b.response) if key is not None else None
+    return [
+        (base.quantile(q) if base is not None else None, cur.quantile(q) if cur is not None else None)
+        for q in BASELINE_QUANTILES
+    ]
+
+
+def change_text(before: float | None, after: float | None) -> str:
+    """ "12.0 → 14.4 ms (+20.0%)"."""
+    change = f" ({after / before - 1:+.1%})" if before and after is not None else ""
+    return f"{_ms(before)} → {_ms(after)} ms{change}"
+
+
 def report_document(a: Analysis) -> dict[str, Any]:
     """The JSON report: the seed's keys (summary, results, recommendations, config) plus thresholds,
     regressions, issues, verdict and percentile_source."""
@@ -427,18 +447,19 @@ def to_markdown(a: Analysis, max_rows: int = 60, max_entries: int = 15) -> str:
         lines += [
             f"### Baseline comparison (pooled: {', '.join(f'`{_md(b)}`' for b in a.baselines)})",
             "",
-            "| | entry | method | baseline median ms | current median ms | change | p-value | note |",
-            "|---|---|---|---:|---:|---:|---:|---|",
+            "| | entry | p50 | p95 | p99 | median shift, 95% lower bound | p-value | method | note |",
+            "|---|---|---:|---:|---:|---:|---:|---|---|",
         ]
         for g in sorted(a.regressions, key=lambda g: (not g.regressed, g.entry)):
-            change = "n/a" if g.relative_change is None else f"{g.relative_change:+.1%}"
+            pcts = " | ".join(change_text(b, c) for b, c in baseline_percentiles(a, g.entry))
+            bound = "n/a" if g.effect_lower_bound is None else f"≥ {g.effect_lower_bound:+.1%}"
             p = "" if g.p_value is None else f"{g.p_value:.2g}"
             lines.append(
-                f"| {STATUS_ICON[g.status]} | {_md(g.entry)} | {g.method} | {_ms(g.baseline_median)} | "
-                f"{_ms(g.current_median)} | {change} | {p} | {_md(g.message)} |"
+                f"| {STATUS_ICON[g.status]} | {_md(g.entry)} | {pcts} | {bound} | {p} | {g.method} | "
+                f"{_md(g.message)} |"
             )
         if not a.regressions:
-            lines.append("| ○ | no entry in common with the baseline | | | | | | |")
+            lines.append("| ○ | no entry in common with the baseline | | | | | | | |")
         lines.append("")
     lines += ["### Detected issues", ""]
     if a.issues:

@@ -4,6 +4,7 @@ Markdown for a step summary, the console table; secrets never reach any of them.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -160,6 +161,11 @@ def test_markdown_fits_a_step_summary(reports: dict[str, object]) -> None:
     assert md.startswith("## ❌ Load test verdict: FAIL")
     assert "### Thresholds" in md and "| | rule | entry | value | limit | measured on | note |" in md
     assert "### Baseline comparison" in md and "GET /api/evidence/search" in md
+    # p50, p95 and p99 of both sides, then the regression test's interval and verdict.
+    row = re.compile(
+        r"^\| ❌ \| GET /api/evidence/search \|( [\d.,]+ → [\d.,]+ ms \(\+[\d.]+%\) \|){3} ≥ \+\d"
+    )
+    assert any(row.match(line) for line in md.splitlines()), md
     assert "### Detected issues" in md and "regression" in md
     assert "`nothing-here`" in md
     summary = reports["summary"]
@@ -340,3 +346,18 @@ def test_every_figure_carries_its_unit_and_a_share_says_of_what(
     from analysis._reports import figure
 
     assert figure(metric, value, entry) == shown
+
+
+def test_html_baseline_table_shows_p50_p95_p99_and_the_tests_interval(reports: dict[str, object]) -> None:
+    files = reports["files"]
+    assert isinstance(files, dict)
+    html = files["html"].read_text()
+    table = html[html.index("<h2>Baseline comparison</h2>") :]
+    table = table[: table.index("</table>")]
+    for header in ("p50: baseline → now", "p95: baseline → now", "p99: baseline → now"):
+        assert f"<th>{header}</th>" in table
+    assert "<th>median shift, 95% lower bound</th>" in table
+    first = table[table.index("<tbody>") :].split("</tr>")[0]
+    assert "s-fail" in first and "GET /api/evidence/search" in first
+    assert len(re.findall(r"[\d.,]+ → [\d.,]+ ms \(\+[\d.]+%\)", first)) == 3
+    assert re.search(r"≥ \+\d+\.\d%", first)
