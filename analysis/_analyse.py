@@ -121,6 +121,8 @@ class Analysis:
     baselines: tuple[str, ...]
     generated_at: datetime
     warmup: Warmup = Warmup(0.0, "")
+    baseline_stats: tuple[RunStats, ...] = ()
+    """The baselines' statistics, for reports that show their percentiles next to this run's."""
 
     @property
     def exit_code(self) -> int:
@@ -362,6 +364,7 @@ def analyse(
         baselines=tuple(b.label for b in baselines),
         generated_at=now or datetime.now(UTC),
         warmup=warmup,
+        baseline_stats=tuple(base_stats),
     )
 
 

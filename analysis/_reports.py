@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from analysis._analyse import Analysis, Verdict, summary_counts
-from analysis._stats import SOURCE_LABELS
-from analysis._thresholds import ThresholdResult, format_value
+from analysis._stats import SOURCE_LABELS, EntryKey, entry_label, pooled
+from analysis._thresholds import ThresholdResult, format_value, select_entries, split_metric
 from compliance_loadtest.redact import redact, redact_text
 
 REPORT_VERSION = 1
@@ -135,6 +135,177 @@ def recommendations(a: Analysis) -> list[str]:
     return recs
 
 
+# --- what every report says first ----------------------------------------------------------------------
+
+
+def is_idle(r: ThresholdResult) -> bool:
+    """A rule that had nothing to check in this run (and is not `required`): not a warning about the
+    system under test, so it is counted and listed apart."""
+    return r.value is None and r.status != "fail"
+
+
+def rule_counts(a: Analysis) -> dict[str, int]:
+    """Threshold results by what they say: held, failed, warned (judged and over a `warn` limit) and
+    idle (nothing to check in this run)."""
+    return {
+        "held": sum(1 for r in a.results if r.status == "pass"),
+        "failed": sum(1 for r in a.results if r.status == "fail"),
+        "warned": sum(1 for r in a.results if r.status in ("warn", "no-data") and not is_idle(r)),
+        "idle": sum(1 for r in a.results if is_idle(r)),
+    }
+
+
+def counts_text(a: Analysis) -> str:
+    """ "3 held, 1 failed, 2 warnings, 4 with nothing to check" (the parts that are not zero)."""
+    c = rule_counts(a)
+    parts = [f"{c['held']} held", f"{c['failed']} failed"]
+    if c["warned"]:
+        parts.append(f"{c['warned']} warning{'s' if c['warned'] != 1 else ''}")
+    if c["idle"]:
+        parts.append(f"{c['idle']} with nothing to check")
+    return ", ".join(parts)
+
+
+def attention(a: Analysis) -> list[ThresholdResult]:
+    """The results a reader must see first: failed rules, then judged warnings."""
+    order = {"fail": 0, "warn": 1, "no-data": 2}
+    bad = [r for r in a.results if r.status == "fail" or (r.status != "pass" and not is_idle(r))]
+    return sorted(bad, key=lambda r: order.get(r.status, 3))
+
+
+def _extra_unit(name: str) -> str:
+    for suffix, unit in (("_mb", " MB"), ("_ms", " ms"), ("_seconds", " s"), ("_s", " s"), ("_percent", "%")):
+        if name.endswith(suffix):
+            return unit
+    for word in ("requests", "connections", "rows", "queries", "errors"):
+        if word in name:
+            return f" {word}"
+    return ""
+
+
+def figure(metric: str, value: float | None, entry: str = "") -> str:
+    """A rule's value (or limit) with its unit, and for a share what it is a share of: a failure ratio
+    reads "0.00% of requests failed", never a bare "0.00%" that could be the success rate."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    of = "rounds" if entry.startswith("BENCH") else "requests"
+    if metric == "failure_ratio":
+        return f"{value * 100:.2f}% of {of} failed"
+    if metric == "goodput":
+        return f"{value * 100:.2f}% of {of} good"
+    if metric == "count":
+        return f"{value:,.0f} {of}"
+    if metric == "failures":
+        return f"{value:,.0f} failed {of}"
+    if metric == "rps":
+        return f"{value:,.2f} {of}/s"
+    if split_metric(metric)[0] == "tokens_per_s":
+        return f"{value:,.1f} tokens/s"
+    if metric.startswith("extra."):
+        return f"{value:,.4g}{_extra_unit(metric[6:])}"
+    if "cpu_percent" in metric:
+        return f"{value:.1f}% of one CPU core"
+    if "memory_percent" in metric:
+        return f"{value:.1f}% of the machine's memory"
+    return format_value(metric, value)
+
+
+def limit_text(r: ThresholdResult) -> str:
+    return f"{r.rule.op} {figure(r.rule.metric, r.rule.value, r.entry)}"
+
+
+def entry_keys(a: Analysis) -> dict[str, EntryKey]:
+    """Entry label ("GET /api/x", as results and regressions name entries) to its key."""
+    return {entry_label(k): k for k in a.stats.key_list()}
+
+
+def result_keys(a: Analysis, r: ThresholdResult) -> list[EntryKey]:
+    """The entries a threshold result is about (none for a resource rule)."""
+    if r.rule.is_system:
+        return []
+    key = entry_keys(a).get(r.entry)
+    if key is not None:
+        return [key]
+    if r.value is None:
+        return []
+    measures = dict(zip(a.stats.key_list(), a.stats.entries["measure"], strict=True))
+    return [k for k in select_entries(a.stats, r.rule.select) if measures.get(k) != "tokens_per_s"]
+
+
+def _n(n: int, noun: str) -> str:
+    """ "1 request", "2 requests"."""
+    return f"{n:,} {noun}" if n != 1 else f"1 {noun.removesuffix('s')}"
+
+
+def sample_count(a: Analysis, r: ThresholdResult) -> str:
+    """How many measurements the figure stands on: requests (or rounds) of its entries, or resource
+    samples."""
+    if r.rule.is_system:
+        res = a.run.resources
+        n = 0 if res is None else int((res["role"] == "target").sum())
+        return _n(n, "resource samples")
+    keys = result_keys(a, r)
+    if not keys:
+        return "none"
+    quantity = split_metric(r.rule.metric)[0]
+    table = {"ttft": a.stats.ttft, "itl": a.stats.itl, "tokens_per_s": a.stats.tokens_per_s}.get(
+        quantity or "", {}
+    )
+    if table:
+        n = sum(table[k].count for k in keys if k in table)
+        return f"{n:,} streamed replies" if n != 1 else "1 streamed reply"
+    rows = a.stats.rows
+    n = sum(int(rows[k]["count"]) for k in keys if k in rows)
+    return _n(n, "rounds" if all(k[0] == "BENCH" for k in keys) else "requests")
+
+
+def concerned_entries(a: Analysis) -> list[EntryKey]:
+    """Entries named by failed or warning rules, by regressions and by issues, in that order, once."""
+    keys = entry_keys(a)
+    out: list[EntryKey] = []
+    names = [r.entry for r in attention(a)]
+    names += [g.entry for g in a.regressions if g.status != "pass"]
+    names += [i.entry for i in a.issues if i.entry]
+    for name in names:
+        key = keys.get(name)
+        if key is not None and key not in out:
+            out.append(key)
+    return out
+
+
+def entries_in_report_order(a: Analysis) -> tuple[list[EntryKey], list[EntryKey]]:
+    """(the entries the rules concern, the rest by request count, busiest first)."""
+    first = concerned_entries(a)
+    e = a.stats.entries
+    rest = [
+        (str(rt), str(n))
+        for rt, n in e.sort_values("count", ascending=False, kind="stable")[
+            ["request_type", "name"]
+        ].itertuples(index=False)
+    ]
+    return first, [k for k in rest if k not in first]
+
+
+BASELINE_QUANTILES = (0.5, 0.95, 0.99)
+
+
+def baseline_percentiles(a: Analysis, entry: str) -> list[tuple[float | None, float | None]]:
+    """(pooled baselines', this run's) p50, p95 and p99 of one entry; None where a side has none."""
+    key = entry_keys(a).get(entry)
+    cur = a.stats.response.get(key) if key is not None else None
+    base = pooled(b.response[key] for b in a.baseline_stats if key in b.response) if key is not None else None
+    return [
+        (base.quantile(q) if base is not None else None, cur.quantile(q) if cur is not None else None)
+        for q in BASELINE_QUANTILES
+    ]
+
+
+def change_text(before: float | None, after: float | None) -> str:
+    """ "12.0 → 14.4 ms (+20.0%)"."""
+    change = f" ({after / before - 1:+.1%})" if before and after is not None else ""
+    return f"{_ms(before)} → {_ms(after)} ms{change}"
+
+
 def report_document(a: Analysis) -> dict[str, Any]:
     """The JSON report: the seed's keys (summary, results, recommendations, config) plus thresholds,
     regressions, issues, verdict and percentile_source."""
@@ -210,20 +381,25 @@ def _ms(v: float | None) -> str:
 STATUS_ICON = {"pass": "✅", "fail": "❌", "warn": "⚠️", "no-data": "○"}
 
 
-def _with_count(r: ThresholdResult) -> str:
-    """A passed rule's description, with the samples its verdict stands on."""
-    n = f"n = {r.count:,}" if r.count is not None else ""
-    return f"{r.rule.description} ({n})" if r.rule.description and n else r.rule.description or n
+def _md_entry_row(a: Analysis, key: EntryKey) -> str:
+    r = a.stats.rows[key]
+    n, f = int(r["count"]), int(r["failures"])
+    share = f" ({f / n:.1%})" if n else ""
+    return (
+        f"| {_md(entry_label(key))} | {n:,} | {f:,}{share} | {_ms(r['median'])} | {_ms(r['p95'])} | "
+        f"{_ms(r['p99'])} | {_ms(r['max'])} |"
+    )
 
 
-def to_markdown(a: Analysis, max_rows: int = 60) -> str:
-    """GitHub step-summary Markdown: verdict, thresholds table (failures first), baseline deltas, issues."""
+def to_markdown(a: Analysis, max_rows: int = 60, max_entries: int = 15) -> str:
+    """GitHub step-summary Markdown: the verdict, the thresholds (failed and warning rules first), the
+    entries they name, then the busiest others, baseline deltas and issues."""
     st = a.stats
     lines = [f"## {VERDICT_ICON[a.verdict]} Load test verdict: {VERDICT_TEXT[a.verdict]}", ""]
     src = SOURCE_LABELS.get(st.percentile_source or "", "none")
-    ratio = f"{st.total_failures / st.total_count:.2%}" if st.total_count else "n/a"
+    ratio = f" ({st.total_failures / st.total_count:.2%} of requests)" if st.total_count else ""
     lines.append(
-        f"Run `{_md(a.run.label)}`: {st.total_count:,} requests, {st.total_failures:,} failures ({ratio}), "
+        f"Run `{_md(a.run.label)}`: {st.total_count:,} requests, {st.total_failures:,} failed{ratio}, "
         f"{len(st.entries)} entries. Percentiles from: {src}."
     )
     lines.append("")
@@ -231,50 +407,60 @@ def to_markdown(a: Analysis, max_rows: int = 60) -> str:
         lines.append(f"> **Invalid run:** {_md(reason)}")
     if a.invalid_reasons:
         lines.append("")
-    counts = summary_counts(a)["thresholds"]
     lines += [
-        f"### Thresholds ({counts['pass']} held, {counts['fail']} failed, {counts['warn']} warnings)",
+        f"### Thresholds ({counts_text(a)})",
         "",
-        "| | rule | entry | value | limit | note |",
-        "|---|---|---|---:|---|---|",
+        "| | rule | entry | value | limit | measured on | note |",
+        "|---|---|---|---:|---|---:|---|",
     ]
-    order = {"fail": 0, "warn": 1, "no-data": 2, "pass": 3}
-    # Rules with nothing to check in this run are listed in one line, not one row each.
-    idle = [r for r in a.results if r.value is None and r.status != "fail"]
-    ranked = sorted((r for r in a.results if r not in idle), key=lambda r: order[r.status])
+    # Failed and warning rules first; rules with nothing to check are listed in one line, not a row each.
+    idle = [r for r in a.results if is_idle(r)]
+    ranked = [*attention(a), *(r for r in a.results if r.status == "pass")]
     for r in ranked[:max_rows]:
         lines.append(
             f"| {STATUS_ICON[r.status]} | `{_md(r.rule.id)}` | {_md(r.entry)} | "
-            f"{format_value(r.rule.metric, r.value)} | "
-            f"{_md(r.rule.op)} {format_value(r.rule.metric, r.rule.value)} | "
-            f"{_md(r.message if r.status != 'pass' else _with_count(r))} |"
+            f"{figure(r.rule.metric, r.value, r.entry)} | {_md(limit_text(r))} | {sample_count(a, r)} | "
+            f"{_md(r.message if r.status != 'pass' else r.rule.description)} |"
         )
     if len(ranked) > max_rows:
-        lines.append(
-            f"| | | … {len(ranked) - max_rows} more results (passed or warnings) in the JSON report | | | |"
-        )
+        lines.append(f"| | | … {len(ranked) - max_rows} more results (all held) in the JSON report | | | | |")
     if idle:
         lines += [
             "",
-            f"Nothing to check in this run (warnings): {', '.join(f'`{_md(r.rule.id)}`' for r in idle)}.",
+            f"Nothing to check in this run: {', '.join(f'`{_md(r.rule.id)}`' for r in idle)}.",
         ]
+    lines.append("")
+    first, rest = entries_in_report_order(a)
+    head = [
+        "| entry | requests | failed (% of its requests) | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    if first:
+        lines += ["### Entries the rules and issues name", "", *head]
+        lines += [_md_entry_row(a, k) for k in first]
+        lines.append("")
+    if rest:
+        shown = rest[:max_entries]
+        lines += [f"### {'Other entries' if first else 'Entries'} (busiest {len(shown)} of {len(rest)})", ""]
+        lines += [*head, *(_md_entry_row(a, k) for k in shown), ""]
     lines.append("")
     if a.baselines:
         lines += [
             f"### Baseline comparison (pooled: {', '.join(f'`{_md(b)}`' for b in a.baselines)})",
             "",
-            "| | entry | method | baseline median ms | current median ms | change | p-value | note |",
-            "|---|---|---|---:|---:|---:|---:|---|",
+            "| | entry | p50 | p95 | p99 | median shift, 95% lower bound | p-value | method | note |",
+            "|---|---|---:|---:|---:|---:|---:|---|---|",
         ]
         for g in sorted(a.regressions, key=lambda g: (not g.regressed, g.entry)):
-            change = "n/a" if g.relative_change is None else f"{g.relative_change:+.1%}"
+            pcts = " | ".join(change_text(b, c) for b, c in baseline_percentiles(a, g.entry))
+            bound = "n/a" if g.effect_lower_bound is None else f"≥ {g.effect_lower_bound:+.1%}"
             p = "" if g.p_value is None else f"{g.p_value:.2g}"
             lines.append(
-                f"| {STATUS_ICON[g.status]} | {_md(g.entry)} | {g.method} | {_ms(g.baseline_median)} | "
-                f"{_ms(g.current_median)} | {change} | {p} | {_md(g.message)} |"
+                f"| {STATUS_ICON[g.status]} | {_md(g.entry)} | {pcts} | {bound} | {p} | {g.method} | "
+                f"{_md(g.message)} |"
             )
         if not a.regressions:
-            lines.append("| ○ | no entry in common with the baseline | | | | | | |")
+            lines.append("| ○ | no entry in common with the baseline | | | | | | | |")
         lines.append("")
     lines += ["### Detected issues", ""]
     if a.issues:
@@ -374,56 +560,74 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequenc
     return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
+def _console_entry(a: Analysis, key: EntryKey) -> list[str]:
+    rec = a.stats.rows[key]
+    return [
+        str(rec["request_type"]),
+        redact_text(str(rec["name"]))[:60],
+        f"{int(rec['count']):,}",
+        f"{float(rec['failure_ratio']):.1%}",
+        _ms(float(rec["mean"])),
+        _ms(float(rec["median"])),
+        _ms(float(rec["p95"])),
+        _ms(float(rec["p99"])),
+        _ms(float(rec["max"])),
+    ]
+
+
 def to_console(a: Analysis, max_entries: int = 40) -> str:
-    e = a.stats.entries
+    """The verdict, failed and warning rules, the entries they name, then the busiest others."""
     out = [f"Verdict: {VERDICT_TEXT[a.verdict]} (exit {a.exit_code})  run: {redact_text(a.run.label)}"]
     out.append(f"Percentiles from: {SOURCE_LABELS.get(a.stats.percentile_source or '', 'none')}")
+    for reason in a.invalid_reasons:
+        out.append(f"INVALID RUN: {redact_text(reason)}")
+    rg = summary_counts(a)["regressions"]
+    out.append(
+        f"Thresholds: {counts_text(a)}."
+        + (f" Regressions: {rg['fail']} failed of {len(a.regressions)} compared." if a.baselines else "")
+    )
     out.append("")
-    # Failing and warning rules first (the results come worst first), before any table of entries.
-    bad = [r for r in a.results if r.status != "pass" and (r.value is not None or r.status == "fail")]
-    idle = [r for r in a.results if r.value is None and r.status != "fail"]
+    bad = attention(a)
     if bad:
         out += _table(
-            ["status", "rule", "entry", "message"],
-            [[r.status.upper(), r.rule.id, redact_text(r.entry)[:50], redact_text(r.message)] for r in bad],
-        )
-        out.append("")
-    if len(e):
-        rows = []
-        top = e.sort_values("count", ascending=False).head(max_entries)
-        for rec in top.to_dict("records"):
-            rows.append(
+            ["status", "rule", "entry", "value", "limit", "measured on"],
+            [
                 [
-                    str(rec["request_type"]),
-                    redact_text(str(rec["name"]))[:60],
-                    f"{int(rec['count']):,}",
-                    f"{float(rec['failure_ratio']):.1%}",
-                    _ms(float(rec["mean"])),
-                    _ms(float(rec["median"])),
-                    _ms(float(rec["p95"])),
-                    _ms(float(rec["p99"])),
-                    _ms(float(rec["max"])),
+                    r.status.upper(),
+                    r.rule.id,
+                    redact_text(r.entry)[:50],
+                    figure(r.rule.metric, r.value, r.entry),
+                    limit_text(r),
+                    sample_count(a, r),
                 ]
-            )
-        out += _table(
-            ["type", "name", "count", "fail", "mean", "p50", "p95", "p99", "max"],
-            rows,
-            right=(2, 3, 4, 5, 6, 7, 8),
+                for r in bad
+            ],
         )
-        out.append("")
+    idle = [r for r in a.results if is_idle(r)]
     if idle:
         ids = [r.rule.id for r in idle]
         shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
         out.append(f"Nothing to check in this run for {len(idle)} rule(s): {shown}")
-    counts = summary_counts(a)
-    th, rg = counts["thresholds"], counts["regressions"]
-    out.append(
-        f"Thresholds: {th['pass']} held, {th['fail']} failed, {th['warn']} warnings."
-        + (f" Regressions: {rg['fail']} failed of {len(a.regressions)} compared." if a.baselines else "")
-    )
     for g in a.regressions:
         if g.regressed:
             out.append(f"REGRESSION {redact_text(g.entry)}: {g.message}")
+    if bad or idle or any(g.regressed for g in a.regressions):
+        out.append("")
+    first, rest = entries_in_report_order(a)
+    headers = ["type", "name", "count", "fail", "mean", "p50", "p95", "p99", "max"]
+    right = (2, 3, 4, 5, 6, 7, 8)
+    if first:
+        out.append("Entries the rules and issues name (ms; fail = share of the entry's requests):")
+        out += _table(headers, [_console_entry(a, k) for k in first], right=right)
+        out.append("")
+    if rest:
+        shown_keys = rest[:max_entries]
+        title = "Other entries" if first else "Entries"
+        out.append(
+            f"{title}, busiest {len(shown_keys)} of {len(rest)} (ms; fail = share of the entry's requests):"
+        )
+        out += _table(headers, [_console_entry(a, k) for k in shown_keys], right=right)
+        out.append("")
     for i in a.issues:
         out.append(
             f"[{i.severity}] {i.kind}: "

@@ -62,7 +62,9 @@ def test_exit_1_when_a_threshold_fails(tmp_path: Path, thresholds: Path) -> None
     run = good_run(tmp_path / "run", login_ms=900.0)
     r = cli(run, "--thresholds", thresholds, "--report", "console")
     assert r.returncode == 1
-    assert "login-fast" in r.stdout and "900.0 ms breaks < 500.0 ms" in r.stdout
+    row = next(line for line in r.stdout.splitlines() if line.startswith("FAIL"))
+    assert " ".join(row.split()) == "FAIL login-fast POST /api/auth/login 900.0 ms < 500.0 ms 50 requests"
+    assert r.stdout.index("FAIL") < r.stdout.index("/health")  # the failed rule comes before the entries
 
 
 def test_exit_1_when_a_regression_fails(tmp_path: Path, thresholds: Path) -> None:

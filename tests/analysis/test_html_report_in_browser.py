@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 from analysis.__main__ import main
+from tests.analysis.browser import chromium
 from tests.analysis.runs import Entry, lognormal, simple_run, write_resources
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 PIXELS_JS = """
 const done = arguments[arguments.length - 1];
@@ -70,29 +68,8 @@ def html_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.fail(
-            "Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1200",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_script_timeout(30)
-    try:
+    with chromium(1400, 1200) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_report_is_self_contained(html_report: Path) -> None:

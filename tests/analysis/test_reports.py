@@ -4,6 +4,7 @@ Markdown for a step summary, the console table; secrets never reach any of them.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -158,8 +159,13 @@ def test_markdown_fits_a_step_summary(reports: dict[str, object]) -> None:
     assert isinstance(files, dict)
     md = files["md"].read_text()
     assert md.startswith("## ❌ Load test verdict: FAIL")
-    assert "### Thresholds" in md and "| | rule | entry | value | limit | note |" in md
+    assert "### Thresholds" in md and "| | rule | entry | value | limit | measured on | note |" in md
     assert "### Baseline comparison" in md and "GET /api/evidence/search" in md
+    # p50, p95 and p99 of both sides, then the regression test's interval and verdict.
+    row = re.compile(
+        r"^\| ❌ \| GET /api/evidence/search \|( [\d.,]+ → [\d.,]+ ms \(\+[\d.]+%\) \|){3} ≥ \+\d"
+    )
+    assert any(row.match(line) for line in md.splitlines()), md
     assert "### Detected issues" in md and "regression" in md
     assert "`nothing-here`" in md
     summary = reports["summary"]
@@ -259,3 +265,99 @@ def test_console_table_lists_entries_and_failed_rules(
     header = next(line for line in out.splitlines() if line.startswith("type"))
     assert header.split() == ["type", "name", "count", "fail", "mean", "p50", "p95", "p99", "max"]
     assert "Nothing to check in this run for 1 rule(s): nothing-here" in out
+
+
+RARE_FAILS = """
+rules:
+  - {id: rare-p95, description: "Exports stay fast", select: {name: /api/export},
+     metric: p95, op: "<", value: 5ms}
+  - {id: login-fail-ratio, select: {name: /api/auth/login}, metric: failure_ratio, op: "<", value: 0.01%,
+     severity: warn}
+  - {id: login-ok, select: {name: /api/auth/login}, metric: mean, op: "<", value: 10s}
+  - {id: nothing-here, select: {name: /api/reports/*}, metric: mean, op: "<", value: 1s}
+"""
+
+
+@pytest.fixture(scope="module")
+def rare_failure_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Many busy entries and one failing entry of a single request: the case the busiest-first table
+    used to hide."""
+    root = tmp_path_factory.mktemp("rare")
+    entries = [Entry("GET", f"/api/busy/{i}", lognormal(400 - i, 20, 0.3, i)) for i in range(45)]
+    entries += [
+        Entry("POST", "/api/auth/login", lognormal(500, 60, 0.3, 99), failures=5),
+        Entry("GET", "/api/export", [900.0]),
+    ]
+    run = simple_run(root / "run", entries)
+    (root / "t.yaml").write_text(RARE_FAILS)
+    return run
+
+
+def test_console_and_markdown_put_failed_and_warning_rules_then_their_entries_first(
+    rare_failure_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = str(rare_failure_run.parent / "t.yaml")
+    assert main([str(rare_failure_run), "--thresholds", t, "--report", "console"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "Thresholds: 1 held, 1 failed, 1 warning, 1 with nothing to check."
+    fail = next(i for i, line in enumerate(lines) if line.startswith("FAIL"))
+    warn = next(i for i, line in enumerate(lines) if line.startswith("WARN"))
+    named = lines.index("Entries the rules and issues name (ms; fail = share of the entry's requests):")
+    other = next(i for i, line in enumerate(lines) if line.startswith("Other entries, busiest 40 of 45"))
+    assert fail < warn < named < other
+    assert lines[fail].split()[:5] == ["FAIL", "rare-p95", "GET", "/api/export", "900.0"]
+    assert "1 request" in lines[fail] and "1 requests" not in lines[fail] and "< 5.0 ms" in lines[fail]
+    assert "1.00% of requests failed" in lines[warn] and "500 requests" in lines[warn]
+    # The failing entry (one request) is listed although forty busier entries fill the rest.
+    named_rows = lines[named + 3 : other - 1]
+    assert [row.split()[1] for row in named_rows] == ["/api/export", "/api/auth/login"]
+
+    out = rare_failure_run.parent / "md"
+    assert main([str(rare_failure_run), "--thresholds", t, "--report", "md", "--out", str(out)]) == 1
+    md = next(out.glob("*.md")).read_text()
+    assert "### Thresholds (1 held, 1 failed, 1 warning, 1 with nothing to check)" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "`" in line]
+    assert [r.split("`")[1] for r in rows] == ["rare-p95", "login-fail-ratio", "login-ok"]
+    assert md.index("### Entries the rules and issues name") < md.index(
+        "### Other entries (busiest 15 of 45)"
+    )
+    assert "| GET /api/export | 1 | 0 (0.0%) | 900.0 |" in md
+    assert "Nothing to check in this run: `nothing-here`." in md
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "entry", "shown"),
+    [
+        ("failure_ratio", 0.0, "BENCH db.connection_pool", "0.00% of rounds failed"),
+        ("failure_ratio", 0.025, "GET /x", "2.50% of requests failed"),
+        ("goodput", 0.97, "all of 3 selected", "97.00% of requests good"),
+        ("extra.rss_growth_mb", 12.25, "BENCH api.large_dataset", "12.25 MB"),
+        ("extra.requests_over_2s", 3.0, "BENCH api.x", "3 requests"),
+        ("rps", 12.5, "GET /x", "12.50 requests/s"),
+        ("tokens_per_s.p50", 41.0, "LLM sse tokens/s", "41.0 tokens/s"),
+        ("cpu_percent", 63.2, "target", "63.2% of one CPU core"),
+        ("p95", 47.9, "GET /x", "47.9 ms"),
+        ("memory_increase_mb", 30.4, "target", "30.4 MB"),
+    ],
+)  # fmt: skip
+def test_every_figure_carries_its_unit_and_a_share_says_of_what(
+    metric: str, value: float, entry: str, shown: str
+) -> None:
+    from analysis._reports import figure
+
+    assert figure(metric, value, entry) == shown
+
+
+def test_html_baseline_table_shows_p50_p95_p99_and_the_tests_interval(reports: dict[str, object]) -> None:
+    files = reports["files"]
+    assert isinstance(files, dict)
+    html = files["html"].read_text()
+    table = html[html.index("<h2>Baseline comparison</h2>") :]
+    table = table[: table.index("</table>")]
+    for header in ("p50: baseline → now", "p95: baseline → now", "p99: baseline → now"):
+        assert f"<th>{header}</th>" in table
+    assert "<th>median shift, 95% lower bound</th>" in table
+    first = table[table.index("<tbody>") :].split("</tr>")[0]
+    assert "s-fail" in first and "GET /api/evidence/search" in first
+    assert len(re.findall(r"[\d.,]+ → [\d.,]+ ms \(\+[\d.]+%\)", first)) == 3
+    assert re.search(r"≥ \+\d+\.\d%", first)
