@@ -13,7 +13,7 @@ from analysis._load import RunData
 from analysis._regression import RegressionResult, compare_runs
 from analysis._stats import RunStats, compute_stats, entry_label
 from analysis._system import SystemMetrics, system_metrics
-from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate
+from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate, stopped_result
 from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS
 
 
@@ -192,6 +192,8 @@ def analyse(
     system = system_metrics(run.resources, run.run_info)
     rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
     results = evaluate(stats, system, rules)
+    if run.run_info is not None and run.run_info.stopped_by is not None:
+        results = (*results, stopped_result(rules, run.run_info.stopped_by))
     regressions = compare_runs(stats, base_stats, thresholds.regression) if base_stats else ()
     issues = detect_issues(run, stats, system, regressions, thresholds)
     invalid = invalid_reasons(run, stats)
