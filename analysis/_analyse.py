@@ -14,7 +14,15 @@ from analysis._load import RunData
 from analysis._regression import RegressionResult, compare_runs
 from analysis._stats import RunStats, compute_stats, entry_label
 from analysis._system import SystemMetrics, system_metrics
-from analysis._thresholds import Rule, ThresholdResult, Thresholds, config_rules, evaluate, worst_first
+from analysis._thresholds import (
+    Rule,
+    ThresholdResult,
+    Thresholds,
+    config_rules,
+    evaluate,
+    stopped_result,
+    worst_first,
+)
 from analysis.errors import EXIT_FAIL, EXIT_INVALID_RUN, EXIT_PASS, UsageError
 from compliance_loadtest.run_folder import RunInfo
 
@@ -340,7 +348,10 @@ def analyse(
     if run.capacity is not None and run.capacity.sustained_rate is not None:
         system = replace(system, capacity_rate=run.capacity.sustained_rate)
     rules = (*thresholds.rules, *config_rules(run.perf_config), *extra_rules)
-    results = worst_first(evaluate(stats, system, rules, thresholds.min_samples))
+    results = evaluate(stats, system, rules, thresholds.min_samples)
+    if run.run_info is not None and run.run_info.stopped_by is not None:
+        results = (*results, stopped_result(rules, run.run_info.stopped_by))
+    results = worst_first(results)
     regressions = compare_runs(stats, base_stats, thresholds.regression) if base_stats else ()
     issues = detect_issues(run, stats, system, regressions, thresholds, warmup)
     invalid = invalid_reasons(run, stats, warmup)

@@ -715,7 +715,6 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not loaded at all.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     parts = sorted(folder.glob("*.parquet"))
@@ -754,6 +753,17 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
                 raise RunFolderError("is null where the record needs a value", file=part, row=i, column=col)
         _check_record_values(table, part)
         tables.append(table)
+    return record_from_tables(tables)
+
+
+def record_from_tables(tables: Sequence[Any]) -> pd.DataFrame:
+    """The record's DataFrame (as `read_record` gives it) from Arrow tables of the record's schema.
+
+    The live verdict (`compliance_loadtest.plugin.live`) hands the tables it holds in memory here, so its
+    figures come from the same frame the analysis computes them from."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     # Parts may lack optional columns or hold them as other (compatible) types: align them first.
     names = [c for c in (*RECORD_READ, *RECORD_READ_STREAM) if any(c in t.column_names for t in tables)]
     arrow_types = {
@@ -779,7 +789,7 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
             if mm["max"] is None or math.isnan(mm["max"]):
                 table = table.drop_columns([col])
     record = table.to_pandas(split_blocks=True, self_destruct=True)
-    del table, tables, aligned
+    del table, aligned
     return _fill_defaults(record)
 
 

@@ -4,6 +4,10 @@ A rule selects entries (by name glob, request type, group, tag), computes one me
 entry (`per: entry`, the default) or over all of them pooled (`per: all`), and compares it with a
 value. A rule that selects nothing is reported: `warn`, or `fail` when it says `required: true`.
 Metrics that are not about entries (memory increase, CPU) read the resource samples.
+
+A rule may also carry `abort`: while a run goes, the plugin (`compliance_loadtest.plugin.live`) evaluates
+it over the requests of the last `window` and stops the run when it breaks there, once `after` has passed
+since the start; the analysis then reports the stopping rule as failed (`stopped_result`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +30,7 @@ from analysis._load import validate_config
 from analysis._stats import Distribution, EntryKey, RunStats, dist_mean, entry_label, pooled
 from analysis._system import SystemMetrics
 from analysis.errors import ThresholdsError
+from compliance_loadtest.run_folder import StoppedBy
 
 Severity = Literal["fail", "warn"]
 Status = Literal["pass", "fail", "warn", "no-data"]
@@ -66,8 +71,10 @@ RULE_KEYS = frozenset(
         "per",
         "limits",
         "min_samples",
+        "abort",
     }
 )
+ABORT_KEYS = frozenset({"window", "after", "min_samples"})
 SELECT_KEYS = frozenset(
     {"name", "exclude_name", "request_type", "exclude_request_type", "group", "exclude_group", "tag"}
 )
@@ -127,6 +134,21 @@ class Selector:
 
 
 @dataclass(frozen=True)
+class Abort:
+    """When a rule stops a run: broken over the requests of the last `window_s` seconds, judged only
+    from `after_s` seconds after the start and on at least `min_samples` requests."""
+
+    window_s: float = 10.0
+    after_s: float = 0.0
+    min_samples: int = 20
+
+    def text(self) -> str:
+        after = f" after {self.after_s:g} s" if self.after_s else ""
+        least = f"at least {self.min_samples} requests"
+        return f"stops the run when broken over the last {self.window_s:g} s{after} ({least})"
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     metric: str
@@ -142,6 +164,8 @@ class Rule:
     origin: str = ""
     min_samples: int | None = None
     """The rule's own minimum sample count; None takes the thresholds file's (`DEFAULT_MIN_SAMPLES`)."""
+    abort: Abort | None = None
+    """Set when the rule may stop a run while it goes (see `Abort`)."""
 
     def describe_selection(self) -> str:
         return " or ".join(s.describe() for s in self.select)
@@ -328,6 +352,45 @@ def parse_selector(raw: object, where: str, source: str) -> Selector:
     )
 
 
+def _seconds(raw: object, where: str, source: str) -> float:
+    """A duration of the abort condition: a number of seconds, or '10s' / '500ms'."""
+    if isinstance(raw, bool) or raw is None:
+        raise ThresholdsError(f"must be a duration such as 10s, not {raw!r}", file=source, key=where)
+    m = _VALUE.match(str(raw))
+    if not m or (m.group(2) or "s").lower() not in ("s", "ms"):
+        raise ThresholdsError(f"{raw!r} is not a duration (e.g. 10, 10s, 500ms)", file=source, key=where)
+    value = float(m.group(1)) / (1000.0 if (m.group(2) or "").lower() == "ms" else 1.0)
+    if value < 0:
+        raise ThresholdsError(f"must not be negative, not {raw!r}", file=source, key=where)
+    return value
+
+
+def parse_abort(raw: object, where: str, source: str, rule: Rule) -> Abort:
+    if not isinstance(raw, dict):
+        raise ThresholdsError("must be a mapping such as {window: 10s, after: 5s}", file=source, key=where)
+    bad = sorted(set(raw) - ABORT_KEYS)
+    if bad:
+        raise ThresholdsError(
+            f"unknown key; abort takes {', '.join(sorted(ABORT_KEYS))}", file=source, key=f"{where}.{bad[0]}"
+        )
+    if rule.is_system or rule.metric.startswith("extra."):
+        raise ThresholdsError(
+            f"{rule.metric} is not measured while the run goes: only request metrics can stop a run",
+            file=source,
+            key=where,
+        )
+    window = _seconds(raw.get("window", Abort.window_s), f"{where}.window", source)
+    if window <= 0:
+        raise ThresholdsError("must be more than 0 s", file=source, key=f"{where}.window")
+    after = _seconds(raw.get("after", Abort.after_s), f"{where}.after", source)
+    samples = raw.get("min_samples", Abort.min_samples)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ThresholdsError(
+            f"must be a whole number of at least 1, not {samples!r}", file=source, key=f"{where}.min_samples"
+        )
+    return Abort(window_s=window, after_s=after, min_samples=samples)
+
+
 def parse_rule(raw: object, index: int, source: str, id_prefix: str = "") -> Rule:
     where = f"rules[{index}]"
     if not isinstance(raw, dict):
@@ -400,7 +463,7 @@ def parse_rule(raw: object, index: int, source: str, id_prefix: str = "") -> Rul
     min_samples = raw.get("min_samples")
     if min_samples is not None:
         min_samples = _whole_at_least_1(min_samples, f"{where}.min_samples", source)
-    return Rule(
+    rule = Rule(
         id=rule_id,
         metric=metric,
         op=op,
@@ -414,6 +477,9 @@ def parse_rule(raw: object, index: int, source: str, id_prefix: str = "") -> Rul
         origin=f"{source} {where}",
         min_samples=min_samples,
     )
+    if "abort" in raw:
+        rule = replace(rule, abort=parse_abort(raw["abort"], f"{where}.abort", source, rule))
+    return rule
 
 
 def _whole_at_least_1(value: object, key: str, source: str) -> int:
@@ -780,6 +846,19 @@ def evaluate_rule(
         value, source = _value(stats, rule, keys)
         return [judged(f"all of {len(keys)} selected", value, source, _samples(stats, rule, keys))]
     return [judged(entry_label(k), *_value(stats, rule, [k]), _samples(stats, rule, [k])) for k in keys]
+
+
+def stopped_result(rules: Sequence[Rule], stopped: StoppedBy) -> ThresholdResult:
+    """The failed result of the rule that stopped the run (run.json `stopped_by`), over its window."""
+    rule = next((r for r in rules if r.id == stopped.rule), None)
+    if rule is None:  # the run was judged with another thresholds file: still a failure, said plainly
+        rule = Rule(id=stopped.rule, metric="count", op=">=", value=0.0, origin="run.json stopped_by")
+    shown = format_value(rule.metric, stopped.value)
+    message = (
+        f"stopped the run at {stopped.at}: {shown} over the last {stopped.window_s:g} s "
+        f"({stopped.samples} requests) breaks {rule.op} {format_value(rule.metric, rule.value)}"
+    )
+    return ThresholdResult(rule, f"{stopped.entry} (window)", stopped.value, "fail", message, "run.json")
 
 
 STATUS_ORDER: Mapping[str, int] = {"fail": 0, "warn": 1, "no-data": 2, "pass": 3}

@@ -469,6 +469,47 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class StoppedBy:
+    """The threshold rule that stopped the run while it went (an `abort` rule broken over its window)."""
+
+    rule: str = ""
+    """The rule's id in the thresholds file."""
+    at: str | None = None
+    """ISO 8601 UTC: when the rule stopped the run."""
+    entry: str = ""
+    """The entry (or 'all of N selected') whose value broke the rule."""
+    value: float | None = None
+    """The rule's metric over the window, in the rule's unit (ms, ratio, ...)."""
+    window_s: float = 0.0
+    samples: int = 0
+    """Requests of the entry in the window."""
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "at": self.at,
+            "entry": self.entry,
+            "value": self.value,
+            "window_s": self.window_s,
+            "samples": self.samples,
+            "message": self.message,
+        }
+
+    @classmethod
+    def _read(cls, r: _Reader) -> StoppedBy:
+        return cls(
+            rule=r.text("rule"),
+            at=r.timestamp("at"),
+            entry=r.text("entry"),
+            value=r.opt_number("value", minimum=None),
+            window_s=r.number("window_s"),
+            samples=r.count("samples"),
+            message=r.text("message"),
+        )
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """`run.json`: written at the start (`complete: false`, `ended_*` null) and again at the end.
 
@@ -483,6 +524,8 @@ class RunInfo:
     ended_by: EndedBy | None = None
     exit_code: int | None = None
     """Locust's exit code (1 when requests failed); null until the end."""
+    stopped_by: StoppedBy | None = None
+    """The threshold rule that stopped the run early; null when none did."""
     host: str | None = None
     user_classes: tuple[str, ...] = ()
     locust_version: str | None = None
@@ -511,6 +554,7 @@ class RunInfo:
             "ended_at": self.ended_at,
             "ended_by": self.ended_by,
             "exit_code": self.exit_code,
+            "stopped_by": self.stopped_by.to_json() if self.stopped_by is not None else None,
             "host": self.host,
             "user_classes": list(self.user_classes),
             "locust_version": self.locust_version,
@@ -538,6 +582,7 @@ class RunInfo:
             ended_at=r.timestamp("ended_at"),
             ended_by=r.choice("ended_by", ENDED_BY),
             exit_code=r.opt_count("exit_code"),
+            stopped_by=None if (stop := r.opt_section("stopped_by")) is None else StoppedBy._read(stop),
             host=r.opt_text("host"),
             user_classes=r.strings("user_classes"),
             locust_version=r.opt_text("locust_version"),

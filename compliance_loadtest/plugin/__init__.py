@@ -21,6 +21,7 @@ and these listeners, in the order they run:
                               shape.on_init           --load-profile (or plain Locust without it)
                               run_output.on_init      --run-dir: exact record, resources, run.json
                                                       (imported only by a process that needs it)
+                              live.on_init            --thresholds judged while the run goes; Verdict tab
                               arrival.on_init         arrival-rate slots across processes
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
@@ -61,6 +62,7 @@ def install() -> None:
         benchmarks,
         embedded,
         guard,
+        live,
         options,
         preflight,
         redaction,
@@ -78,6 +80,7 @@ def install() -> None:
         benchmarks.on_init,
         shape.on_init,
         _run_output_on_init,
+        live.on_init,
         arrival.on_init,
         embedded.on_init,
         preflight.refresh_clock,

@@ -136,6 +136,33 @@ def add_options(parser: Any) -> None:
         help="Multiply every duration of the load profile by this factor (0.1 runs it ten times faster)",
     )
 
+    v = _Group(parser, "live verdict")
+    v.add_argument(
+        "--thresholds",
+        default="",
+        env_var="CGPT_THRESHOLDS",
+        include_in_web_ui=False,
+        help="Thresholds file the run is judged by while it goes (Verdict tab, log; rules with `abort` stop "
+        "the run): the analysis's format (default: the shipped analysis/thresholds.yaml)",
+    )
+    v.add_argument(
+        "--verdict-window",
+        type=float,
+        default=30.0,
+        env_var="CGPT_VERDICT_WINDOW",
+        include_in_web_ui=False,
+        help="Seconds of the sliding window the live verdict shows beside the run so far (rules with "
+        "`abort` use their own window)",
+    )
+    v.add_argument(
+        "--no-live-verdict",
+        action="store_true",
+        default=False,
+        env_var="CGPT_NO_LIVE_VERDICT",
+        include_in_web_ui=False,
+        help="Do not judge the run while it goes (no Verdict tab, no stop by an `abort` rule)",
+    )
+
     r = _Group(parser, "run output")
     r.add_argument(
         "--run-dir",

@@ -27,6 +27,8 @@ import json
 import logging
 import signal
 import time
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,16 @@ from compliance_loadtest.plugin.record import (
     warm_up,
 )
 from compliance_loadtest.redact import REDACTED, redact, redact_url
-from compliance_loadtest.run_folder import EndedBy, Record, Resources, Role, RunInfo, System, Workers
+from compliance_loadtest.run_folder import (
+    EndedBy,
+    Record,
+    Resources,
+    Role,
+    RunInfo,
+    StoppedBy,
+    System,
+    Workers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +310,9 @@ class RunOutput:
         self.recorder = RequestRecorder(self.role)
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
+        self.table_listeners: list[Callable[[pa.Table], None]] = []
+        """Called with every record table the process gathers (the live verdict reads them)."""
+        self.stopped_by: StoppedBy | None = None
         self.last_part = time.monotonic()
 
         self.resources = ResourceLog(run_dir / rf.RESOURCES_CSV)
@@ -386,8 +400,7 @@ class RunOutput:
         if rows and self.record and not self.finished:
             table = table_from_bytes(rows)
             seen.rows += table.num_rows
-            self.pending.append(table)
-            self.pending_rows += table.num_rows
+            self._add(table)
         if payload.get("samples"):
             self.resources.add(payload["samples"])
 
@@ -437,7 +450,7 @@ class RunOutput:
             gevent.sleep(SAMPLE_INTERVAL_S)
             try:
                 self._sample()
-                self._take_local_rows()
+                self.take_local_rows()
                 now = time.monotonic()
                 if self.pending_rows >= PART_MAX_ROWS or now - self.last_part >= PART_INTERVAL_S:
                     self._write_part()
@@ -479,11 +492,16 @@ class RunOutput:
         samples = [s for s in (self.own.sample(), self.target.sample() if self.target else None) if s]
         self.resources.add(samples)
 
-    def _take_local_rows(self) -> None:
+    def take_local_rows(self) -> None:
+        """Move this process's own recorded requests to the rows waiting for the next part."""
         if len(self.recorder):
-            table = self.recorder.take_table()
-            self.pending.append(table)
-            self.pending_rows += table.num_rows
+            self._add(self.recorder.take_table())
+
+    def _add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        for listener in self.table_listeners:
+            listener(table)
 
     def _write_part(self) -> None:
         """Write the waiting rows as a part; rows that fail to write stay waiting for the next attempt."""
@@ -634,7 +652,7 @@ class RunOutput:
             raise SystemExit(EXIT_INVALID_RUN)
 
     def _finish_record(self) -> None:
-        self._take_local_rows()
+        self.take_local_rows()
         self._write_part()
         if self.pending_rows:
             message = self.failing.pop(f"{rf.REQUESTS_DIR}/{self.parts.next_name}", "")
@@ -745,6 +763,7 @@ class RunOutput:
             ended_at=utc_iso(time.time()) if ended else None,
             ended_by=self.ended_by if ended else None,
             exit_code=exit_code,
+            stopped_by=self.stopped_by,
             host=redact_url(host) if host else None,
             user_classes=tuple(sorted(c.__name__ for c in self.environment.user_classes)),
             locust_version=locust.__version__,
@@ -805,4 +824,8 @@ def on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
     if not run_dir:
         return
     prepare_run_dir(Path(run_dir))
-    RunOutput(environment, runner, Path(run_dir))
+    RUN_OUTPUTS[environment] = RunOutput(environment, runner, Path(run_dir))
+
+
+RUN_OUTPUTS: weakref.WeakKeyDictionary[Any, RunOutput] = weakref.WeakKeyDictionary()
+"""The run folder's writer of each environment that has one (the live verdict reads its tables)."""
