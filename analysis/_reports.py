@@ -8,6 +8,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,7 +167,7 @@ def report_document(a: Analysis) -> dict[str, Any]:
             "baselines": list(a.baselines),
         },
         "thresholds": [threshold_row(r) for r in a.results],
-        "regressions": [dict(r.__dict__) for r in a.regressions],
+        "regressions": [asdict(r) for r in a.regressions],
         "issues": [dict(i.__dict__) for i in a.issues],
         "verdict": {
             "status": a.verdict.value,
@@ -256,11 +257,14 @@ def to_markdown(a: Analysis, max_rows: int = 60) -> str:
         lines += [
             f"### Baseline comparison (pooled: {', '.join(f'`{_md(b)}`' for b in a.baselines)})",
             "",
-            "| | entry | method | baseline median ms | current median ms | change | p-value | note |",
+            "| | entry | method | baseline median ms | current median ms | change [95% interval] | p-value "
+            "| note |",
             "|---|---|---|---:|---:|---:|---:|---|",
         ]
         for g in sorted(a.regressions, key=lambda g: (not g.regressed, g.entry)):
             change = "n/a" if g.relative_change is None else f"{g.relative_change:+.1%}"
+            if g.effect_lower_bound is not None and g.interval_high is not None:
+                change += f" [{g.effect_lower_bound:+.1%}, {g.interval_high:+.1%}]"
             p = "" if g.p_value is None else f"{g.p_value:.2g}"
             lines.append(
                 f"| {STATUS_ICON[g.status]} | {_md(g.entry)} | {g.method} | {_ms(g.baseline_median)} | "
