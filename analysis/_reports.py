@@ -8,6 +8,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -338,7 +339,7 @@ def report_document(a: Analysis) -> dict[str, Any]:
             "baselines": list(a.baselines),
         },
         "thresholds": [threshold_row(r) for r in a.results],
-        "regressions": [dict(r.__dict__) for r in a.regressions],
+        "regressions": [asdict(r) for r in a.regressions],
         "issues": [dict(i.__dict__) for i in a.issues],
         "verdict": {
             "status": a.verdict.value,
