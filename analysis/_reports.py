@@ -591,7 +591,7 @@ def to_console(a: Analysis, max_entries: int = 40) -> str:
     bad = attention(a)
     if bad:
         out += _table(
-            ["status", "rule", "entry", "value", "limit", "measured on"],
+            ["status", "rule", "entry", "value", "limit", "measured on", "why"],
             [
                 [
                     r.status.upper(),
@@ -600,6 +600,9 @@ def to_console(a: Analysis, max_entries: int = 40) -> str:
                     figure(r.rule.metric, r.value, r.entry),
                     limit_text(r),
                     sample_count(a, r),
+                    # value, limit and count say why a figure broke its limit; a warning (too few
+                    # samples) or a failure without a figure needs its message
+                    redact_text(r.message) if r.status != "fail" or r.value is None else "",
                 ]
                 for r in bad
             ],

@@ -270,7 +270,7 @@ def test_console_table_lists_entries_and_failed_rules(
 RARE_FAILS = """
 rules:
   - {id: rare-p95, description: "Exports stay fast", select: {name: /api/export},
-     metric: p95, op: "<", value: 5ms}
+     metric: p95, op: "<", value: 5ms, min_samples: 1}
   - {id: login-fail-ratio, select: {name: /api/auth/login}, metric: failure_ratio, op: "<", value: 0.01%,
      severity: warn}
   - {id: login-ok, select: {name: /api/auth/login}, metric: mean, op: "<", value: 10s}
