@@ -138,9 +138,9 @@ def bounded(words: list[str], runs: Path, workdir: Path = REPO) -> list[str]:
         word = words[i]
         value = words[i + 1] if i + 1 < len(words) else ""
         if word in ("-t", "--run-time"):
-            out += [word, "5s"]
+            out += [word, "3s"]
         elif word == "--duration":
-            out += [word, "8s"]
+            out += [word, "6s"]
         elif word in ("-u", "--users"):
             out += [word, str(min(int(value), 4))]
         elif word == "--profile-time-scale":
@@ -155,7 +155,7 @@ def bounded(words: list[str], runs: Path, workdir: Path = REPO) -> list[str]:
 
         name = out[out.index("--load-profile") + 1]
         profile = load_profile(str(workdir / name) if (workdir / name).is_file() else name)
-        out += ["--profile-time-scale", f"{min(1.0, 8.0 / profile.duration):.4f}"]
+        out += ["--profile-time-scale", f"{min(1.0, 5.0 / profile.duration):.4f}"]
     return out
 
 
