@@ -175,7 +175,7 @@ def _entry_charts(a: Analysis, tl: Timeline | None) -> list[str]:
     others = [k for k in rest if measures.get(k) != "tokens_per_s"]
     out = []
     for key in [*named, *others][:ENTRY_CHARTS]:
-        pct = entry_percentiles(a.run, a.stats, key)
+        pct = entry_percentiles(a.stats, tl, key) if tl is not None else None
         if pct is None:
             continue
         n = len(next(iter(pct.values())))
@@ -303,7 +303,7 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
 
 def _streaming_charts(a: Analysis, tl: Timeline | None) -> list[str]:
     out = []
-    over_time = stream_percentiles(a.run, a.stats)
+    over_time = stream_percentiles(a.stats, tl) if tl is not None else {}
     for quantity, table, title in (
         ("ttft", a.stats.ttft, "Time to first token"),
         ("itl", a.stats.itl, "Inter-token latency"),
@@ -323,9 +323,9 @@ def _streaming_charts(a: Analysis, tl: Timeline | None) -> list[str]:
                 )
             )
         pct = over_time.get(quantity)
-        if pct is None and table:
+        if pct is None and table and tl is not None:
             # Streams recorded as LLM entries of their own: their percentiles over time.
-            pct = entry_percentiles(a.run, a.stats, sorted(table)[0])
+            pct = entry_percentiles(a.stats, tl, sorted(table)[0])
         if pct is not None:
             n = len(next(iter(pct.values())))
             width = tl.width if tl is not None else 1.0

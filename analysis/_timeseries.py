@@ -39,6 +39,9 @@ class Timeline:
 
     seconds: FloatArray
     width: float
+    start: float
+    """The run's start (epoch seconds): bin 0 begins here."""
+    end: float
     rps: FloatArray
     fail_rps: FloatArray
     users: FloatArray | None
@@ -187,6 +190,8 @@ def timeline(run: RunData, stats: RunStats) -> Timeline | None:
     return Timeline(
         seconds=b.width * np.arange(n, dtype=np.float64),
         width=b.width,
+        start=start,
+        end=end,
         rps=counts / b.lengths,
         fail_rps=fails / b.lengths,
         users=_users(run, start, n, b.width),
@@ -212,6 +217,8 @@ def _history_timeline(run: RunData) -> Timeline | None:
     return Timeline(
         seconds=ts - ts[0],
         width=1.0,
+        start=float(ts[0]),
+        end=float(ts[-1]) + 1.0,
         rps=agg["rps"].to_numpy(dtype=np.float64),
         fail_rps=agg["fail_rps"].to_numpy(dtype=np.float64),
         users=agg["users"].to_numpy(dtype=np.float64),
@@ -220,15 +227,15 @@ def _history_timeline(run: RunData) -> Timeline | None:
     )
 
 
-def entry_percentiles(run: RunData, stats: RunStats, key: EntryKey) -> Mapping[str, FloatArray] | None:
-    """p50/p95/p99/max per bin of one entry, on the same bins as `timeline`; None without a record."""
+def entry_percentiles(stats: RunStats, tl: Timeline, key: EntryKey) -> Mapping[str, FloatArray] | None:
+    """p50/p95/p99/max per bin of one entry, on the bins of `tl`; None without a record."""
     rec = stats.record
     idx = stats.indices.get(key)
-    if rec is None or idx is None or not len(idx):
+    if rec is None or idx is None or not len(idx) or tl.source != "record":
         return None
     stamps = rec["timestamp"].to_numpy(dtype=np.float64)
     rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
-    start, end = _span(run, stamps, stamps + np.nan_to_num(rt) / 1000.0)
+    start, end = tl.start, tl.end
     if len(idx) > MAX_ENTRY_SAMPLES:
         idx = np.sort(np.random.default_rng(11).choice(idx, MAX_ENTRY_SAMPLES, replace=False))
     b = _bins(start, end, stamps[idx])
@@ -236,11 +243,11 @@ def entry_percentiles(run: RunData, stats: RunStats, key: EntryKey) -> Mapping[s
     return {name: arr for (name, _), arr in zip(PERCENTILES, qs, strict=True)}
 
 
-def stream_percentiles(run: RunData, stats: RunStats) -> Mapping[str, Mapping[str, FloatArray]]:
+def stream_percentiles(stats: RunStats, tl: Timeline) -> Mapping[str, Mapping[str, FloatArray]]:
     """Time to first token and inter-token latency per bin (p50, p95) of every streamed reply in the
     record: `{"ttft": {"p50": ..., "p95": ...}, "itl": {...}}`; empty without stream rows."""
     rec = stats.record
-    if rec is None or not len(rec) or "ttft_ms" not in rec:
+    if rec is None or not len(rec) or "ttft_ms" not in rec or tl.source != "record":
         return {}
     stamps = rec["timestamp"].to_numpy(dtype=np.float64)
     rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
@@ -248,8 +255,7 @@ def stream_percentiles(run: RunData, stats: RunStats) -> Mapping[str, Mapping[st
     streamed = ~np.isnan(ttft)
     if not streamed.any():
         return {}
-    start, end = _span(run, stamps, stamps + np.nan_to_num(rt) / 1000.0)
-    b = _bins(start, end, stamps)
+    b = _bins(tl.start, tl.end, stamps)
     n = len(b.lengths)
     out: dict[str, Mapping[str, FloatArray]] = {}
     sel = np.flatnonzero(streamed)
