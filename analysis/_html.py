@@ -392,10 +392,11 @@ def why(a: Analysis) -> str:
     regressed = [g for g in a.regressions if g.status == "fail"]
     if bad:
         failed = sum(1 for r in bad if r.status == "fail")
+        warned = len(bad) - failed
         title = (
             f"Why: {failed} rule result{'s' if failed != 1 else ''} failed"
             if failed
-            else "Every fail rule held; warnings"
+            else f"Why: no rule failed; {warned} warning{'s' if warned != 1 else ''} to look at"
         )
         parts.append(f"<h2>{escape(title)}</h2>")
         shown = bad[:WHY_ROWS]
