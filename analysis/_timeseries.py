@@ -4,7 +4,8 @@ Every second of the run has a bin, from the run's start to its end, so a second 
 started reads as zero requests/s: a stall shows as a gap to zero, never as a straight line across it.
 A run longer than `MAX_BINS` seconds gets wider bins. Per-bin percentiles come from at most
 `MAX_SAMPLES` requests (a seeded random subsample of a bigger record), so a chart never costs a sort of
-ten million rows. Nothing here decides a verdict: thresholds use `_stats`.
+ten million rows; the per-bin maximum always comes from every request. Nothing here decides a
+verdict: thresholds use `_stats`.
 """
 
 from __future__ import annotations
@@ -96,23 +97,35 @@ def _bins(start: float, end: float, stamps: FloatArray) -> _Bins:
 
 
 def bin_quantiles(
-    index: IntArray, values: FloatArray, n_bins: int, qs: Sequence[float], seed: int = 7
+    index: IntArray,
+    values: FloatArray,
+    n_bins: int,
+    qs: Sequence[float],
+    seed: int = 7,
+    max_samples: int = MAX_SAMPLES,
 ) -> list[FloatArray]:
     """numpy 'higher' quantiles of `values` per bin (NaN for an empty bin), from a seeded subsample of
-    at most MAX_SAMPLES values."""
-    if len(values) > MAX_SAMPLES:
-        pick = np.sort(np.random.default_rng(seed).choice(len(values), MAX_SAMPLES, replace=False))
-        index, values = index[pick], values[pick]
+    at most `max_samples` values; the maximum (q = 1) always from every value, since a subsample would
+    miss the one slow request a reader looks for."""
     keep = ~np.isnan(values)
     index, values = index[keep], values[keep]
     out = [np.full(n_bins, np.nan) for _ in qs]
     if not len(values):
         return out
+    exact_max = None
+    if len(values) > max_samples:
+        if 1.0 in qs:
+            exact_max = pd.Series(values).groupby(index).max()
+        pick = np.sort(np.random.default_rng(seed).choice(len(values), max_samples, replace=False))
+        index, values = index[pick], values[pick]
     order = np.lexsort((values, index))
     idx_s, val_s = index[order], values[order]
     uniq, first, counts = np.unique(idx_s, return_index=True, return_counts=True)
     for arr, q in zip(out, qs, strict=True):
-        arr[uniq] = val_s[first + np.ceil(q * (counts - 1) - 1e-12).astype(np.int64)]
+        if q == 1.0 and exact_max is not None:
+            arr[exact_max.index.to_numpy()] = exact_max.to_numpy()
+        else:
+            arr[uniq] = val_s[first + np.ceil(q * (counts - 1) - 1e-12).astype(np.int64)]
     return out
 
 
@@ -236,10 +249,10 @@ def entry_percentiles(stats: RunStats, tl: Timeline, key: EntryKey) -> Mapping[s
     stamps = rec["timestamp"].to_numpy(dtype=np.float64)
     rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
     start, end = tl.start, tl.end
-    if len(idx) > MAX_ENTRY_SAMPLES:
-        idx = np.sort(np.random.default_rng(11).choice(idx, MAX_ENTRY_SAMPLES, replace=False))
     b = _bins(start, end, stamps[idx])
-    qs = bin_quantiles(b.index, rt[idx], len(b.lengths), [q for _, q in PERCENTILES])
+    qs = bin_quantiles(
+        b.index, rt[idx], len(b.lengths), [q for _, q in PERCENTILES], seed=11, max_samples=MAX_ENTRY_SAMPLES
+    )
     return {name: arr for (name, _), arr in zip(PERCENTILES, qs, strict=True)}
 
 

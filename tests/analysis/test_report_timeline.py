@@ -52,3 +52,16 @@ def test_idle_seconds_are_zeros_and_the_series_span_the_whole_run(run_with_a_sta
 )
 def test_one_cause_is_one_kind_of_error(message: str, kind: str) -> None:
     assert error_kind(message) == kind
+
+
+def test_a_subsample_never_hides_the_slowest_request() -> None:
+    from analysis._timeseries import bin_quantiles
+
+    rng = np.random.default_rng(3)
+    index = rng.integers(0, 10, 50_000).astype(np.int64)
+    values = rng.uniform(1.0, 100.0, 50_000)
+    values[12_345] = 9_999.0
+    p50, top = bin_quantiles(index, values, 10, [0.5, 1.0], max_samples=1_000)
+    assert top[index[12_345]] == 9_999.0
+    assert top.tolist() == [float(values[index == b].max()) for b in range(10)]
+    assert np.all((p50 > 30.0) & (p50 < 70.0))  # the median of a uniform 1..100, from the subsample
