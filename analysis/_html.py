@@ -144,11 +144,17 @@ def _span(tl: Timeline | None) -> tuple[float, float] | None:
     return None if tl is None or not len(tl) else (0.0, float(tl.seconds[-1] + tl.width))
 
 
+def _history_note(tl: Timeline) -> str:
+    """Without the exact record the percentiles over time are Locust's history CSV's: cumulative since
+    the start unless the run used --csv-full-history, so the title says so."""
+    return ", cumulative (Locust's history)" if tl.source == "history" else ""
+
+
 def _x_label(tl: Timeline) -> str:
     return "seconds since the run's start" + (f" ({tl.width:g} s bins)" if tl.width > 1 else "")
 
 
-def overview(a: Analysis, tl: Timeline | None) -> list[str]:
+def overview(tl: Timeline | None) -> list[str]:
     """The two charts of the first screen: load and response times over the whole run."""
     if tl is None or not len(tl):
         return [empty_chart("Load over time", OVERVIEW_WIDTH), empty_chart("Response times over time")]
@@ -156,7 +162,7 @@ def overview(a: Analysis, tl: Timeline | None) -> list[str]:
     return [
         _load_chart(tl, "Load: requests/s, failures/s and users", OVERVIEW_WIDTH, 230),
         line_chart(
-            "Response time of all requests: p50 / p95 / p99 (ms)",
+            "Response time of all requests: p50 / p95 / p99 (ms)" + _history_note(tl),
             _percentile_series(xs, tl.percentiles, ("p50", "p95", "p99")),
             "ms",
             width=OVERVIEW_WIDTH,
@@ -198,13 +204,13 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
     """The report's charts, by section."""
     out: dict[str, list[str]] = {k: [] for k in SECTIONS}
     tl = timeline(a.run, a.stats)
-    out["overview"] = overview(a, tl)
+    out["overview"] = overview(tl)
     if tl is not None and len(tl):
         xs = tl.seconds.tolist()
         out["load"].append(_load_chart(tl, "Requests/s, failed requests/s and users", 1000, 260))
         out["latency"].append(
             line_chart(
-                "Response time of all requests: p50 / p95 / p99 / max (ms)",
+                "Response time of all requests: p50 / p95 / p99 / max (ms)" + _history_note(tl),
                 _percentile_series(xs, tl.percentiles, ("p50", "p95", "p99", "max")),
                 "ms",
                 width=1000,
