@@ -146,11 +146,17 @@ def _span(tl: Timeline | None) -> tuple[float, float] | None:
     return None if tl is None or not len(tl) else (0.0, float(tl.seconds[-1] + tl.width))
 
 
+def _history_note(tl: Timeline) -> str:
+    """Without the exact record the percentiles over time are Locust's history CSV's: cumulative since
+    the start unless the run used --csv-full-history, so the title says so."""
+    return ", cumulative (Locust's history)" if tl.source == "history" else ""
+
+
 def _x_label(tl: Timeline) -> str:
     return "seconds since the run's start" + (f" ({tl.width:g} s bins)" if tl.width > 1 else "")
 
 
-def overview(a: Analysis, tl: Timeline | None) -> list[str]:
+def overview(tl: Timeline | None) -> list[str]:
     """The two charts of the first screen: load and response times over the whole run."""
     if tl is None or not len(tl):
         return [empty_chart("Load over time", OVERVIEW_WIDTH), empty_chart("Response times over time")]
@@ -158,7 +164,7 @@ def overview(a: Analysis, tl: Timeline | None) -> list[str]:
     return [
         _load_chart(tl, "Load: requests/s, failures/s and users", OVERVIEW_WIDTH, 230),
         line_chart(
-            "Response time of all requests: p50 / p95 / p99 (ms)",
+            "Response time of all requests: p50 / p95 / p99 (ms)" + _history_note(tl),
             _percentile_series(xs, tl.percentiles, ("p50", "p95", "p99")),
             "ms",
             width=OVERVIEW_WIDTH,
@@ -177,7 +183,7 @@ def _entry_charts(a: Analysis, tl: Timeline | None) -> list[str]:
     others = [k for k in rest if measures.get(k) != "tokens_per_s"]
     out = []
     for key in [*named, *others][:ENTRY_CHARTS]:
-        pct = entry_percentiles(a.run, a.stats, key)
+        pct = entry_percentiles(a.stats, tl, key) if tl is not None else None
         if pct is None:
             continue
         n = len(next(iter(pct.values())))
@@ -200,13 +206,13 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
     """The report's charts, by section."""
     out: dict[str, list[str]] = {k: [] for k in SECTIONS}
     tl = timeline(a.run, a.stats)
-    out["overview"] = overview(a, tl)
+    out["overview"] = overview(tl)
     if tl is not None and len(tl):
         xs = tl.seconds.tolist()
         out["load"].append(_load_chart(tl, "Requests/s, failed requests/s and users", 1000, 260))
         out["latency"].append(
             line_chart(
-                "Response time of all requests: p50 / p95 / p99 / max (ms)",
+                "Response time of all requests: p50 / p95 / p99 / max (ms)" + _history_note(tl),
                 _percentile_series(xs, tl.percentiles, ("p50", "p95", "p99", "max")),
                 "ms",
                 width=1000,
@@ -305,7 +311,7 @@ def charts(a: Analysis, max_entries: int = 12) -> dict[str, list[str]]:
 
 def _streaming_charts(a: Analysis, tl: Timeline | None) -> list[str]:
     out = []
-    over_time = stream_percentiles(a.run, a.stats)
+    over_time = stream_percentiles(a.stats, tl) if tl is not None else {}
     for quantity, table, title in (
         ("ttft", a.stats.ttft, "Time to first token"),
         ("itl", a.stats.itl, "Inter-token latency"),
@@ -325,9 +331,9 @@ def _streaming_charts(a: Analysis, tl: Timeline | None) -> list[str]:
                 )
             )
         pct = over_time.get(quantity)
-        if pct is None and table:
+        if pct is None and table and tl is not None:
             # Streams recorded as LLM entries of their own: their percentiles over time.
-            pct = entry_percentiles(a.run, a.stats, sorted(table)[0])
+            pct = entry_percentiles(a.stats, tl, sorted(table)[0])
         if pct is not None:
             n = len(next(iter(pct.values())))
             width = tl.width if tl is not None else 1.0
@@ -394,10 +400,11 @@ def why(a: Analysis) -> str:
     regressed = [g for g in a.regressions if g.status == "fail"]
     if bad:
         failed = sum(1 for r in bad if r.status == "fail")
+        warned = len(bad) - failed
         title = (
             f"Why: {failed} rule result{'s' if failed != 1 else ''} failed"
             if failed
-            else "Every fail rule held; warnings"
+            else f"Why: no rule failed; {warned} warning{'s' if warned != 1 else ''} to look at"
         )
         parts.append(f"<h2>{escape(title)}</h2>")
         shown = bad[:WHY_ROWS]

@@ -4,7 +4,8 @@ Every second of the run has a bin, from the run's start to its end, so a second 
 started reads as zero requests/s: a stall shows as a gap to zero, never as a straight line across it.
 A run longer than `MAX_BINS` seconds gets wider bins. Per-bin percentiles come from at most
 `MAX_SAMPLES` requests (a seeded random subsample of a bigger record), so a chart never costs a sort of
-ten million rows. Nothing here decides a verdict: thresholds use `_stats`.
+ten million rows; the per-bin maximum always comes from every request. Nothing here decides a
+verdict: thresholds use `_stats`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Timeline:
 
     seconds: FloatArray
     width: float
+    start: float
+    """The run's start (epoch seconds): bin 0 begins here."""
+    end: float
     rps: FloatArray
     fail_rps: FloatArray
     users: FloatArray | None
@@ -93,23 +97,35 @@ def _bins(start: float, end: float, stamps: FloatArray) -> _Bins:
 
 
 def bin_quantiles(
-    index: IntArray, values: FloatArray, n_bins: int, qs: Sequence[float], seed: int = 7
+    index: IntArray,
+    values: FloatArray,
+    n_bins: int,
+    qs: Sequence[float],
+    seed: int = 7,
+    max_samples: int = MAX_SAMPLES,
 ) -> list[FloatArray]:
     """numpy 'higher' quantiles of `values` per bin (NaN for an empty bin), from a seeded subsample of
-    at most MAX_SAMPLES values."""
-    if len(values) > MAX_SAMPLES:
-        pick = np.sort(np.random.default_rng(seed).choice(len(values), MAX_SAMPLES, replace=False))
-        index, values = index[pick], values[pick]
+    at most `max_samples` values; the maximum (q = 1) always from every value, since a subsample would
+    miss the one slow request a reader looks for."""
     keep = ~np.isnan(values)
     index, values = index[keep], values[keep]
     out = [np.full(n_bins, np.nan) for _ in qs]
     if not len(values):
         return out
+    exact_max = None
+    if len(values) > max_samples:
+        if 1.0 in qs:
+            exact_max = pd.Series(values).groupby(index).max()
+        pick = np.sort(np.random.default_rng(seed).choice(len(values), max_samples, replace=False))
+        index, values = index[pick], values[pick]
     order = np.lexsort((values, index))
     idx_s, val_s = index[order], values[order]
     uniq, first, counts = np.unique(idx_s, return_index=True, return_counts=True)
     for arr, q in zip(out, qs, strict=True):
-        arr[uniq] = val_s[first + np.ceil(q * (counts - 1) - 1e-12).astype(np.int64)]
+        if q == 1.0 and exact_max is not None:
+            arr[exact_max.index.to_numpy()] = exact_max.to_numpy()
+        else:
+            arr[uniq] = val_s[first + np.ceil(q * (counts - 1) - 1e-12).astype(np.int64)]
     return out
 
 
@@ -187,6 +203,8 @@ def timeline(run: RunData, stats: RunStats) -> Timeline | None:
     return Timeline(
         seconds=b.width * np.arange(n, dtype=np.float64),
         width=b.width,
+        start=start,
+        end=end,
         rps=counts / b.lengths,
         fail_rps=fails / b.lengths,
         users=_users(run, start, n, b.width),
@@ -212,6 +230,8 @@ def _history_timeline(run: RunData) -> Timeline | None:
     return Timeline(
         seconds=ts - ts[0],
         width=1.0,
+        start=float(ts[0]),
+        end=float(ts[-1]) + 1.0,
         rps=agg["rps"].to_numpy(dtype=np.float64),
         fail_rps=agg["fail_rps"].to_numpy(dtype=np.float64),
         users=agg["users"].to_numpy(dtype=np.float64),
@@ -220,27 +240,27 @@ def _history_timeline(run: RunData) -> Timeline | None:
     )
 
 
-def entry_percentiles(run: RunData, stats: RunStats, key: EntryKey) -> Mapping[str, FloatArray] | None:
-    """p50/p95/p99/max per bin of one entry, on the same bins as `timeline`; None without a record."""
+def entry_percentiles(stats: RunStats, tl: Timeline, key: EntryKey) -> Mapping[str, FloatArray] | None:
+    """p50/p95/p99/max per bin of one entry, on the bins of `tl`; None without a record."""
     rec = stats.record
     idx = stats.indices.get(key)
-    if rec is None or idx is None or not len(idx):
+    if rec is None or idx is None or not len(idx) or tl.source != "record":
         return None
     stamps = rec["timestamp"].to_numpy(dtype=np.float64)
     rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
-    start, end = _span(run, stamps, stamps + np.nan_to_num(rt) / 1000.0)
-    if len(idx) > MAX_ENTRY_SAMPLES:
-        idx = np.sort(np.random.default_rng(11).choice(idx, MAX_ENTRY_SAMPLES, replace=False))
+    start, end = tl.start, tl.end
     b = _bins(start, end, stamps[idx])
-    qs = bin_quantiles(b.index, rt[idx], len(b.lengths), [q for _, q in PERCENTILES])
+    qs = bin_quantiles(
+        b.index, rt[idx], len(b.lengths), [q for _, q in PERCENTILES], seed=11, max_samples=MAX_ENTRY_SAMPLES
+    )
     return {name: arr for (name, _), arr in zip(PERCENTILES, qs, strict=True)}
 
 
-def stream_percentiles(run: RunData, stats: RunStats) -> Mapping[str, Mapping[str, FloatArray]]:
+def stream_percentiles(stats: RunStats, tl: Timeline) -> Mapping[str, Mapping[str, FloatArray]]:
     """Time to first token and inter-token latency per bin (p50, p95) of every streamed reply in the
     record: `{"ttft": {"p50": ..., "p95": ...}, "itl": {...}}`; empty without stream rows."""
     rec = stats.record
-    if rec is None or not len(rec) or "ttft_ms" not in rec:
+    if rec is None or not len(rec) or "ttft_ms" not in rec or tl.source != "record":
         return {}
     stamps = rec["timestamp"].to_numpy(dtype=np.float64)
     rt = rec["response_time_ms"].to_numpy(dtype=np.float64)
@@ -248,8 +268,7 @@ def stream_percentiles(run: RunData, stats: RunStats) -> Mapping[str, Mapping[st
     streamed = ~np.isnan(ttft)
     if not streamed.any():
         return {}
-    start, end = _span(run, stamps, stamps + np.nan_to_num(rt) / 1000.0)
-    b = _bins(start, end, stamps)
+    b = _bins(tl.start, tl.end, stamps)
     n = len(b.lengths)
     out: dict[str, Mapping[str, FloatArray]] = {}
     sel = np.flatnonzero(streamed)
