@@ -188,6 +188,14 @@ def invalid_reasons(run: RunData, stats: RunStats, warmup: Warmup | None = None)
         reasons.append("the capacity search is invalid: " + "; ".join(run.capacity.invalid_reasons))
     if (unreachable := unreachable_reason(run, stats)) is not None:
         reasons.append(unreachable)
+    if run.exceptions is not None and len(run.exceptions) and (n := int(run.exceptions["count"].sum())):
+        # A step ends its task with StepFailed, a failed request already in the stats; an exception is
+        # a locustfile's bug, and the load it cut short is not the load the run meant to make.
+        first = str(run.exceptions["message"].iloc[0])
+        reasons.append(
+            f"user code raised {n:,} exception(s), so the run did not make the load it meant to "
+            f"(first: {first}); see locust_exceptions.csv"
+        )
     if info is None:
         return tuple(reasons)
     if info.ended_by is None:
@@ -310,11 +318,6 @@ def detect_issues(
                         "the load generator could not start them on time",
                     )
                 )
-    if run.exceptions is not None and len(run.exceptions):
-        n = int(run.exceptions["count"].sum())
-        issues.append(
-            Issue("exceptions", "warning", f"{n} exception(s) in user code (see locust_exceptions.csv)")
-        )
     for reason in invalid_reasons(run, stats, warmup):
         issues.append(Issue("invalid-run", "critical", reason))
     return tuple(issues)

@@ -379,3 +379,19 @@ def test_a_run_killed_before_run_json_was_finalised_is_invalid_and_says_so(tmp_p
     doc = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     (issue,) = [i for i in doc["issues"] if i["kind"] == "interrupted-run"]
     assert "an unknown cause (run.json never finalised)" in issue["message"]
+
+
+def test_exit_3_when_user_code_raised_and_the_reason_names_the_first_exception(
+    tmp_path: Path, thresholds: Path
+) -> None:
+    run = good_run(tmp_path / "run")
+    (run / "locust_exceptions.csv").write_text(
+        "Count,Message,Traceback,Nodes\n"
+        '70,module \'steps.search\' has no attribute \'evidence\',"  File ""mine.py"", line 14",local\n'
+    )
+    r = cli(run, "--thresholds", thresholds, "--report", "console")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert (
+        "user code raised 70 exception(s), so the run did not make the load it meant to "
+        "(first: module 'steps.search' has no attribute 'evidence')"
+    ) in r.stdout
