@@ -10,7 +10,16 @@ monkey-patches the process it is imported in). Pure functions over DataFrames an
 
 from __future__ import annotations
 
-from analysis._analyse import Analysis, Issue, Verdict, analyse, detect_issues, invalid_reasons
+from analysis._analyse import (
+    Analysis,
+    Issue,
+    Verdict,
+    Warmup,
+    analyse,
+    detect_issues,
+    invalid_reasons,
+    without_warmup,
+)
 from analysis._html import to_html
 from analysis._load import RunData, load_run, read_record, resolve_run
 from analysis._regression import (
@@ -70,6 +79,7 @@ __all__ = [
     "ThresholdsError",
     "UsageError",
     "Verdict",
+    "Warmup",
     "analyse",
     "compare_runs",
     "compare_samples",
@@ -98,4 +108,5 @@ __all__ = [
     "to_junit",
     "to_markdown",
     "validate_report",
+    "without_warmup",
 ]
