@@ -459,18 +459,20 @@ def judge_step(
     figures = tuple(_slo_figure(rule, old, new, started, seconds) for rule in spec.slos)
     s = spec.search
     reasons = [f"{f.slo}: {f.text} broken ({_show(f)})" for f in figures if f.held is False]
+    late = []
     if achieved < s.min_achieved * target_rate:
-        reasons.append(f"achieved {achieved:.2f}/s, behind the target {target_rate:.2f}/s")
+        late.append(f"achieved {achieved:.2f}/s, behind the target {target_rate:.2f}/s")
     if dropped > s.max_dropped_ratio * max(started + dropped, 1):
-        reasons.append(f"{dropped} iterations dropped of {started + dropped}")
+        late.append(f"{dropped} iterations dropped of {started + dropped}")
+    reasons += late
 
     generator = None
     if new.loadgen_cpu > s.max_loadgen_cpu:
         generator = (
             f"a load-generator process ran at {new.loadgen_cpu:.0f}% CPU (limit {s.max_loadgen_cpu:g}%)"
         )
-    elif reasons:
-        generator = _generator_limited(spec, old, new, figures, started, seconds, pool)
+    elif late:
+        generator = _generator_limited(spec, old, new, started, seconds, pool)
 
     every = {
         k: e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0].endswith(CORRECTED_SUFFIX)
@@ -501,13 +503,14 @@ def _generator_limited(
     spec: CapacitySpec,
     old: Snapshot,
     new: Snapshot,
-    figures: Sequence[SloFigure],
     started: int,
     seconds: float,
     pool: int,
 ) -> str | None:
-    """Why a broken step measured the generator: iterations were late or dropped, yet the backend's own
-    latency met every latency SLO and no request failed more than the SLOs allow."""
+    """Why a step whose iterations fell behind or were dropped measured the generator: the backend's
+    own (uncorrected) latency met every latency SLO and no request failed more than the SLOs allow.
+    Corrected latency alone proves nothing here: in a journey of several requests it also counts the
+    journey's own earlier requests."""
     latency_rules = [r for r in spec.slos if r.metric.startswith("corrected") or _is_plain_latency(r.metric)]
     if not latency_rules:
         return None
@@ -521,7 +524,8 @@ def _generator_limited(
         if figure.held is False:
             return None  # the backend itself broke an SLO: a real knee
     return (
-        "iterations started late or were dropped while the backend's own latency met every SLO: the "
+        "iterations fell behind the target rate or were dropped while the backend's own latency met "
+        "every SLO: the "
         f"load generator (its CPU, or a pool of {pool} users too small for this rate) could not keep up"
     )
 
