@@ -663,7 +663,7 @@ class CapacityResult:
     def summary(self) -> str:
         if not self.valid:
             return f"capacity search of {self.workflow}: INVALID: {'; '.join(self.invalid_reasons)}"
-        rate = "none (the lowest step broke)" if self.sustained_rate is None else f"{self.sustained_rate:g}/s"
+        rate = f"{self.sustained_rate:g}/s" if self.sustained_rate else "0/s (every step broke)"
         line = f"capacity of {self.workflow}: sustained rate {rate}"
         if self.first_broken:
             line += (
