@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORRECTED_SUFFIX",
+    "LATE_START_MS",
     "LLM_TYPE",
     "CapacityResult",
     "CapacitySearch",
@@ -66,6 +67,10 @@ SEARCH_KEYS = frozenset(
     }
 )
 LATENCY_STATS = ("mean", "median", "max", "min")
+LATE_START_MS = 50.0
+"""An iteration whose first request starts this much after its intended start waited for the load
+generator (a free pool user, or CPU), not for the backend."""
+LATE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,9 @@ class Snapshot:
     where the process judging cannot see the requests (a master: its workers make them)."""
     loadgen_cpu: float = 0.0
     """Highest CPU percent of a load-generator process since the previous snapshot."""
+    late_starts: tuple[int, int] | None = None
+    """(iterations whose first request started more than LATE_START_MS after the intended start,
+    iterations seen); None where the process judging cannot see the requests."""
 
 
 def _pooled(entries: Sequence[EntrySnap]) -> EntrySnap:
@@ -465,13 +473,18 @@ def judge_step(
     if dropped > s.max_dropped_ratio * max(started + dropped, 1):
         late.append(f"{dropped} iterations dropped of {started + dropped}")
     reasons += late
+    if new.late_starts is not None and old.late_starts is not None:
+        n_late = new.late_starts[0] - old.late_starts[0]
+        n_seen = new.late_starts[1] - old.late_starts[1]
+        if n_seen and n_late > LATE_SHARE * n_seen:
+            late.append(f"{n_late} of {n_seen} iterations started over {LATE_START_MS:g} ms late")
 
     generator = None
     if new.loadgen_cpu > s.max_loadgen_cpu:
         generator = (
             f"a load-generator process ran at {new.loadgen_cpu:.0f}% CPU (limit {s.max_loadgen_cpu:g}%)"
         )
-    elif late:
+    elif late and reasons:
         generator = _generator_limited(spec, old, new, started, seconds, pool)
 
     every = {
@@ -524,8 +537,8 @@ def _generator_limited(
         if figure.held is False:
             return None  # the backend itself broke an SLO: a real knee
     return (
-        "iterations fell behind the target rate or were dropped while the backend's own latency met "
-        "every SLO: the "
+        "iterations started late, fell behind the target rate or were dropped while the backend's own "
+        "latency met every SLO: the "
         f"load generator (its CPU, or a pool of {pool} users too small for this rate) could not keep up"
     )
 
