@@ -486,6 +486,8 @@ def judge_step(
         )
     elif late and reasons:
         generator = _generator_limited(spec, old, new, started, seconds, pool)
+        if generator is not None:
+            generator += f" ({'; '.join(late)})"
 
     every = {
         k: e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0].endswith(CORRECTED_SUFFIX)
