@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORRECTED_SUFFIX",
+    "LATE_START_MS",
     "LLM_TYPE",
     "CapacityResult",
     "CapacitySearch",
@@ -66,6 +67,10 @@ SEARCH_KEYS = frozenset(
     }
 )
 LATENCY_STATS = ("mean", "median", "max", "min")
+LATE_START_MS = 50.0
+"""An iteration whose first request starts this much after its intended start waited for the load
+generator (a free pool user, or CPU), not for the backend."""
+LATE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,9 @@ class Snapshot:
     where the process judging cannot see the requests (a master: its workers make them)."""
     loadgen_cpu: float = 0.0
     """Highest CPU percent of a load-generator process since the previous snapshot."""
+    late_starts: tuple[int, int] | None = None
+    """(iterations whose first request started more than LATE_START_MS after the intended start,
+    iterations seen); None where the process judging cannot see the requests."""
 
 
 def _pooled(entries: Sequence[EntrySnap]) -> EntrySnap:
@@ -459,18 +467,27 @@ def judge_step(
     figures = tuple(_slo_figure(rule, old, new, started, seconds) for rule in spec.slos)
     s = spec.search
     reasons = [f"{f.slo}: {f.text} broken ({_show(f)})" for f in figures if f.held is False]
+    late = []
     if achieved < s.min_achieved * target_rate:
-        reasons.append(f"achieved {achieved:.2f}/s, behind the target {target_rate:.2f}/s")
+        late.append(f"achieved {achieved:.2f}/s, behind the target {target_rate:.2f}/s")
     if dropped > s.max_dropped_ratio * max(started + dropped, 1):
-        reasons.append(f"{dropped} iterations dropped of {started + dropped}")
+        late.append(f"{dropped} iterations dropped of {started + dropped}")
+    reasons += late
+    if new.late_starts is not None and old.late_starts is not None:
+        n_late = new.late_starts[0] - old.late_starts[0]
+        n_seen = new.late_starts[1] - old.late_starts[1]
+        if n_seen and n_late > LATE_SHARE * n_seen:
+            late.append(f"{n_late} of {n_seen} iterations started over {LATE_START_MS:g} ms late")
 
     generator = None
     if new.loadgen_cpu > s.max_loadgen_cpu:
         generator = (
             f"a load-generator process ran at {new.loadgen_cpu:.0f}% CPU (limit {s.max_loadgen_cpu:g}%)"
         )
-    elif reasons:
-        generator = _generator_limited(spec, old, new, figures, started, seconds, pool)
+    elif late and reasons:
+        generator = _generator_limited(spec, old, new, started, seconds, pool)
+        if generator is not None:
+            generator += f" ({'; '.join(late)})"
 
     every = {
         k: e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0].endswith(CORRECTED_SUFFIX)
@@ -501,13 +518,14 @@ def _generator_limited(
     spec: CapacitySpec,
     old: Snapshot,
     new: Snapshot,
-    figures: Sequence[SloFigure],
     started: int,
     seconds: float,
     pool: int,
 ) -> str | None:
-    """Why a broken step measured the generator: iterations were late or dropped, yet the backend's own
-    latency met every latency SLO and no request failed more than the SLOs allow."""
+    """Why a step whose iterations fell behind or were dropped measured the generator: the backend's
+    own (uncorrected) latency met every latency SLO and no request failed more than the SLOs allow.
+    Corrected latency alone proves nothing here: in a journey of several requests it also counts the
+    journey's own earlier requests."""
     latency_rules = [r for r in spec.slos if r.metric.startswith("corrected") or _is_plain_latency(r.metric)]
     if not latency_rules:
         return None
@@ -521,7 +539,8 @@ def _generator_limited(
         if figure.held is False:
             return None  # the backend itself broke an SLO: a real knee
     return (
-        "iterations started late or were dropped while the backend's own latency met every SLO: the "
+        "iterations started late, fell behind the target rate or were dropped while the backend's own "
+        "latency met every SLO: the "
         f"load generator (its CPU, or a pool of {pool} users too small for this rate) could not keep up"
     )
 
@@ -659,7 +678,7 @@ class CapacityResult:
     def summary(self) -> str:
         if not self.valid:
             return f"capacity search of {self.workflow}: INVALID: {'; '.join(self.invalid_reasons)}"
-        rate = "none (the lowest step broke)" if self.sustained_rate is None else f"{self.sustained_rate:g}/s"
+        rate = f"{self.sustained_rate:g}/s" if self.sustained_rate else "0/s (every step broke)"
         line = f"capacity of {self.workflow}: sustained rate {rate}"
         if self.first_broken:
             line += (

@@ -24,6 +24,7 @@ from locust import LoadTestShape
 
 from compliance_loadtest.capacity import (
     CORRECTED_SUFFIX,
+    LATE_START_MS,
     LLM_TYPE,
     CapacityResult,
     CapacitySearch,
@@ -288,6 +289,9 @@ class CapacityDriver:
         self._greenlet: Any = None
         self._bad: dict[str, int] = {}
         self._bad_keys: dict[str, set[float]] = {}
+        self._first: set[float] = set()
+        self._first_forgotten = 0
+        self._late = 0
         self._cpu: Any = None
 
     @property
@@ -408,7 +412,8 @@ class CapacityDriver:
         if self.distributed:
             cpu = max([cpu] + [float(getattr(c, "cpu_usage", 0) or 0) for c in self.runner.clients.values()])
         bad = None if self.distributed else dict(self._bad)
-        return Snapshot(time.time(), entries, started, bad, cpu)
+        late = None if self.distributed else (self._late, len(self._first) + self._first_forgotten)
+        return Snapshot(time.time(), entries, started, bad, cpu, late)
 
     def _on_request(
         self,
@@ -428,6 +433,13 @@ class CapacityDriver:
             return
         started = start_time if start_time is not None else time.time() - response_time / 1000.0
         corrected = corrected_response_time(started, float(intended), response_time)
+        if intended not in self._first:  # an iteration's first request: how late did it start?
+            if len(self._first) > 100_000:  # iterations long over; only recent ones can repeat
+                self._first_forgotten += len(self._first)
+                self._first.clear()
+            self._first.add(intended)
+            if (started - float(intended)) * 1000.0 > LATE_START_MS:
+                self._late += 1
         is_ttft = request_type == LLM_TYPE and name.endswith("time to first token")
         for rule in self.spec.slos:
             if rule.metric != "goodput":

@@ -175,3 +175,15 @@ def test_a_malformed_capacity_json_is_bad_input_for_the_analysis(tmp_path: Path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "capacity.json" in result.stderr and "'valid'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_late_first_requests_while_the_backend_is_fast_measure_the_generator() -> None:
+    """All iterations started, none dropped, but most began well after their intended start: the
+    pool, not the backend, was busy."""
+    new = snap(10.0, 190, 50, 400, 190)
+    late = Snapshot(new.at, new.entries, new.started, late_starts=(150, 190))
+    old = Snapshot(0.0, {}, 0, late_starts=(0, 0))
+    step = judge_step(3, 20.0, old, late, spec(), pool=1)
+    assert step.generator_limited is not None and "started late" in step.generator_limited
+    on_time = Snapshot(new.at, new.entries, new.started, late_starts=(2, 190))
+    assert judge_step(3, 20.0, old, on_time, spec(), pool=1).generator_limited is None

@@ -20,7 +20,7 @@ workflow: ComplianceUser
 max_users: 30
 search: {start_rate: 2, max_rate: 40, step_duration: 4, cooldown: 1, precision: 0.2, max_steps: 6}
 slos:
-  - {id: latency, metric: corrected.p95, op: "<", value: 800ms, per: all}
+  - {id: latency, metric: p95, op: "<", value: 500ms, per: all}
   - {id: errors, metric: failure_ratio, op: "<", value: 5%, per: all}
 """
 
