@@ -22,6 +22,7 @@ and these listeners, in the order they run:
                               run_output.on_init      --run-dir: exact record, resources, run.json
                                                       (imported only by a process that needs it)
                               live.on_init            --thresholds judged while the run goes; Verdict tab
+                                                      (imported only by the master or a local run)
                               arrival.on_init         arrival-rate slots across processes
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
@@ -62,7 +63,6 @@ def install() -> None:
         benchmarks,
         embedded,
         guard,
-        live,
         options,
         preflight,
         redaction,
@@ -80,7 +80,7 @@ def install() -> None:
         benchmarks.on_init,
         shape.on_init,
         _run_output_on_init,
-        live.on_init,
+        _live_on_init,
         arrival.on_init,
         embedded.on_init,
         preflight.refresh_clock,
@@ -102,6 +102,21 @@ def _run_output_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> 
     from compliance_loadtest.plugin import run_output
 
     run_output.on_init(environment=environment, runner=runner, **kwargs)
+
+
+def _live_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> None:
+    """`live.on_init`, importing it (pandas, pyarrow and the analysis come with it) only in the process
+    that judges the run while it goes: a master or a local run, unless --no-live-verdict."""
+    from locust.runners import WorkerRunner
+
+    options = environment.parsed_options
+    if runner is None or isinstance(runner, WorkerRunner) or options is None:
+        return
+    if getattr(options, "no_live_verdict", False):
+        return
+    from compliance_loadtest.plugin import live
+
+    live.on_init(environment=environment, runner=runner, **kwargs)
 
 
 def _exit_on_error(listener: Callable[..., None]) -> Callable[..., None]:

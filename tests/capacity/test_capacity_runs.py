@@ -24,13 +24,17 @@ TRUE_CAPACITY = SLOTS / (SERVICE_MS / 1000)  # 20 iterations/s
 
 
 def capacity_profile(
-    tmp: Path, *, workflow: str = "ProfileLookupJourney", pool: int = 30, slos: str = ""
+    tmp: Path,
+    *,
+    workflow: str = "ProfileLookupJourney",
+    pool: int = 30,
+    slos: str = "",
+    search: str = "start_rate: 5, max_rate: 80, precision: 0.05",
 ) -> Path:
     path = tmp / f"capacity-{workflow}-{pool}.yaml"
     path.write_text(
         f"model: capacity\nworkflow: {workflow}\nmax_users: {pool}\nmax_start_delay: 1.0\n"
-        "search: {start_rate: 5, max_rate: 80, step_duration: 3, cooldown: 1.5, precision: 0.05,"
-        " max_steps: 10}\n"
+        f"search: {{{search}, step_duration: 3, cooldown: 1.5, max_steps: 10}}\n"
         "slos:\n"
         + (
             slos
@@ -106,7 +110,8 @@ def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Back
 @pytest.mark.slow
 def test_search_with_two_workers_finds_the_known_capacity(capped_backend: Backend, tmp_path: Path) -> None:
     port = str(free_port())  # the master's port: other runs may hold Locust's default
-    profile = capacity_profile(tmp_path)
+    # A step of a distributed search waits for the workers' reports: a narrower search keeps it short.
+    profile = capacity_profile(tmp_path, search="start_rate: 15, max_rate: 30, precision: 0.1")
     run, run_dir = search(
         tmp_path, capped_backend, profile, "ProfileLookupJourney",
         "--processes", "2", "--master-bind-port", port, "--master-port", port,
