@@ -10,9 +10,10 @@ all on log latency (a slowdown is a ratio, and latency is skewed):
   distribution-free order-statistic interval, and the two are added in quadrature (subtracting the
   two intervals' ends from each other, as a bound, throws most of the power away).
 
-A metric regressed when its one-sided p-value (estimate / standard error) is under `alpha` AND its
-estimated change is at least `min_effect`: significance and a minimum effect, as pyperf and asv
-decide. The entry regressed when any metric did.
+A metric regressed when its one-sided p-value (estimate / standard error) is under `alpha` / 3 AND
+its estimated change is at least `min_effect`: significance and a minimum effect, as pyperf and asv
+decide. The entry regressed when any metric did; dividing `alpha` among the three metrics
+(Bonferroni) keeps an entry's false-alarm rate under `alpha`.
 
 Several baseline runs: their samples are pooled for the estimate, and the between-run variance of
 each metric (DerSimonian-Laird estimate over the baseline runs' own estimates) enters the standard
@@ -42,6 +43,7 @@ FloatArray = npt.NDArray[np.float64]
 Method = Literal["rank-shift", "aggregate", "insufficient"]
 Z_95 = 1.959963984540054
 TAIL_QUANTILES = (0.95, 0.99)
+METRIC_COUNT = 1 + len(TAIL_QUANTILES)
 # Response times of 0 ms exist (rounded timers); the log needs a floor well under any real latency.
 _FLOOR_MS = 1e-3
 _SEED = 20240601
@@ -223,7 +225,8 @@ def _shift(
     # No spread at all (every sample tied): any positive shift is certain.
     p = _norm_sf(estimate / se) if se > 0 else (0.0 if estimate > 0 else 1.0)
     change = math.expm1(estimate)
-    regressed = p < settings.alpha and change >= settings.min_effect
+    # alpha is per entry: each of its metrics is tested at alpha / their number (Bonferroni).
+    regressed = p < settings.alpha / METRIC_COUNT and change >= settings.min_effect
     return Shift(
         metric=metric,
         baseline_value=values[0],
@@ -331,7 +334,7 @@ def _message(shifts: Sequence[Shift], settings: RegressionSettings, n1: int, n2:
     verdict = (
         f"slower: {', '.join(flagged)}"
         if flagged
-        else f"no regression (needs p < {settings.alpha:g} and at least +{settings.min_effect:.0%})"
+        else f"no regression (needs p < {settings.alpha / METRIC_COUNT:.2g} and +{settings.min_effect:.0%})"
     )
     runs = f"{k} baseline runs" if k > 1 else "1 baseline run, between-run noise not estimated"
     return f"{verdict}; {'; '.join(one(s) for s in shifts)}; samples {n1} current, {n2} baseline ({runs})"
