@@ -333,7 +333,7 @@ def to_history_html(h: History) -> str:
         ".fail{background:#fee2e2}.muted{color:#64748b}</style></head><body>",
         f"<h1>Run history: {escape(verdict)}</h1>",
         f"<p class='muted'>{len(h.runs)} runs, oldest first; newest {escape(redact_text(newest))}. "
-        "Change points by E-divisive means (permutation test, p &lt; 0.05); the dashed line is the "
+        "Change points by E-divisive means (permutation test, p &lt; 0.05); the 'stretch median' line is the "
         "median of each stretch between change points.</p>",
         "<h2>The newest run against the stable stretch before it</h2><table>",
         "<tr><th>entry</th><th>verdict</th></tr>",
