@@ -11,11 +11,13 @@ monkey-patches the process it is imported in). Pure functions over DataFrames an
 from __future__ import annotations
 
 from analysis._analyse import Analysis, Issue, Verdict, analyse, detect_issues, invalid_reasons
+from analysis._history import ChangePoint, History, Trend, e_divisive, find_runs, history
 from analysis._html import to_html
 from analysis._load import RunData, load_run, read_record, resolve_run
 from analysis._regression import (
     MannWhitney,
     RegressionResult,
+    Shift,
     compare_runs,
     compare_samples,
     mann_whitney_greater,
@@ -51,7 +53,9 @@ __all__ = [
     "PERCENTILE_METHOD",
     "Analysis",
     "AnalysisError",
+    "ChangePoint",
     "Distribution",
+    "History",
     "InputError",
     "Issue",
     "IssueSettings",
@@ -64,10 +68,12 @@ __all__ = [
     "RunStats",
     "SchemaError",
     "Selector",
+    "Shift",
     "SystemMetrics",
     "ThresholdResult",
     "Thresholds",
     "ThresholdsError",
+    "Trend",
     "UsageError",
     "Verdict",
     "analyse",
@@ -76,7 +82,10 @@ __all__ = [
     "compute_stats",
     "config_rules",
     "detect_issues",
+    "e_divisive",
     "evaluate",
+    "find_runs",
+    "history",
     "invalid_reasons",
     "load_run",
     "load_thresholds",
