@@ -223,7 +223,7 @@ def _shift(
 ) -> Shift:
     se = math.sqrt(se_within**2 + tau2 * (1.0 + 1.0 / baseline_runs))
     # No spread at all (every sample tied): any positive shift is certain.
-    p = _norm_sf(estimate / se) if se > 0 else (0.0 if estimate > 0 else 1.0)
+    p = _norm_sf(estimate / se) if se > 0 else (0.0 if estimate > 1e-6 else 1.0)
     change = math.expm1(estimate)
     # alpha is per entry: each of its metrics is tested at alpha / their number (Bonferroni).
     regressed = p < settings.alpha / METRIC_COUNT and change >= settings.min_effect
