@@ -19,7 +19,8 @@ Several baseline runs: their samples are pooled for the estimate, and the betwee
 each metric (DerSimonian-Laird estimate over the baseline runs' own estimates) enters the standard
 error as tau^2 * (1 + 1/k): the current run carries its own run effect, the baseline mean of k runs
 a k-th of it. A noisy machine therefore widens the interval instead of raising an alarm. With one
-baseline run the between-run variance cannot be seen; the report says so.
+baseline run the between-run variance cannot be seen; the report says so. Above `max_samples` per
+side, the p50 shift and its interval come from a seeded subsample of that size.
 
 Without raw samples on either side, the relative change of the mean is compared with
 `aggregate_min_effect` (default 20%) and labelled "aggregate delta (no raw samples)": no test, so a
@@ -275,13 +276,11 @@ def compare_samples(
     cur_log = _log(_subsample(current, settings.max_samples, rng))
     base_log = _log(_subsample(baseline, settings.max_samples, rng))
     est, lo, hi = hodges_lehmann(cur_log, base_log)
-    # The subsample's interval is wider than the whole sample's by sqrt(n / limit): scale it back.
-    shrink = math.sqrt((1 / len(cur_log) + 1 / len(base_log)) / (1 / n1 + 1 / n2))
     shifts = [
         _shift(
             "p50",
             est,
-            _se_from_interval(lo, hi) / shrink,
+            _se_from_interval(lo, hi),
             between_run_variance(_run_estimates(baseline_runs, 0.5)),
             k,
             (base_med, cur_med),
