@@ -66,11 +66,11 @@ def runs(slow_health: Backend, tmp_path_factory: pytest.TempPathFactory) -> dict
     return made
 
 
-def regressions(run: Path, *baselines: Path, out: Path) -> tuple[int, list[dict[str, object]]]:
-    thresholds = (
-        run.parent / "none.yaml" if (run.parent / "none.yaml").exists() else run.parents[1] / "none.yaml"
-    )
-    args = [str(run), "--thresholds", str(thresholds), "--report", "json", "--out", str(out)]
+def regressions(
+    runs: dict[str, Path], run: str, *baselines: Path, out: Path
+) -> tuple[int, list[dict[str, object]]]:
+    """The analysis of `run` against `baselines`, thresholds aside: (exit code, its regressions)."""
+    args = [str(runs[run]), "--thresholds", str(runs["thresholds"]), "--report", "json", "--out", str(out)]
     code = main([*args, "--baseline", *map(str, baselines)])
     doc = json.loads(next(out.glob("*.json")).read_text())
     return code, doc["regressions"]
