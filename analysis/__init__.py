@@ -20,11 +20,13 @@ from analysis._analyse import (
     invalid_reasons,
     without_warmup,
 )
+from analysis._history import ChangePoint, History, Trend, e_divisive, find_runs, history
 from analysis._html import to_html
 from analysis._load import RunData, load_run, read_record, resolve_run
 from analysis._regression import (
     MannWhitney,
     RegressionResult,
+    Shift,
     compare_runs,
     compare_samples,
     mann_whitney_greater,
@@ -60,7 +62,9 @@ __all__ = [
     "PERCENTILE_METHOD",
     "Analysis",
     "AnalysisError",
+    "ChangePoint",
     "Distribution",
+    "History",
     "InputError",
     "Issue",
     "IssueSettings",
@@ -73,10 +77,12 @@ __all__ = [
     "RunStats",
     "SchemaError",
     "Selector",
+    "Shift",
     "SystemMetrics",
     "ThresholdResult",
     "Thresholds",
     "ThresholdsError",
+    "Trend",
     "UsageError",
     "Verdict",
     "Warmup",
@@ -86,7 +92,10 @@ __all__ = [
     "compute_stats",
     "config_rules",
     "detect_issues",
+    "e_divisive",
     "evaluate",
+    "find_runs",
+    "history",
     "invalid_reasons",
     "load_run",
     "load_thresholds",

@@ -1,4 +1,5 @@
 """`python -m analysis RUN` / `compliance-analysis RUN`: a run folder in, reports and an exit code out.
+`python -m analysis history RUN...`: trends and change points over many runs (see `_history.py`).
 
 Exit codes: 0 all thresholds held (and no regression), 1 a threshold or regression failed,
 2 bad input or usage, 3 invalid run. The command line only parses arguments and calls the pure
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analysis._analyse import Analysis, analyse
+from analysis._history import find_runs, history_command
 from analysis._html import to_html
 from analysis._load import load_run
 from analysis._reports import to_console, to_json, to_junit, to_markdown
@@ -43,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="thresholds YAML (repeatable; default: the shipped analysis/thresholds.yaml)",
     )
     p.add_argument(
-        "--baseline", metavar="RUN", nargs="+", action="extend", default=[], help="baseline run(s), pooled"
+        "--baseline",
+        metavar="RUN",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="baseline run(s), or folders of runs; several runs widen the interval by their disagreement",
     )
     p.add_argument(
         "--out", metavar="DIR", default=None, help="folder for the reports (default: the run folder)"
@@ -154,12 +161,15 @@ def write_reports(analysis: Analysis, out: Path, reports: Sequence[str]) -> list
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["history"]:
+        return history_command(argv[1:])
     args = build_parser().parse_args(argv)
     reports = parse_reports(args.report)
     warmup_s = parse_warmup(args.warmup)
     thresholds = merge_thresholds(args.thresholds)
     current = load_run(args.run, config=args.config)
-    baselines = [load_run(b) for b in args.baseline]
+    baselines = [load_run(b) for b in find_runs(args.baseline)]
     analysis = analyse(current, thresholds, baselines, warmup_s=warmup_s)
     out = Path(args.out) if args.out else current.path
     try:

@@ -7,9 +7,9 @@ goals (1M: <= 0.5 s; 10M: <= 3 s and <= 1 GB), median and spread over the rounds
 The record is written as the library writes it: parquet parts under `requests/`, one string column
 per label (the analysis reads them back as categoricals, and only the columns it needs). The child
 is `python -m analysis RUN --baseline BASE --report json`: loading, percentiles per entry, the
-shipped thresholds plus per-entry p95/p99 rules, the regression test per entry (rank test on a
-seeded subsample of at most 50,000 requests per side), and the JSON report. The current run is 10%
-slower on one entry in five (10 of 50), so the comparison has something to find.
+shipped thresholds plus per-entry p95/p99 rules, the regression comparison per entry (p50 shift on a
+seeded subsample of at most 50,000 requests per side, p95/p99 on every sample), and the JSON report.
+The current run is 10% slower on one entry in five (10 of 50), so the comparison has something to find.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Callable
 
@@ -94,6 +95,8 @@ def main() -> None:
     ap.add_argument("--sigma", type=float, default=0.5, help="log-sigma of the simulated latency")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    # Each line as soon as it is measured, also into a file: the whole benchmark takes minutes.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     rng = np.random.default_rng(args.seed)
     sig, reps = args.sigma, args.repeats
     started = time.perf_counter()
