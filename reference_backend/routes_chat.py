@@ -229,17 +229,25 @@ def take_stream_slot(st: AppState, p: Principal) -> Callable[[], None]:
 
 
 async def _tokens(st: AppState, tokens: list[str], fault: Decision | None) -> AsyncIterator[tuple[int, str]]:
-    """The tokens at the model's pace, with an injected stall or drop applied mid-way."""
+    """The tokens at the model's pace, with an injected stall or drop applied mid-way.
+
+    Each token is due at a fixed time after the one before was due, not after it was sent: sleeping
+    `token_s` after each send made every token late by the time a send takes on a busy core (about
+    5% at 25 ms a token), so the stream ran slower than the pace it was configured with."""
     model = st.model
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for i, tok in enumerate(tokens):
         if fault is not None:
             if fault.drop_after_tokens is not None and i >= fault.drop_after_tokens:
                 raise StreamDropped(f"dropped after {i} tokens")
             if fault.stall_s and i == fault.stall_after_tokens:
                 await asyncio.sleep(fault.stall_s)
+                due = loop.time()
         delay = model.first_token_s if i == 0 else model.token_s
         if delay:
-            await asyncio.sleep(delay)
+            due += delay
+            await asyncio.sleep(max(0.0, due - loop.time()))
         yield i, tok
 
 
