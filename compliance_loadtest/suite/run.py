@@ -14,11 +14,13 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from compliance_loadtest import locustfile_path
 from compliance_loadtest.backend import BackendProcess, launch_backend
@@ -30,6 +32,7 @@ from compliance_loadtest.suite.progress import Progress, say
 __all__ = ["available_user_classes", "run_suite"]
 
 BACKEND_READY_TIMEOUT_S = 90.0
+TARGET_CONNECT_TIMEOUT_S = 5.0
 WORKERS_CONNECT_TIMEOUT_S = 90
 MASTER_STOP_TIMEOUT_S = 30.0
 WORKER_STOP_TIMEOUT_S = 15.0
@@ -63,6 +66,25 @@ def _start_backend(
         raise SuiteRunError(str(exc)) from exc
     children.adopt("backend", backend.process, backend.log_path)
     return backend
+
+
+def check_target_reachable(host: str) -> None:
+    """Open one TCP connection to `--host`: a target with nothing listening is an invalid run (3) said
+    plainly ("connection refused"), not a minute of failed requests ending in a threshold's FAIL."""
+    parts = urlsplit(host)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return  # Locust refuses a bad --host itself, naming it
+    if not parts.hostname:
+        return
+    try:
+        socket.create_connection((parts.hostname, port), timeout=TARGET_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        cause = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        raise SuiteRunError(
+            f"target unreachable: {parts.hostname}:{port} ({cause}); is the backend running at --host?"
+        ) from None
 
 
 def available_user_classes() -> list[str]:
@@ -209,6 +231,8 @@ def run_suite(plan: SuitePlan) -> int:
     after signal N. Raises SuiteUsageError / SuiteRunError when no run can be made."""
     if importlib.util.find_spec("analysis.__main__") is None:
         raise SuiteUsageError("the analysis package is not installed (pip install compliance-loadtest)")
+    if plan.host is not None:
+        check_target_reachable(plan.host)
     _check_user_classes(plan)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     signals = Signals()
