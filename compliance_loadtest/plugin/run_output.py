@@ -482,7 +482,7 @@ class RunOutput:
             message = rf.write_failure(what, e)
             if self.failing.get(what) != message:
                 self.failing[what] = message
-                logger.error("run output: %s; kept in memory, retried every second", message)
+                logger.error("run output: %s; kept in memory and retried", message)
             return False
         if self.failing.pop(what, None) is not None:
             logger.info("run output: %s written after all", what)
