@@ -119,8 +119,9 @@ def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) 
     args += ["--expect-workers", str(plan.workers)]
     args += ["--expect-workers-max-wait", str(WORKERS_CONNECT_TIMEOUT_S)]
     args += ["--host", host, "--run-dir", str(run_dir)]
-    args += ["--csv", str(run_dir / "locust"), "--json-file", str(run_dir / "locust")]
-    args += ["--html", str(run_dir / "locust.html"), "--only-summary"]
+    # No --csv, --json-file or --html: the run folder's writer writes Locust's files there itself, each
+    # atomically (Locust's own writers write in place, and a full disk leaves them cut).
+    args += ["--only-summary"]
     if plan.load_profile:
         args += ["--load-profile", plan.load_profile, "--profile-time-scale", f"{plan.profile_time_scale:g}"]
     else:
