@@ -144,7 +144,7 @@ class Analysis:
 # Failure texts of a request that never reached the target (FastHttpUser, HttpUser, aiohttp, sockets).
 CONNECTION_ERROR = re.compile(
     r"connection ?refused|errno 111|newconnectionerror|connecterror|connectionerror|"
-    r"name or service not known|no route to host|network is unreachable|connect(ion)? ?timed? ?out",
+    r"name or service not known|no route to host|network is unreachable|connect(?:ion)? ?timed? ?out",
     re.IGNORECASE,
 )
 

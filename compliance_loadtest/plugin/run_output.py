@@ -94,6 +94,9 @@ RESERVE_BYTES = 1 << 20
 FINAL_REPORT_GRACE_S = 10.0
 # A running worker that has not reported for this long is counted as lost.
 REPORT_STALE_S = 15.0
+# A worker that has had no heartbeat from its master for this long quits, stopping its users (Locust's
+# own limit is 60 s, a minute of load nobody records). The master answers every heartbeat each second.
+MASTER_LOST_S = 5.0
 
 
 def utc_iso(t: float) -> str:
@@ -251,6 +254,8 @@ class WorkerOutput:
     def _tick(self) -> None:
         while True:
             gevent.sleep(WORKER_REPORT_INTERVAL_S)
+            if self._master_lost():
+                return
             try:
                 if self.sampler is not None and (s := self.sampler.sample()):
                     self.samples.append(s)
@@ -258,6 +263,22 @@ class WorkerOutput:
                     self.send_report()
             except Exception:
                 logger.exception("run output: worker report failed")
+
+    def _master_lost(self) -> bool:
+        """Quit, as Locust does after 60 s, once the master has been silent for `MASTER_LOST_S`."""
+        last = self.runner.last_heartbeat_timestamp
+        if last is None or time.time() - last <= MASTER_LOST_S:
+            return False
+        logger.error(
+            "lost the master: no heartbeat from %s:%s for %.0f s; stopping this worker's users and quitting",
+            self.runner.master_host,
+            self.runner.master_port,
+            time.time() - last,
+        )
+        self.monitor = False  # nobody to send a final report to
+        self.environment.process_exit_code = EXIT_INVALID_RUN
+        self.runner.quit()
+        return True
 
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
         # Runs before Locust's own quitting listener says goodbye to the master (listeners run in
@@ -474,7 +495,7 @@ class RunOutput:
             message = rf.write_failure(what, e)
             if self.failing.get(what) != message:
                 self.failing[what] = message
-                logger.error("run output: %s; kept in memory, retried every second", message)
+                logger.error("run output: %s; kept in memory and retried", message)
             return False
         if self.failing.pop(what, None) is not None:
             logger.info("run output: %s written after all", what)

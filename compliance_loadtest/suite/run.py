@@ -15,11 +15,13 @@ import importlib.util
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from compliance_loadtest import locustfile_path
 from compliance_loadtest.backend import BackendProcess, launch_backend
@@ -32,6 +34,7 @@ from compliance_loadtest.suite.progress import Progress, say
 __all__ = ["available_user_classes", "run_suite"]
 
 BACKEND_READY_TIMEOUT_S = 90.0
+TARGET_CONNECT_TIMEOUT_S = 5.0
 WORKERS_CONNECT_TIMEOUT_S = 90
 MASTER_STOP_TIMEOUT_S = 30.0
 WORKER_STOP_TIMEOUT_S = 15.0
@@ -67,6 +70,25 @@ def _start_backend(
     return backend
 
 
+def check_target_reachable(host: str) -> None:
+    """Open one TCP connection to `--host`: a target with nothing listening is an invalid run (3) said
+    plainly ("connection refused"), not a minute of failed requests ending in a threshold's FAIL."""
+    parts = urlsplit(host)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return  # Locust refuses a bad --host itself, naming it
+    if not parts.hostname:
+        return
+    try:
+        socket.create_connection((parts.hostname, port), timeout=TARGET_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        cause = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        raise SuiteRunError(
+            f"target unreachable: {parts.hostname}:{port} ({cause}); is the backend running at --host?"
+        ) from None
+
+
 def available_user_classes() -> list[str]:
     """The user classes the scenarios define, as `locust -f <scenarios> --list` prints them."""
     args = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--list"]
@@ -99,8 +121,9 @@ def _master_args(plan: SuitePlan, host: str, port: int, target_pid: int | None) 
     args += ["--expect-workers", str(plan.workers)]
     args += ["--expect-workers-max-wait", str(WORKERS_CONNECT_TIMEOUT_S)]
     args += ["--host", host, "--run-dir", str(run_dir)]
-    args += ["--csv", str(run_dir / "locust"), "--json-file", str(run_dir / "locust")]
-    args += ["--html", str(run_dir / "locust.html"), "--only-summary"]
+    # No --csv, --json-file or --html: the run folder's writer writes Locust's files there itself, each
+    # atomically (Locust's own writers write in place, and a full disk leaves them cut).
+    args += ["--only-summary"]
     if plan.load_profile:
         args += ["--load-profile", plan.load_profile, "--profile-time-scale", f"{plan.profile_time_scale:g}"]
     else:
@@ -236,6 +259,8 @@ def run_suite(plan: SuitePlan) -> int:
     after signal N. Raises SuiteUsageError / SuiteRunError when no run can be made."""
     if importlib.util.find_spec("analysis.__main__") is None:
         raise SuiteUsageError("the analysis package is not installed (pip install compliance-loadtest)")
+    if plan.host is not None:
+        check_target_reachable(plan.host)
     _check_user_classes(plan)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     signals = Signals()

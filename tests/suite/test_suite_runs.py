@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -209,12 +210,14 @@ def test_a_signal_stops_master_workers_and_backend_and_leaves_no_orphan(
 
 def test_options_locust_refuses_exit_2_naming_them(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
+    # A --host that accepts connections (the suite refuses one with nothing listening): no backend is
+    # needed to see Locust refuse its command line.
+    listening = socket.create_server(("127.0.0.1", 0))
     code, out, suite = run_suite(
-        # a --host: no backend is needed to see Locust refuse its command line
         [
             *SHORT_RUN,
             "--host",
-            "http://127.0.0.1:9",
+            f"http://127.0.0.1:{listening.getsockname()[1]}",
             "--run-dir",
             str(run_dir),
             "--",
@@ -222,6 +225,7 @@ def test_options_locust_refuses_exit_2_naming_them(tmp_path: Path) -> None:
         ],
         tmp_path,
     )
+    listening.close()
     assert code == 2, out
     assert "Locust refused the run (exit code 2)" in out, out
     assert "--no-such-locust-option" in out, out
