@@ -241,7 +241,8 @@ class LiveVerdict:
         for j in snap.window:
             if j.status == "not enough samples" or j.status == "no requests":
                 continue
-            key = (j.rule, j.entry)
+            # A pooled rule's entry label counts the entries seen so far: one line of its own regardless.
+            key = (j.rule, j.entry if by_id[j.rule].per == "entry" else "")
             broken = j.status in ("fail", "warn")
             if broken != self._track.broken.get(key, False):
                 self._track.broken[key] = broken
