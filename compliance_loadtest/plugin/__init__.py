@@ -21,6 +21,7 @@ and these listeners, in the order they run:
                               shape.on_init           --load-profile (or plain Locust without it)
                               run_output.on_init      --run-dir: exact record, resources, run.json
                               live.on_init            --thresholds judged while the run goes; Verdict tab
+                              web_form.on_init        the start form: a profile's stages, benchmarks unticked
                               arrival.on_init         arrival-rate slots across processes
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
@@ -67,6 +68,7 @@ def install() -> None:
         redaction,
         run_output,
         shape,
+        web_form,
     )
 
     redaction.install()
@@ -81,6 +83,7 @@ def install() -> None:
         shape.on_init,
         run_output.on_init,
         live.on_init,
+        web_form.on_init,
         arrival.on_init,
         embedded.on_init,
         preflight.refresh_clock,

@@ -16,7 +16,7 @@ from analysis import analyse, load_run, load_thresholds
 from analysis._thresholds import format_value
 from tests.backend_process import Backend, free_port
 from tests.profiles.runs import start_locust
-from tests.profiles.test_profile_in_web_ui import browser, header, wait_until
+from tests.profiles.test_profile_in_web_ui import browser, choose_profile, header, wait_until
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the fixture, shared with the profile's browser test
@@ -94,10 +94,10 @@ def test_verdict_builds_up_turns_red_and_equals_the_analysis(
         wait_until("the web UI", ui_up, log=run.log)
         browser.get(url)
         browser.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
-        for name, value in (("loadProfile", "smoke"), ("profileTimeScale", "0.2")):
-            field = wait_until(name, lambda n=name: browser.find_elements(By.NAME, n))[0]
-            field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
-            field.send_keys(value)
+        choose_profile(browser, "smoke")
+        field = wait_until("profileTimeScale", lambda: browser.find_elements(By.NAME, "profileTimeScale"))[0]
+        field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+        field.send_keys("0.2")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait_until("the run", lambda: header(browser).get("Status") == "RUNNING", log=run.log)
 

@@ -1,9 +1,9 @@
 """A load profile chosen in Locust's web UI, in a real headless browser, takes effect on start.
 
-Locust runs with `--class-picker`: the test keeps only ComplianceUser, types `ramp` and a time scale
-into the custom parameters, leaves the shape selector on "Default" and the user count at 1, and
-starts. The profile (10 users) must drive the run: the header's user count climbs to 10, stats rows
-appear, and the Stop button stops it.
+Locust runs with `--class-picker`: the test keeps only ComplianceUser, picks `ramp` from the profile
+drop-down, types a time scale into the custom parameters, leaves the shape selector on "Default" and the
+user count at 1, and starts. The profile (10 users) must drive the run: the header's user count climbs
+to 10, stats rows appear, and the Stop button stops it.
 """
 
 from __future__ import annotations
@@ -65,6 +65,19 @@ def header(driver: Any) -> dict[str, str]:
     return dict(zip(lines[::2], lines[1::2], strict=False))
 
 
+def choose_profile(driver: Any, name: str) -> None:
+    """Pick a shipped profile in the load_profile drop-down (the custom parameters must be open)."""
+    from selenium.webdriver.common.by import By
+
+    select = "//input[@name='loadProfile']/preceding-sibling::*[@role='combobox']"
+    wait_until("the profile drop-down", lambda: driver.find_elements(By.XPATH, select))[0].click()
+    wait_until(f"profile {name}", lambda: driver.find_elements(By.XPATH, f"//li[@data-value='{name}']"))[
+        0
+    ].click()
+    chosen = driver.find_element(By.NAME, "loadProfile").get_attribute("value")
+    assert chosen == name, chosen
+
+
 def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -97,10 +110,10 @@ def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: 
                         browser.execute_script("arguments[0].click()", box)
 
         browser.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
-        for name, value in (("loadProfile", "ramp"), ("profileTimeScale", "0.03")):
-            field = wait_until(name, lambda n=name: browser.find_elements(By.NAME, n))[0]
-            field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
-            field.send_keys(value)
+        choose_profile(browser, "ramp")
+        field = wait_until("profileTimeScale", lambda: browser.find_elements(By.NAME, "profileTimeScale"))[0]
+        field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+        field.send_keys("0.03")
         assert browser.find_element(By.NAME, "userCount").get_attribute("value") == "1"
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
