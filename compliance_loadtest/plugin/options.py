@@ -156,7 +156,8 @@ def add_options(parser: Any) -> None:
         env_var="CGPT_THRESHOLDS",
         include_in_web_ui=False,
         help="Thresholds file the run is judged by while it goes (Verdict tab, log; rules with `abort` stop "
-        "the run): the analysis's format (default: the shipped analysis/thresholds.yaml)",
+        "the run), in the analysis's format (default: the shipped analysis/thresholds.yaml in the web UI; "
+        "headless runs are judged while they go only with this option)",
     )
     v.add_argument(
         "--verdict-window",
