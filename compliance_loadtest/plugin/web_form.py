@@ -31,7 +31,7 @@ FORM_SCRIPT = """<script>
   let shownFor = null;
   const unticked = new Set();
   const update = () => {
-    const input = document.querySelector("input[name=loadProfile]");
+    const input = document.querySelector("[name=loadProfile]");
     if (input) {
       const box = input.closest(".MuiFormControl-root") || input.parentElement;
       let note = document.getElementById("profile-stages");

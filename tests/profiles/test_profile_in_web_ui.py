@@ -68,14 +68,11 @@ def header(driver: Any) -> dict[str, str]:
 def choose_profile(driver: Any, name: str) -> None:
     """Pick a shipped profile in the load_profile drop-down (the custom parameters must be open)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
-    select = "//input[@name='loadProfile']/preceding-sibling::*[@role='combobox']"
-    wait_until("the profile drop-down", lambda: driver.find_elements(By.XPATH, select))[0].click()
-    wait_until(f"profile {name}", lambda: driver.find_elements(By.XPATH, f"//li[@data-value='{name}']"))[
-        0
-    ].click()
-    chosen = driver.find_element(By.NAME, "loadProfile").get_attribute("value")
-    assert chosen == name, chosen
+    field = wait_until("the profile drop-down", lambda: driver.find_elements(By.NAME, "loadProfile"))[0]
+    Select(field).select_by_value(name)
+    assert field.get_attribute("value") == name
 
 
 def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: Any, tmp_path: Path) -> None:
