@@ -66,12 +66,18 @@ def header(driver: Any) -> dict[str, str]:
 
 
 def choose_profile(driver: Any, name: str) -> None:
-    """Pick a shipped profile in the load_profile drop-down (the custom parameters must be open)."""
+    """Pick a shipped profile in the load_profile drop-down, a native select that Locust's form reads
+    when it is sent (set as a person's pick would, whether or not the custom parameters are open)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
 
     field = wait_until("the profile drop-down", lambda: driver.find_elements(By.NAME, "loadProfile"))[0]
-    Select(field).select_by_value(name)
+    options = [o.get_attribute("value") for o in field.find_elements(By.TAG_NAME, "option")]
+    assert name in options, options
+    driver.execute_script(
+        "arguments[0].value = arguments[1];arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+        field,
+        name,
+    )
     assert field.get_attribute("value") == name
 
 
