@@ -46,15 +46,21 @@ FORM_SCRIPT = """<script>
         note.textContent = data.profiles[input.value] || data.none;
       }
     }
+    // One click a pass: the picker's click handler sees the selection of its last render, so a
+    // second click before the next render would tick the first class again.
+    let clicked = false;
     document.querySelectorAll("tr").forEach((tr) => {
       const cells = tr.querySelectorAll("td");
       if (cells.length < 2 || !data.benchmarks.includes(cells[1].textContent.trim())) return;
       const name = cells[1].textContent.trim();
       cells[1].title = data.note;
       const box = cells[0].querySelector("input[type=checkbox]");
-      if (box && !unticked.has(name)) {
+      if (box && !unticked.has(name) && !clicked) {
         unticked.add(name);
-        if (box.checked) cells[0].click();
+        if (box.checked) {
+          cells[0].click();
+          clicked = true;
+        }
       }
     });
   };
