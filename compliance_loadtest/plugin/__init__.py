@@ -23,6 +23,7 @@ and these listeners, in the order they run:
                                                       (imported only by a process that needs it)
                               live.on_init            --thresholds judged while the run goes; Verdict tab
                                                       (imported only by the master or a local run)
+                              web_form.on_init        the start form: a profile's stages, benchmarks unticked
                               arrival.on_init         arrival-rate slots across processes
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
@@ -67,6 +68,7 @@ def install() -> None:
         preflight,
         redaction,
         shape,
+        web_form,
     )
 
     redaction.install()
@@ -81,6 +83,7 @@ def install() -> None:
         shape.on_init,
         _run_output_on_init,
         _live_on_init,
+        web_form.on_init,
         arrival.on_init,
         embedded.on_init,
         preflight.refresh_clock,

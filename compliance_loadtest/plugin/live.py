@@ -1,10 +1,12 @@
 """The live verdict: the analysis's threshold rules judged while the run goes, and rules that stop it.
 
-Every second the master (or the single local process) evaluates the thresholds file (`--thresholds`,
-default the shipped `analysis/thresholds.yaml`) over the exact request record it holds, through the
-analysis's own functions (`record_from_tables`, `compute_stats`, `evaluate`): once over the run so far
-and once over a sliding window of the requests that started in the last `--verdict-window` seconds (a
-rule with `abort` uses its own window). The figures are those the analysis computes from the same rows.
+Every second (less often when an evaluation takes more than a tenth of that) the master (or the
+single local process) evaluates the thresholds file over the exact request record it holds: the
+`--thresholds` file, or in the web UI the shipped `analysis/thresholds.yaml` when none is given
+(headless runs are judged only with one). It uses the analysis's own functions (`record_from_tables`,
+`compute_stats`, `evaluate`), once over the run so far and once over a sliding window of the requests
+that started in the last `--verdict-window` seconds (a rule with `abort` uses its own window), so the
+figures are those the analysis computes from the same rows.
 
 A rule with `abort` that breaks over its window, on at least `min_samples` requests, once `after` has
 passed since the start, stops the run: headless runs quit with exit code 1, the web UI stops the test.
@@ -241,7 +243,8 @@ class LiveVerdict:
         for j in snap.window:
             if j.status == "not enough samples" or j.status == "no requests":
                 continue
-            key = (j.rule, j.entry)
+            # A pooled rule's entry label counts the entries seen so far: one line of its own regardless.
+            key = (j.rule, j.entry if by_id[j.rule].per == "entry" else "")
             broken = j.status in ("fail", "warn")
             if broken != self._track.broken.get(key, False):
                 self._track.broken[key] = broken
@@ -289,14 +292,18 @@ class LiveVerdict:
     # --- the run's course ------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        took = 0.0
         while True:
-            gevent.sleep(EVALUATE_EVERY_S)
+            # The users share this process: evaluation takes at most a tenth of its time.
+            gevent.sleep(max(EVALUATE_EVERY_S, took * 9))
             if self.runner.state not in (STATE_SPAWNING, STATE_RUNNING):
                 continue
+            began = time.perf_counter()
             try:
                 self.evaluate()
             except Exception:
                 logger.exception("live verdict: evaluation failed")
+            took = time.perf_counter() - began
 
     def on_test_start(self, **_kw: Any) -> None:
         if self.started is None:
@@ -331,9 +338,9 @@ def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any
     opts = environment.parsed_options
     if runner is None or isinstance(runner, WorkerRunner) or opts is None:
         return
-    if getattr(opts, "no_live_verdict", False):
-        return
     path = getattr(opts, "thresholds", "") or None
+    if getattr(opts, "no_live_verdict", False) or (path is None and getattr(opts, "headless", False)):
+        return  # headless runs are judged while they go only when given a thresholds file
     from analysis.errors import ThresholdsError
 
     try:

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from compliance_loadtest.profiles import available_profiles
+
 # Options whose values never reach a log or a report.
 SECRET_OPTIONS = frozenset({"login_password", "db_url", "backend_database_url"})
+
+
+class ProfileChoices(list[str]):
+    """The shipped profile names, which the web UI lists in a drop-down; the command line also takes
+    any other value (a YAML path), which the profile loader checks."""
+
+    def __contains__(self, value: object) -> bool:
+        return True
 
 
 class _Group:
@@ -125,8 +135,11 @@ def add_options(parser: Any) -> None:
         "--load-profile",
         default="",
         env_var="CGPT_LOAD_PROFILE",
-        help="Load profile: a name from profiles/ (smoke, ramp, step, spike, soak, peak, stress, ...) or a "
-        "YAML path. Without it, -u/-r/-t work as in plain Locust",
+        choices=ProfileChoices(["", *available_profiles()]),
+        metavar="NAME|PATH",
+        help="Stages of users over time, not Locust's Profile (a run label): a name from profiles/ "
+        "(smoke, ramp, step, spike, soak, peak, stress, ...) or a YAML path. Without it, -u/-r/-t work "
+        "as in plain Locust",
     )
     p.add_argument(
         "--profile-time-scale",
@@ -143,7 +156,8 @@ def add_options(parser: Any) -> None:
         env_var="CGPT_THRESHOLDS",
         include_in_web_ui=False,
         help="Thresholds file the run is judged by while it goes (Verdict tab, log; rules with `abort` stop "
-        "the run): the analysis's format (default: the shipped analysis/thresholds.yaml)",
+        "the run), in the analysis's format (default: the shipped analysis/thresholds.yaml in the web UI; "
+        "headless runs are judged while they go only with this option)",
     )
     v.add_argument(
         "--verdict-window",

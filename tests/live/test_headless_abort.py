@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis import analyse, load_run, load_thresholds, read_record
-from tests.backend_process import Backend
+from tests.backend_process import Backend, free_port
 from tests.profiles.runs import start_locust
 
 WINDOW_S = 3.0
@@ -56,12 +57,19 @@ def matched(backend: Backend) -> int:
     return int(faults["faults"][0]["matched"]) if faults["faults"] else 0
 
 
-def test_abort_rule_stops_a_slowed_run_and_says_why(slow_later: Backend, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 2], ids=["local", "master and two workers"])
+def test_abort_rule_stops_a_slowed_run_and_says_why(
+    slow_later: Backend, tmp_path: Path, processes: int
+) -> None:
     thresholds = tmp_path / "thresholds.yaml"
     thresholds.write_text(THRESHOLDS)
     run_dir = tmp_path / "run"
     args = ["ComplianceUser", "--headless", "-u", "6", "-r", "6", "-t", "90s", "--host", slow_later.url]
     args += ["--run-dir", str(run_dir), "--thresholds", str(thresholds), "--scenario-seed", "3"]
+    if processes:
+        port = str(free_port())
+        args += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
+        args += ["--stop-timeout", "2"]
     # A rule that slows nothing yet, only counts: the run has begun once it matched some requests.
     slow_later.request("PUT", "/admin/faults", [{"path": "/api/*", "latency_ms": 0}])
     run = start_locust(tmp_path, "abort", args, csv_history=False)
@@ -78,6 +86,7 @@ def test_abort_rule_stops_a_slowed_run_and_says_why(slow_later: Backend, tmp_pat
     assert "Rule api.mean stopped the run: " in log
     assert "Traceback" not in log
     info = json.loads((run_dir / "run.json").read_text())
+    assert info["role"] == ("master" if processes else "local")
     stop = info["stopped_by"]
     assert stop["rule"] == "api.mean"
     assert stop["window_s"] == WINDOW_S
@@ -90,6 +99,9 @@ def test_abort_rule_stops_a_slowed_run_and_says_why(slow_later: Backend, tmp_pat
     record = read_record(run_dir / "requests")
     slowed = record[(record["timestamp"] >= slowed_at) & (record["response_time_ms"] >= SLOW_MS)]
     assert len(slowed), "no slowed request in the record"
+    if processes:
+        workers = pd.read_parquet(run_dir / "requests", columns=["worker"])["worker"]
+        assert workers.nunique() == processes, "every worker's rows reached the master"
     first_slow = float(slowed["timestamp"].min())
     print(f"stopped {stopped_at - first_slow:.1f} s after the first slowed request (window {WINDOW_S:g} s)")
     assert stopped_at - first_slow <= WINDOW_S + 3.0

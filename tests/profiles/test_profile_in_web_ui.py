@@ -1,9 +1,9 @@
 """A load profile chosen in Locust's web UI, in a real headless browser, takes effect on start.
 
-Locust runs with `--class-picker`: the test keeps only ComplianceUser, types `ramp` and a time scale
-into the custom parameters, leaves the shape selector on "Default" and the user count at 1, and
-starts. The profile (10 users) must drive the run: the header's user count climbs to 10, stats rows
-appear, and the Stop button stops it.
+Locust runs with `--class-picker`: the test keeps only ComplianceUser, picks `ramp` from the profile
+drop-down, types a time scale into the custom parameters, leaves the shape selector on "Default" and the
+user count at 1, and starts. The profile (10 users) must drive the run: the header's user count climbs
+to 10, stats rows appear, and the Stop button stops it.
 """
 
 from __future__ import annotations
@@ -65,6 +65,22 @@ def header(driver: Any) -> dict[str, str]:
     return dict(zip(lines[::2], lines[1::2], strict=False))
 
 
+def choose_profile(driver: Any, name: str) -> None:
+    """Pick a shipped profile in the load_profile drop-down, a native select that Locust's form reads
+    when it is sent (set as a person's pick would, whether or not the custom parameters are open)."""
+    from selenium.webdriver.common.by import By
+
+    field = wait_until("the profile drop-down", lambda: driver.find_elements(By.NAME, "loadProfile"))[0]
+    options = [o.get_attribute("value") for o in field.find_elements(By.TAG_NAME, "option")]
+    assert name in options, options
+    driver.execute_script(
+        "arguments[0].value = arguments[1];arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+        field,
+        name,
+    )
+    assert field.get_attribute("value") == name
+
+
 def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -97,10 +113,10 @@ def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: 
                         browser.execute_script("arguments[0].click()", box)
 
         browser.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
-        for name, value in (("loadProfile", "ramp"), ("profileTimeScale", "0.03")):
-            field = wait_until(name, lambda n=name: browser.find_elements(By.NAME, n))[0]
-            field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
-            field.send_keys(value)
+        choose_profile(browser, "ramp")
+        field = wait_until("profileTimeScale", lambda: browser.find_elements(By.NAME, "profileTimeScale"))[0]
+        field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+        field.send_keys("0.03")
         assert browser.find_element(By.NAME, "userCount").get_attribute("value") == "1"
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
