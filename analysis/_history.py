@@ -99,7 +99,13 @@ class History:
 def is_run_folder(path: Path) -> bool:
     return path.is_dir() and any(
         (path / name).exists()
-        for name in (rf.RUN_JSON, rf.REQUESTS_DIR, rf.LOCUST_JSON, rf.locust_csv(rf.STATS_CSV_SUFFIX))
+        for name in (
+            rf.RUN_JSON,
+            rf.REQUESTS_DIR,
+            rf.LOCUST_JSON,
+            rf.locust_csv(rf.STATS_CSV_SUFFIX),
+            rf.BENCHMARK_RESULTS_JSON,  # the benchmarks' baseline of `--benchmark-compare`
+        )
     )
 
 
@@ -117,7 +123,9 @@ def find_runs(paths: Sequence[Path | str]) -> list[Path]:
         runs = [d for d in inside if not any(o in d.parents for o in inside)]
         if not runs:
             raise UsageError(
-                "is not a run folder and holds none (no run.json, requests/ or locust_stats.csv)", file=p
+                "is not a run folder and holds none (no run.json, requests/, locust_stats.csv or "
+                "benchmark_results.json)",
+                file=p,
             )
         found.extend(runs)
     return found
