@@ -81,7 +81,10 @@ def search(tmp: Path, backend: Backend, profile: Path, workflow: str, *extra: st
 
 @pytest.mark.slow
 def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Backend, tmp_path: Path) -> None:
-    run, run_dir = search(tmp_path, capped_backend, capacity_profile(tmp_path), "ProfileLookupJourney")
+    # Doubling from 5/s would cross the knee only at 40/s; from 12/s it is 24/s, and bisection to 5%
+    # takes a few steps fewer.
+    profile = capacity_profile(tmp_path, search="start_rate: 12, max_rate: 80, precision: 0.05")
+    run, run_dir = search(tmp_path, capped_backend, profile, "ProfileLookupJourney")
     run.finish(timeout=150)
     assert run.returncode == 0, run.output()[-4000:]
     result = json.loads((run_dir / "capacity.json").read_text())
@@ -156,7 +159,12 @@ def test_a_journey_with_an_ai_step_reports_which_slo_broke_first(tmp_path: Path)
     )
     settings = {"CGPT_CAPACITY_SLOTS": str(SLOTS), "CGPT_SERVICE_MS": str(SERVICE_MS)}
     with run_backend(tmp_path, settings=settings) as backend:
-        profile = capacity_profile(tmp_path, workflow="AskAssistantJourney", slos=slos)
+        profile = capacity_profile(
+            tmp_path,
+            workflow="AskAssistantJourney",
+            slos=slos,
+            search="start_rate: 4, max_rate: 40, precision: 0.25",
+        )
         run, run_dir = search(tmp_path, backend, profile, "AskAssistantJourney")
         run.finish(timeout=150)
     assert run.returncode == 0, run.output()[-4000:]
