@@ -47,6 +47,17 @@ rules:
 """
 
 
+# A finished run: the analysis calls a run.json without an end (exit_code, ended_at) a killed run.
+RUN_JSON = {
+    "started_at": "2026-09-21T12:00:00Z",
+    "ended_at": "2026-09-21T12:08:20Z",
+    "ended_by": "normal",
+    "exit_code": 0,
+    "complete": True,
+    "workers": {"expected": 0, "lost": []},
+}
+
+
 def labels(codes: np.ndarray, values: list[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values)).cast(pa.string())
 
@@ -90,9 +101,7 @@ def write_run(folder: Path, rows: int, entries: int, parts: int, seed: int, slow
             schema=RECORD_SCHEMA,
         )
         pq.write_table(table, req / f"part-{p:06d}.parquet")
-    (folder / "run.json").write_text(
-        json.dumps({"ended_by": "normal", "complete": True, "workers": {"expected": 0, "lost": []}})
-    )
+    (folder / "run.json").write_text(json.dumps(RUN_JSON))
 
 
 def analyse_once(root: Path) -> tuple[float, float, int, str]:
