@@ -249,7 +249,12 @@ class Profile:
 
 
 def _shipped_dir() -> Path:
-    return Path(str(resources.files("compliance_loadtest.shipped_profiles")))
+    try:
+        return Path(str(resources.files("compliance_loadtest.shipped_profiles")))
+    except ModuleNotFoundError:
+        # A process started in a source checkout imports the package from there (the working folder
+        # comes first on sys.path), where the shipped profiles are the folder beside it.
+        return Path(__file__).resolve().parent.parent / "profiles"
 
 
 def available_profiles() -> list[str]:
