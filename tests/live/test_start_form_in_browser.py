@@ -76,7 +76,11 @@ def test_profile_drop_down_lists_the_shipped_profiles_and_shows_the_stages(
         select = wait_until("the drop-down", lambda: browser.find_elements(By.NAME, "loadProfile"))[0]
         options = [o.get_attribute("value") for o in select.find_elements(By.TAG_NAME, "option")]
         assert options == ["", *available_profiles()]
-        note = wait_until("the profile note", lambda: browser.find_elements(By.ID, "profile-stages"))[0]
+        # The note is written by the form's script once the select is there: wait for its text.
+        note = wait_until(
+            "the profile note",
+            lambda: [e for e in browser.find_elements(By.ID, "profile-stages") if e.text],
+        )[0]
         assert note.text.startswith("No load profile")
         choose_profile(browser, "smoke")
         wait_until("smoke's stages", lambda: note.text == "smoke: 1 stage, 60 s: 60 s at 2 users (+2/s)")
