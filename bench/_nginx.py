@@ -7,6 +7,7 @@ benchmark measures is the load generator's own cost per request.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -69,3 +70,13 @@ def start_nginx(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"nginx did not start; see {work / 'error.log'}") from None
             time.sleep(0.05)
+
+
+def stop_nginx(proc: subprocess.Popen[bytes]) -> None:
+    """Stop nginx gracefully, or kill it when it does not stop within 10 s."""
+    proc.send_signal(signal.SIGQUIT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

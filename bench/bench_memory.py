@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import psutil
-from _nginx import JSON_OK, LOGIN_OK, start_nginx  # bench/ is the script's folder
+from _nginx import JSON_OK, LOGIN_OK, start_nginx, stop_nginx  # bench/ is the script's folder
 
 PER_USER_GOAL = 1.2
 IMPORT_GOAL_MB = 60.0
@@ -145,12 +145,7 @@ def main() -> int:
               f"goal <= {IMPORT_GOAL_MB:g} MB: {verdict}")  # fmt: skip
         return 0 if user_met and import_met else 1
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        try:
-            nginx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-            nginx.wait()
+        stop_nginx(nginx)
         shutil.rmtree(work, ignore_errors=True)
 
 

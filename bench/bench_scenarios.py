@@ -23,7 +23,6 @@ import argparse
 import csv
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _nginx import JSON_OK, LOGIN_OK, start_nginx  # bench/ is the script's folder
+from _nginx import JSON_OK, LOGIN_OK, start_nginx, stop_nginx  # bench/ is the script's folder
 
 LOCUSTFILE = """
 import os
@@ -170,12 +169,7 @@ def main() -> int:
         print("\n" + ", ".join(f"{name}: {'met' if ok else 'below goal'}" for name, ok in results.items()))
         return 0 if all(results.values()) else 1
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        try:
-            nginx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-            nginx.wait()
+        stop_nginx(nginx)
         shutil.rmtree(work, ignore_errors=True)
 
 
