@@ -42,25 +42,32 @@ def set_latency(backend: Backend, ms: float) -> None:
     assert status == 200, body
 
 
-def real_run(backend: Backend, root: Path, name: str) -> Path:
+def real_runs(backend: Backend, root: Path, *names: str) -> list[Path]:
+    """Runs of the probe at once (two users each, mostly waiting on the backend's set latency)."""
     (root / "probe.py").write_text(LOCUSTFILE)
-    cmd = [
-        sys.executable, "-m", "locust", "-f", "probe.py", "--headless", "-u", "2", "-r", "2", "-t", "3s",
-        "--host", backend.url, "--run-dir", name, "--only-summary", "--stop-timeout", "2",
-    ]  # fmt: skip
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=90)
-    assert (root / name / "run.json").exists(), r.stderr[-3000:]
-    return root / name
+    procs = []
+    for name in names:
+        cmd = [
+            sys.executable, "-m", "locust", "-f", "probe.py", "--headless", "-u", "2", "-r", "2", "-t", "3s",
+            "--host", backend.url, "--run-dir", name, "--only-summary", "--stop-timeout", "2",
+        ]  # fmt: skip
+        procs.append(
+            subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        )
+    for name, proc in zip(names, procs, strict=True):
+        _, err = proc.communicate(timeout=90)
+        assert (root / name / "run.json").exists(), err[-3000:]
+    return [root / name for name in names]
 
 
 @pytest.fixture(scope="module")
 def runs(slow_health: Backend, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     set_latency(slow_health, 20)
-    made = {name: real_run(slow_health, root, f"baselines/{name}") for name in ("a1", "a2")}
-    made["a3"] = real_run(slow_health, root, "a3")
+    names = ("baselines/a1", "baselines/a2", "a3")
+    made = dict(zip(("a1", "a2", "a3"), real_runs(slow_health, root, *names), strict=True))
     set_latency(slow_health, 30)
-    made["slow"] = real_run(slow_health, root, "slow")
+    (made["slow"],) = real_runs(slow_health, root, "slow")
     (root / "none.yaml").write_text(NO_RULES)
     made["thresholds"] = root / "none.yaml"
     return made
