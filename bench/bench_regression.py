@@ -327,7 +327,8 @@ def real(
 
 def samples_in(seconds: float, args: argparse.Namespace) -> int:
     """Samples of the busiest entry in a run of `seconds` at 20 users, spawn phase left out."""
-    return round(args.samples_60s / (60 - SPAWN_S) * (seconds - SPAWN_S))
+    per_second: float = args.samples_60s / (60 - SPAWN_S)
+    return round(per_second * (seconds - SPAWN_S))
 
 
 def sizes(args: argparse.Namespace) -> dict[int, int]:
