@@ -1,4 +1,5 @@
-"""The ASGI layer in front of the routes: request counting, body-size limit, rate limit, fault injection.
+"""The ASGI layer in front of the routes: request counting, a set delay, body-size limit, rate limit, fault
+injection.
 
 Pure ASGI (not Starlette's BaseHTTPMiddleware, which costs a task and a queue per request). Everything
 here runs on the event loop thread, so the counters are plain dicts needing no lock. `/admin/*` is
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -133,12 +135,18 @@ class Gateway:
         # A known capacity (settings.capacity_slots): slots held for the fixed service time.
         self.slots = asyncio.Semaphore(settings.capacity_slots) if settings.capacity_slots > 0 else None
         self.service_s = settings.service_ms / 1000.0
+        # A known latency shape (settings.delay_median_ms): a seeded lognormal wait before each request.
+        self.delay = random.Random(settings.delay_seed) if settings.delay_median_ms > 0 else None
+        self.delay_log_median = math.log(max(settings.delay_median_ms, 1e-9) / 1000.0)
+        self.delay_sigma = settings.delay_sigma
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/admin/"):
             await self.app(scope, receive, send)
             return
         try:
+            if self.delay is not None and scope["path"] != "/ready":
+                await asyncio.sleep(self.delay.lognormvariate(self.delay_log_median, self.delay_sigma))
             if self.slots is not None and scope["path"] not in UNLIMITED_PATHS:
                 async with self.slots:
                     await asyncio.sleep(self.service_s)

@@ -123,6 +123,27 @@ class Settings:
     service_ms: float = 0.0
     """Fixed service time of every request while `capacity_slots` is on, in milliseconds."""
 
+    delay_median_ms: float = 0.0
+    """Off (0) by default. With M > 0 every HTTP request but `/ready` (what launchers wait on) and
+    `/admin/*` first waits a random time: lognormal with median M ms and log-sigma `delay_sigma`, from
+    a generator seeded with `delay_seed`. Latency then has a known shape that a setting scales, so a
+    regression check has a true slowdown to find: `CGPT_DELAY_MEDIAN_MS=55` is 10% slower at every
+    percentile than 50, and a wider `delay_sigma` moves the tail alone (p95 = M * exp(1.645 * sigma)).
+    The wait holds no capacity slot. At most 60000."""
+
+    delay_sigma: float = 0.5
+    """Log-sigma of the delay, 0 to 3: 0 is a fixed delay; 0.5 puts p95 at 2.3 times the median, the
+    spread of a quiet web service's latency."""
+
+    delay_seed: int = 0
+    """Seed of the delay's generator, so two backends with different seeds draw different delays."""
+
+    def __post_init__(self) -> None:
+        for name, high in (("delay_median_ms", 60_000.0), ("delay_sigma", 3.0)):
+            value = getattr(self, name)
+            if not 0.0 <= value <= high:
+                raise SettingsError(f"CGPT_{name.upper()}: {value!r} is not a number from 0 to {high:g}")
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields changed, skipping None values (unset CLI flags)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -41,6 +41,9 @@ def test_settings_from_env() -> None:
         ({"CGPT_ADMIN": "maybe"}, "CGPT_ADMIN"),
         ({"CGPT_RATE_LIMIT": "100 per minute"}, "CGPT_RATE_LIMIT"),
         ({"CGPT_FAULTS": "[{"}, "CGPT_FAULTS"),
+        ({"CGPT_DELAY_MEDIAN_MS": "-5"}, "CGPT_DELAY_MEDIAN_MS: -5.0 is not a number from 0 to 60000"),
+        ({"CGPT_DELAY_SIGMA": "nan"}, "CGPT_DELAY_SIGMA: nan is not a number from 0 to 3"),
+        ({"CGPT_DELAY_SEED": "1.5"}, "CGPT_DELAY_SEED"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
