@@ -49,10 +49,11 @@ def free_port() -> int:
 
 
 def start_nginx(
-    work: Path, ok: str = TEXT_OK, locations: Mapping[str, str] | None = None
+    work: Path, ok: str = TEXT_OK, locations: Mapping[str, str] | None = None, cpu: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """nginx serving `/ok` (and `locations`: path -> directives) from the folder `work`; returns the
-    process and its base URL."""
+    process and its base URL. With `cpu`, nginx runs on that CPU only (`taskset`), so a benchmark can
+    keep it off the load generator's core."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("the benchmark serves its endpoint with nginx: apt-get install nginx")
@@ -60,7 +61,8 @@ def start_nginx(
     conf = work / "nginx.conf"
     extra = "\n".join(f"        location {path} {{ {body} }}" for path, body in (locations or {}).items())
     conf.write_text(NGINX_CONF.format(dir=work, port=port, ok=ok, extra=extra))
-    proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(conf)], stderr=subprocess.DEVNULL)
+    pinned = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    proc = subprocess.Popen([*pinned, nginx, "-p", str(work), "-c", str(conf)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
         try:
