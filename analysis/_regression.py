@@ -164,7 +164,7 @@ def hodges_lehmann(
     ranks = np.array([k_lo, (total + 1) / 2.0, max(k_lo, total - k_lo + 1)], dtype=np.float64)
     lo = np.full(3, float(current_log[0] - baseline_log[-1]) - 1e-9)
     hi = np.full(3, float(current_log[-1] - baseline_log[0]) + 1e-9)
-    counts = _PairCounts(current_log, baseline_log, ranks, lo[0], hi[0])
+    counts = _PairCounts(current_log, baseline_log, ranks)
     while float((hi - lo).max()) > 1e-6:
         mid = (lo + hi) / 2.0
         enough = counts.at_least(mid)
@@ -178,28 +178,31 @@ class _PairCounts:
     when `baseline_j >= current_i - x` in floating point.
 
     Counting all pairs at one `x` is one binary search per current value; a bisection of twenty-odd
-    steps over three ranks would pay that about seventy times. Instead, a few counts at well-chosen
-    points first bracket each rank tightly, `a < x* <= b`; a step outside its bracket is then answered
-    for free, and one inside it from the few pairs whose difference lies between `a` and `b`. Every
-    answer is the exact count's, so the bisection takes the same steps as with a full count each time.
+    steps over three ranks would pay that about seventy times. Instead, a few counts at points guessed
+    from a subsample and then by Newton steps bracket each rank tightly, `a < x* <= b`. A step outside
+    its bracket needs no count; one inside it counts only the pairs whose difference lies between `a`
+    and `b`, and keeps the half that lies inside the narrowed bracket. Every answer is the exact
+    count's, so the bisection takes the same steps as with a full count each time.
     """
 
-    BAND = 50_000
+    BAND = 400_000
     """Pairs between a rank's bracket ends few enough to keep and count directly."""
 
-    def __init__(self, current: FloatArray, baseline: FloatArray, ranks: FloatArray, lo: float, hi: float):
+    def __init__(self, current: FloatArray, baseline: FloatArray, ranks: FloatArray):
         self.c, self.b, self.ranks = current, baseline, ranks
         n1, n2 = len(current), len(baseline)
         self.total = n1 * n2
-        # Per rank: the bracket ends, their counts and their search positions (None: not yet counted).
+        # Per rank: the bracket ends, their exact counts and their search positions.
         self.a = [-math.inf] * 3
         self.fa = [0] * 3
-        self.pa: list[npt.NDArray[np.intp] | None] = [np.full(n1, n2, dtype=np.intp)] * 3
+        self.pa = [np.full(n1, n2, dtype=np.intp)] * 3
         self.bx = [math.inf] * 3
         self.fb = [self.total] * 3
-        self.pb: list[npt.NDArray[np.intp] | None] = [np.zeros(n1, dtype=np.intp)] * 3
+        self.pb = [np.zeros(n1, dtype=np.intp)] * 3
         self.band: list[tuple[FloatArray, FloatArray] | None] = [None] * 3
-        self._bracket(lo, hi)
+        if self.total > self.BAND:
+            self._bracket()
+        self._keep_bands()
 
     def _count(self, xs: Sequence[float]) -> None:
         """Count exactly at each point and narrow every rank's bracket with the result."""
@@ -214,50 +217,69 @@ class _PairCounts:
                 elif x[k] > self.a[r]:
                     self.a[r], self.fa[r], self.pa[r] = float(x[k]), int(below[k]), pos[k]
 
-    def _bracket(self, lo: float, hi: float) -> None:
+    def _bracket(self) -> None:
         n1, n2 = len(self.c), len(self.b)
-        # A first guess from a small even-spaced subsample of each side's order statistics.
-        if self.total <= self.BAND:
-            self._keep_bands()
-            return
-        m = 150
+        # First guesses: the ranks' quantiles among the differences of evenly spaced order statistics.
+        m = 200
         cs = self.c[np.linspace(0, n1 - 1, min(m, n1)).astype(np.intp)]
         bs = self.b[np.linspace(0, n2 - 1, min(m, n2)).astype(np.intp)]
-        diffs = np.sort((cs[:, None] - bs[None, :]).ravel())
-        q = np.clip(self.ranks / self.total, 0.0, 1.0)
-        spread = 0.15
-        guess_lo = float(np.quantile(diffs, max(0.0, float(q[0]) - spread)))
-        guess_hi = float(np.quantile(diffs, min(1.0, float(q[2]) + spread)))
-        self._count([min(max(guess_lo, lo), hi), min(max(guess_hi, lo), hi)])
+        diffs = (cs[:, None] - bs[None, :]).ravel()
+        kth = np.clip((self.ranks / self.total * (len(diffs) - 1)).astype(np.intp), 0, len(diffs) - 1)
+        guesses = np.partition(diffs, kth)[kth]
+        self._count([float(g) for g in guesses])
+        points = {float(g): 0 for g in guesses}
         for _ in range(4):
             wide = [r for r in range(3) if self.fb[r] - self.fa[r] > self.BAND]
             if not wide:
-                break
-            points = []
+                return
+            new: list[float] = []
             for r in wide:
-                a = self.a[r] if math.isfinite(self.a[r]) else lo
-                b = self.bx[r] if math.isfinite(self.bx[r]) else hi
-                slope = (self.fb[r] - self.fa[r]) / max(b - a, 1e-300)
-                guess = a + (self.ranks[r] - self.fa[r]) / max(slope, 1e-300)
-                step = max(self.BAND / 8.0, 0.02 * (self.fb[r] - self.fa[r])) / max(slope, 1e-300)
-                points += [p for p in (guess - step, guess + step) if a < p < b]
-            if not points:
-                break
-            self._count(points)
-        self._keep_bands()
+                a, b = self.a[r], self.bx[r]
+                slope = self._slope(r)
+                if slope <= 0:
+                    return
+                # Newton from the nearer exact end, then a step either side that the guess's error
+                # (the curvature over the distance it moved, at least a few hundred pairs) should not
+                # exceed.
+                nearer_a = self.ranks[r] - self.fa[r] < self.fb[r] - self.ranks[r]
+                if math.isfinite(a) and (not math.isfinite(b) or nearer_a):
+                    guess = a + (self.ranks[r] - self.fa[r]) / slope
+                    moved = self.ranks[r] - self.fa[r]
+                else:
+                    guess = b - (self.fb[r] - self.ranks[r]) / slope
+                    moved = self.fb[r] - self.ranks[r]
+                step = max(self.BAND / 8.0, 0.01 * moved) / slope
+                new += [p for p in (guess - step, guess + step) if a < p < b]
+            new = [p for p in dict.fromkeys(new) if p not in points]
+            if not new:
+                return
+            self._count(new)
+            points.update(dict.fromkeys(new, 0))
+
+    def _slope(self, r: int) -> float:
+        """Pairs per unit of difference near rank r: from the bracket's ends when both are counted,
+        else from the two counted points around the ranks."""
+        a, b = self.a[r], self.bx[r]
+        if math.isfinite(a) and math.isfinite(b):
+            return (self.fb[r] - self.fa[r]) / (b - a)
+        lo = [(self.a[k], self.fa[k]) for k in range(3) if math.isfinite(self.a[k])]
+        hi = [(self.bx[k], self.fb[k]) for k in range(3) if math.isfinite(self.bx[k])]
+        known = sorted({*lo, *hi})
+        if len(known) < 2 or known[-1][0] <= known[0][0]:
+            return 0.0
+        return (known[-1][1] - known[0][1]) / (known[-1][0] - known[0][0])
 
     def _keep_bands(self) -> None:
         n1 = len(self.c)
         for r in range(3):
-            pa, pb = self.pa[r], self.pb[r]
-            if pa is not None and pb is not None and self.fb[r] - self.fa[r] <= self.BAND:
+            if self.fb[r] - self.fa[r] <= self.BAND:
+                pa, pb = self.pa[r], self.pb[r]
                 lengths = pa - pb
                 rows = np.repeat(np.arange(n1), lengths)
                 offsets = np.cumsum(lengths) - lengths
                 cols = pb[rows] + (np.arange(len(rows)) - offsets[rows])
                 self.band[r] = (self.c[rows], self.b[cols])
-        self.pa = [None] * 3
-        self.pb = [None] * 3
+        del self.pa, self.pb
 
     def at_least(self, xs: FloatArray) -> npt.NDArray[np.bool_]:
         out = np.zeros(3, dtype=bool)
@@ -269,13 +291,20 @@ class _PairCounts:
                 out[r] = True
                 continue
             band = self.band[r]
-            if band is not None:
-                # f(x) = f(b) - pairs between a and b that do not count at x.
-                below = self.fb[r] - int(np.count_nonzero(band[1] < band[0] - x))
-            else:
+            if band is None:
                 pos = np.searchsorted(self.b, self.c - x, side="left")
-                below = self.total - int(pos.sum())
+                out[r] = self.total - int(pos.sum()) >= self.ranks[r]
+                continue
+            # Pairs between the ends that do not count at x yet: f(x) = f(b) - their number.
+            later = band[1] < band[0] - x
+            below = self.fb[r] - int(np.count_nonzero(later))
             out[r] = below >= self.ranks[r]
+            if out[r]:
+                self.bx[r], self.fb[r] = x, below
+                self.band[r] = (band[0][~later], band[1][~later])
+            else:
+                self.a[r], self.fa[r] = x, below
+                self.band[r] = (band[0][later], band[1][later])
         return out
 
 
