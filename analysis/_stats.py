@@ -280,7 +280,7 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     rt = record["response_time_ms"].to_numpy(dtype=np.float64)
     ok = record["success"].to_numpy(dtype=bool)
     codes, keys = _entry_codes(record)
-    n_entries = len(keys)
+    n_entries = max(keys, default=0) + 1
     # Rows grouped by entry (a stable radix sort of small integers), then each entry's response times
     # sorted in place: one copy of the column in all, and exact percentiles.
     order = np.argsort(codes, kind="stable")
@@ -293,7 +293,8 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     tags = _labels_per_entry(record["tags"], codes, n_entries)
     group_col = record["group"]
     first_group = group_col.cat.codes.to_numpy()[order[starts]]
-    start, end = float(ts.min()), float(ts.max() + rt[int(np.argmax(ts))] / 1000.0)
+    last = int(np.argmax(ts))
+    start, end = float(ts.min()), float(ts[last] + rt[last] / 1000.0)
     duration = max(end - start, 1e-9)
     rows: list[dict[str, Any]] = []
     response: dict[EntryKey, Distribution] = {}
@@ -312,7 +313,7 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     corrected: dict[EntryKey, Distribution] = {}
     intended = record["intended_start"].to_numpy(dtype=np.float64) if "intended_start" in record else None
     indices: dict[EntryKey, npt.NDArray[np.intp]] = {}
-    for c, key in enumerate(keys):
+    for c, key in keys.items():
         idx = order[starts[c] : ends[c]]
         indices[key] = idx
         values = by_entry[starts[c] : ends[c]]
@@ -379,32 +380,32 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     )
 
 
-def _entry_codes(record: pd.DataFrame) -> tuple[npt.NDArray[np.signedinteger[Any]], list[EntryKey]]:
-    """Each row's entry as a small integer (the two categorical codes combined, numbered densely in
-    the order of the combined code) and the (request type, name) each number stands for."""
+def _entry_codes(record: pd.DataFrame) -> tuple[npt.NDArray[np.signedinteger[Any]], dict[int, EntryKey]]:
+    """Each row's entry as one small integer (the two categorical codes combined) and the (request
+    type, name) of each code that occurs, in code order."""
     rt = record["request_type"].astype("category")
     nm = record["name"].astype("category")
     n_names = max(len(nm.cat.categories), 1)
-    wide = np.int32 if len(rt.cat.categories) * n_names < np.iinfo(np.int32).max else np.intp
-    rt_codes: npt.NDArray[np.signedinteger[Any]] = rt.cat.codes.to_numpy().astype(wide)
-    combined = rt_codes * n_names + nm.cat.codes.to_numpy()
-    present = np.flatnonzero(np.bincount(combined))
+    n_codes = max(len(rt.cat.categories), 1) * n_names
     # Sixteen-bit codes where they fit: numpy's stable argsort sorts them by radix, in linear time.
-    small = np.int16 if len(present) < np.iinfo(np.int16).max else np.intp
-    dense = np.zeros(int(present[-1]) + 1 if len(present) else 1, dtype=small)
-    dense[present] = np.arange(len(present))
-    keys = [
-        (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names])) for c in present
-    ]
-    return dense[combined], keys
+    small = np.int16 if n_codes < np.iinfo(np.int16).max else np.int32 if n_codes < 2**31 else np.intp
+    rt_codes: npt.NDArray[np.signedinteger[Any]] = rt.cat.codes.to_numpy().astype(small)
+    codes = rt_codes * small(n_names) + nm.cat.codes.to_numpy().astype(small)
+    present = np.flatnonzero(np.bincount(codes, minlength=n_codes))
+    keys = {
+        int(c): (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names]))
+        for c in present
+    }
+    return codes, keys
 
 
 def entry_indices(record: pd.DataFrame) -> dict[EntryKey, npt.NDArray[np.intp]]:
     """Row numbers of each (request type, name), in one pass over the entries' codes."""
     codes, keys = _entry_codes(record)
     order = np.argsort(codes, kind="stable")
-    ends = np.cumsum(np.bincount(codes, minlength=len(keys)))
-    return {key: order[(ends[c - 1] if c else 0) : ends[c]] for c, key in enumerate(keys)}
+    counts = np.bincount(codes)
+    ends = np.cumsum(counts)
+    return {key: order[ends[c] - counts[c] : ends[c]] for c, key in keys.items()}
 
 
 def _labels_per_entry(
@@ -416,6 +417,10 @@ def _labels_per_entry(
     n_labels = len(categories)
     if not n_labels:
         return [[] for _ in range(n_entries)]
+    if n_labels == 1 and not bool(col.isna().any()):
+        # One label on every row (a run without tags): no count needed.
+        only = sorted({t.strip() for t in str(categories[0]).split(",") if t.strip()})
+        return [only] * n_entries
     wide = np.int32 if n_entries * n_labels < np.iinfo(np.int32).max else np.intp
     labels = col.cat.codes.to_numpy()
     known = labels >= 0
