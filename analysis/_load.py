@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from analysis.errors import RunFolderError, ThresholdsError, UsageError
@@ -773,7 +774,18 @@ def read_record(
             table = None  # read part by part below, which names the part that cannot be read
         if table is not None:
             _check_record_nulls(table, parts, lengths)
-            record = _record_frame(table) if _record_types(table) else record_from_tables([table])
+            if not _record_types(table):
+                record = record_from_tables([table])
+            else:
+                # Column by column, each released once converted: the record is never held twice.
+                converted = {}
+                for name in table.column_names:
+                    column = table.column(name)
+                    table = table.drop_columns([name])
+                    if name not in RECORD_READ_STREAM or _holds_a_number(column):
+                        converted[name] = _pandas_column(column)
+                    del column
+                record = _fill_defaults(pd.DataFrame(converted, copy=False))
             del table
             _check_record_values(record, parts, lengths)
             return record
@@ -867,6 +879,38 @@ def _record_types(table: Any) -> bool:
         elif str(t) != {"float64": "double", "bool": "bool", "int64": "int64"}[kind]:
             return False
     return True
+
+
+def _holds_a_number(column: Any) -> bool:
+    import pyarrow.compute as pc
+
+    top = pc.min_max(column).as_py()["max"]
+    return top is not None and not math.isnan(top)
+
+
+def _pandas_column(column: Any) -> Any:
+    """A numpy array (numbers, booleans) or a categorical (labels) of one column of the record, built
+    without the intermediate copies of `Table.to_pandas`: labels become a categorical straight from
+    the dictionary codes, in the smallest integer type that holds them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        return column.to_numpy()
+    column = column.unify_dictionaries()
+    if not column.num_chunks:
+        return pd.Categorical([])
+    dictionary = column.chunk(0).dictionary
+    small = np.int8 if len(dictionary) < np.iinfo(np.int8).max else np.int32
+    codes: npt.NDArray[np.signedinteger[Any]] = np.concatenate(
+        [
+            (pc.fill_null(c.indices, -1) if c.indices.null_count else c.indices).to_numpy()
+            for c in column.chunks
+        ],
+        dtype=small,
+        casting="unsafe",
+    )
+    return pd.Categorical.from_codes(codes, categories=pd.Index(dictionary.to_pandas()), validate=False)
 
 
 def _record_frame(table: Any) -> pd.DataFrame:
