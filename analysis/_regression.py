@@ -164,13 +164,23 @@ def hodges_lehmann(
     ranks = np.array([k_lo, (total + 1) / 2.0, max(k_lo, total - k_lo + 1)], dtype=np.float64)
     lo = np.full(3, float(current_log[0] - baseline_log[-1]) - 1e-9)
     hi = np.full(3, float(current_log[-1] - baseline_log[0]) + 1e-9)
-    counts = _PairCounts(current_log, baseline_log, ranks)
+    # Up to about 10,000 samples a side a full count is cheap enough: bracketing would cost more.
+    counts = _PairCounts(current_log, baseline_log, ranks) if total > _BRACKET_FROM else None
     while float((hi - lo).max()) > 1e-6:
         mid = (lo + hi) / 2.0
-        enough = counts.at_least(mid)
+        if counts is not None:
+            enough = counts.at_least(mid)
+        else:
+            # differences <= d: for each current x, the baseline values y >= x - d.
+            idx = np.searchsorted(baseline_log, current_log[None, :] - mid[:, None], side="left")
+            enough = n2 * n1 - idx.sum(axis=1) >= ranks
         hi = np.where(enough, mid, hi)
         lo = np.where(enough, lo, mid)
     return float(hi[1]), float(hi[0]), float(hi[2])
+
+
+_BRACKET_FROM = 10_000 * 10_000
+"""Pairs from which `_PairCounts` brackets the ranks instead of counting every pair at each step."""
 
 
 class _PairCounts:
