@@ -762,14 +762,18 @@ def read_record(
     layouts = [(n, tuple((c, t) for c, t in layout if c not in absent)) for n, layout in layouts]
     lengths = [n for n, _ in layouts]
     if len({layout for _, layout in layouts}) == 1:
+        import pyarrow.dataset as ds
+
         wanted = [c for c, _ in layouts[0][1]]
+        labels = [c for c in RECORD_CATEGORICAL if c in wanted]
+        # The system allocator gives each column back as soon as it is converted; Arrow's default
+        # pool would keep the whole record's worth of buffers for reuse next to the DataFrame.
+        pool = pa.system_memory_pool()
         try:
-            table = pq.read_table(
+            table = ds.dataset(
                 [str(p) for p in parts],
-                columns=wanted,
-                read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted],
-                use_threads=True,
-            )
+                format=ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=labels)),
+            ).to_table(columns=wanted, use_threads=True, memory_pool=pool)
         except (pa.ArrowException, OSError):
             table = None  # read part by part below, which names the part that cannot be read
         if table is not None:
@@ -783,7 +787,7 @@ def read_record(
                     column = table.column(name)
                     table = table.drop_columns([name])
                     if name not in RECORD_READ_STREAM or _holds_a_number(column):
-                        converted[name] = _pandas_column(column)
+                        converted[name] = _pandas_column(column, pool)
                     del column
                 record = _fill_defaults(pd.DataFrame(converted, copy=False))
             del table
@@ -888,7 +892,7 @@ def _holds_a_number(column: Any) -> bool:
     return top is not None and not math.isnan(top)
 
 
-def _pandas_column(column: Any) -> Any:
+def _pandas_column(column: Any, pool: Any = None) -> Any:
     """A numpy array (numbers, booleans) or a categorical (labels) of one column of the record, built
     without the intermediate copies of `Table.to_pandas`: labels become a categorical straight from
     the dictionary codes, in the smallest integer type that holds them."""
@@ -897,7 +901,7 @@ def _pandas_column(column: Any) -> Any:
 
     if not pa.types.is_dictionary(column.type):
         return column.to_numpy()
-    column = column.unify_dictionaries()
+    column = column.unify_dictionaries(memory_pool=pool)
     if not column.num_chunks:
         return pd.Categorical([])
     dictionary = column.chunk(0).dictionary
