@@ -709,15 +709,11 @@ def _readable(found: str, kind: str) -> bool:
     return found in (kind, "null") or (kind == "float64" and found == "int64")
 
 
-def read_record(
-    folder: Path, with_stream_columns: bool = True, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
+def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     """The exact record: every `requests/*.parquet` part, only the columns the analysis needs.
 
     Labels come back as categoricals, so ten million rows take a few hundred MB. Stream columns
     (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not loaded at all.
-    `columns` narrows the read further (a baseline needs neither groups nor tags); the required
-    columns are checked in every part all the same.
 
     Parts written alike (the usual case) are read in one multi-threaded call and checked once, on the
     joined columns; a bad value is still named by its part and row.
@@ -726,11 +722,7 @@ def read_record(
     import pyarrow.parquet as pq
 
     parts = sorted(folder.glob("*.parquet"))
-    reading = [
-        c
-        for c in (*RECORD_READ, *(RECORD_READ_STREAM if with_stream_columns else ()))
-        if columns is None or c in columns
-    ]
+    reading = [*RECORD_READ, *(RECORD_READ_STREAM if with_stream_columns else ())]
     layouts = []
     holding: set[str] = set()
     for part in parts:
