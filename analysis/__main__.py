@@ -169,7 +169,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     warmup_s = parse_warmup(args.warmup)
     thresholds = merge_thresholds(args.thresholds)
     current = load_run(args.run, config=args.config)
-    baselines = [load_run(b) for b in find_runs(args.baseline)]
+    # Baselines are read one at a time as the analysis takes them, and compared on their response
+    # times only (their stream columns are never read): one baseline's record in memory at a time.
+    baselines = (load_run(b, with_stream_columns=False) for b in find_runs(args.baseline))
     analysis = analyse(current, thresholds, baselines, warmup_s=warmup_s)
     out = Path(args.out) if args.out else current.path
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -323,10 +323,23 @@ def detect_issues(
     return tuple(issues)
 
 
+def _baseline(run: RunData, warmup_s: float | None) -> tuple[str, RunStats]:
+    """A baseline's label and statistics, without its record (a baseline is only compared)."""
+    stats = compute_stats(without_warmup(run, warmup_s)[0], keep_record=False, with_timeline=False)
+    if not len(stats.entries):
+        raise UsageError(
+            "has nothing to compare: no request in its record, Locust statistics or benchmark "
+            "results (a baseline must be a finished run)",
+            file=run.label,
+            key="--baseline",
+        )
+    return run.label, stats
+
+
 def analyse(
     run: RunData,
     thresholds: Thresholds,
-    baselines: Sequence[RunData] = (),
+    baselines: Iterable[RunData] = (),
     extra_rules: Sequence[Rule] = (),
     now: datetime | None = None,
     warmup_s: float | None = None,
@@ -334,19 +347,14 @@ def analyse(
     """The whole analysis of one run against thresholds and (optionally) pooled baseline runs.
 
     Requests that started within the warm-up (`warmup_s`, else each run's spawn phase) are left out
-    of the run's and the baselines' statistics alike (see `without_warmup`)."""
+    of the run's and the baselines' statistics alike (see `without_warmup`). Baselines may come from a
+    generator: each is reduced to the sorted samples the comparison needs before the next is taken,
+    so only one baseline's record is ever held."""
     run, warmup = without_warmup(run, warmup_s)
-    stats = compute_stats(run)
-    baselines = [without_warmup(b, warmup_s)[0] for b in baselines]
-    base_stats = [compute_stats(b, with_timeline=False) for b in baselines]
-    for b, bs in zip(baselines, base_stats, strict=True):
-        if not len(bs.entries):
-            raise UsageError(
-                "has nothing to compare: no request in its record, Locust statistics or benchmark "
-                "results (a baseline must be a finished run)",
-                file=b.label,
-                key="--baseline",
-            )
+    compared = [_baseline(b, warmup_s) for b in baselines]
+    # No report draws `RunStats.timeline`: the HTML report bins the record itself (`_timeseries`).
+    stats = compute_stats(run, with_timeline=False)
+    base_stats = [bs for _, bs in compared]
     system = system_metrics(run.resources, run.run_info)
     if run.capacity is not None and run.capacity.sustained_rate is not None:
         system = replace(system, capacity_rate=run.capacity.sustained_rate)
@@ -375,7 +383,7 @@ def analyse(
         issues=issues,
         invalid_reasons=invalid,
         verdict=verdict,
-        baselines=tuple(b.label for b in baselines),
+        baselines=tuple(label for label, _ in compared),
         generated_at=now or datetime.now(UTC),
         warmup=warmup,
         baseline_stats=tuple(base_stats),

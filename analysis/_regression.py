@@ -30,7 +30,9 @@ wider margin. Power, measured: bench/bench_regression.py.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -151,8 +153,9 @@ def hodges_lehmann(
     """The two-sample Hodges-Lehmann shift (current - baseline) and its rank-based interval.
 
     Both arrays sorted. The n1*n2 pairwise differences are never built: the k-th smallest is found by
-    bisection on its value, counting the differences at or below a candidate with one searchsorted
-    per candidate (all three ranks at once), to 1e-6 on the log scale.
+    bisection on its value, counting the differences at or below a candidate (all three ranks at
+    once), to 1e-6 on the log scale. `_PairCounts` answers each count exactly, mostly without
+    counting (see there).
     """
     n1, n2 = len(current_log), len(baseline_log)
     total = n1 * n2
@@ -161,15 +164,158 @@ def hodges_lehmann(
     ranks = np.array([k_lo, (total + 1) / 2.0, max(k_lo, total - k_lo + 1)], dtype=np.float64)
     lo = np.full(3, float(current_log[0] - baseline_log[-1]) - 1e-9)
     hi = np.full(3, float(current_log[-1] - baseline_log[0]) + 1e-9)
+    # Up to about 10,000 samples a side a full count is cheap enough: bracketing would cost more.
+    counts = _PairCounts(current_log, baseline_log, ranks) if total > _BRACKET_FROM else None
     while float((hi - lo).max()) > 1e-6:
         mid = (lo + hi) / 2.0
-        # differences <= d: for each current x, the baseline values y >= x - d.
-        idx = np.searchsorted(baseline_log, current_log[None, :] - mid[:, None], side="left")
-        at_most = n2 * n1 - idx.sum(axis=1)
-        enough = at_most >= ranks
+        if counts is not None:
+            enough = counts.at_least(mid)
+        else:
+            # differences <= d: for each current x, the baseline values y >= x - d.
+            idx = np.searchsorted(baseline_log, current_log[None, :] - mid[:, None], side="left")
+            enough = n2 * n1 - idx.sum(axis=1) >= ranks
         hi = np.where(enough, mid, hi)
         lo = np.where(enough, lo, mid)
     return float(hi[1]), float(hi[0]), float(hi[2])
+
+
+_BRACKET_FROM = 10_000 * 10_000
+"""Pairs from which `_PairCounts` brackets the ranks instead of counting every pair at each step."""
+
+
+class _PairCounts:
+    """Whether at least `ranks[r]` differences `current - baseline` are at most `x`, where a pair counts
+    when `baseline_j >= current_i - x` in floating point.
+
+    Counting all pairs at one `x` is one binary search per current value; a bisection of twenty-odd
+    steps over three ranks would pay that about seventy times. Instead, a few counts at points guessed
+    from a subsample and then by Newton steps bracket each rank tightly, `a < x* <= b`. A step outside
+    its bracket needs no count; one inside it counts only the pairs whose difference lies between `a`
+    and `b`, and keeps the half that lies inside the narrowed bracket. Every answer is the exact
+    count's, so the bisection takes the same steps as with a full count each time.
+    """
+
+    BAND = 400_000
+    """Pairs between a rank's bracket ends few enough to keep and count directly."""
+
+    def __init__(self, current: FloatArray, baseline: FloatArray, ranks: FloatArray):
+        self.c, self.b, self.ranks = current, baseline, ranks
+        n1, n2 = len(current), len(baseline)
+        self.total = n1 * n2
+        # Per rank: the bracket ends, their exact counts and their search positions.
+        self.a = [-math.inf] * 3
+        self.fa = [0] * 3
+        self.pa = [np.full(n1, n2, dtype=np.intp)] * 3
+        self.bx = [math.inf] * 3
+        self.fb = [self.total] * 3
+        self.pb = [np.zeros(n1, dtype=np.intp)] * 3
+        self.band: list[tuple[FloatArray, FloatArray] | None] = [None] * 3
+        if self.total > self.BAND:
+            self._bracket()
+        self._keep_bands()
+
+    def _count(self, xs: Sequence[float]) -> None:
+        """Count exactly at each point and narrow every rank's bracket with the result."""
+        x = np.asarray(xs, dtype=np.float64)
+        pos = np.searchsorted(self.b, self.c[None, :] - x[:, None], side="left")
+        below = self.total - pos.sum(axis=1)
+        for k in range(len(x)):
+            for r in range(3):
+                if below[k] >= self.ranks[r]:
+                    if x[k] < self.bx[r]:
+                        self.bx[r], self.fb[r], self.pb[r] = float(x[k]), int(below[k]), pos[k]
+                elif x[k] > self.a[r]:
+                    self.a[r], self.fa[r], self.pa[r] = float(x[k]), int(below[k]), pos[k]
+
+    def _bracket(self) -> None:
+        n1, n2 = len(self.c), len(self.b)
+        # First guesses: the ranks' quantiles among the differences of evenly spaced order statistics.
+        m = 200
+        cs = self.c[np.linspace(0, n1 - 1, min(m, n1)).astype(np.intp)]
+        bs = self.b[np.linspace(0, n2 - 1, min(m, n2)).astype(np.intp)]
+        diffs = (cs[:, None] - bs[None, :]).ravel()
+        kth = np.clip((self.ranks / self.total * (len(diffs) - 1)).astype(np.intp), 0, len(diffs) - 1)
+        guesses = np.partition(diffs, kth)[kth]
+        self._count([float(g) for g in guesses])
+        points = {float(g): 0 for g in guesses}
+        for _ in range(4):
+            wide = [r for r in range(3) if self.fb[r] - self.fa[r] > self.BAND]
+            if not wide:
+                return
+            new: list[float] = []
+            for r in wide:
+                a, b = self.a[r], self.bx[r]
+                slope = self._slope(r)
+                if slope <= 0:
+                    return
+                # Newton from the nearer exact end, then a step either side that the guess's error
+                # (the curvature over the distance it moved, at least a few hundred pairs) should not
+                # exceed.
+                nearer_a = self.ranks[r] - self.fa[r] < self.fb[r] - self.ranks[r]
+                if math.isfinite(a) and (not math.isfinite(b) or nearer_a):
+                    guess = a + (self.ranks[r] - self.fa[r]) / slope
+                    moved = self.ranks[r] - self.fa[r]
+                else:
+                    guess = b - (self.fb[r] - self.ranks[r]) / slope
+                    moved = self.fb[r] - self.ranks[r]
+                step = max(self.BAND / 8.0, 0.01 * moved) / slope
+                new += [p for p in (guess - step, guess + step) if a < p < b]
+            new = [p for p in dict.fromkeys(new) if p not in points]
+            if not new:
+                return
+            self._count(new)
+            points.update(dict.fromkeys(new, 0))
+
+    def _slope(self, r: int) -> float:
+        """Pairs per unit of difference near rank r: from the bracket's ends when both are counted,
+        else from the two counted points around the ranks."""
+        a, b = self.a[r], self.bx[r]
+        if math.isfinite(a) and math.isfinite(b):
+            return (self.fb[r] - self.fa[r]) / (b - a)
+        lo = [(self.a[k], self.fa[k]) for k in range(3) if math.isfinite(self.a[k])]
+        hi = [(self.bx[k], self.fb[k]) for k in range(3) if math.isfinite(self.bx[k])]
+        known = sorted({*lo, *hi})
+        if len(known) < 2 or known[-1][0] <= known[0][0]:
+            return 0.0
+        return (known[-1][1] - known[0][1]) / (known[-1][0] - known[0][0])
+
+    def _keep_bands(self) -> None:
+        n1 = len(self.c)
+        for r in range(3):
+            if self.fb[r] - self.fa[r] <= self.BAND:
+                pa, pb = self.pa[r], self.pb[r]
+                lengths = pa - pb
+                rows = np.repeat(np.arange(n1), lengths)
+                offsets = np.cumsum(lengths) - lengths
+                cols = pb[rows] + (np.arange(len(rows)) - offsets[rows])
+                self.band[r] = (self.c[rows], self.b[cols])
+        del self.pa, self.pb
+
+    def at_least(self, xs: FloatArray) -> npt.NDArray[np.bool_]:
+        out = np.zeros(3, dtype=bool)
+        for r in range(3):
+            x = float(xs[r])
+            if x <= self.a[r]:
+                continue
+            if x >= self.bx[r]:
+                out[r] = True
+                continue
+            band = self.band[r]
+            if band is None:
+                pos = np.searchsorted(self.b, self.c - x, side="left")
+                out[r] = self.total - int(pos.sum()) >= self.ranks[r]
+                continue
+            # Pairs between the ends that do not count at x yet: f(x) = f(b) - their number.
+            later = band[1] < band[0] - x
+            below = self.fb[r] - int(np.count_nonzero(later))
+            out[r] = below >= self.ranks[r]
+            if out[r]:
+                self.bx[r], self.fb[r] = x, below
+                self.band[r] = (band[0][~later], band[1][~later])
+            else:
+                self.a[r], self.fa[r] = x, below
+                self.band[r] = (band[0][later], band[1][later])
+        return out
 
 
 def _subsample(values: FloatArray, limit: int, rng: np.random.Generator) -> FloatArray:
@@ -349,8 +495,17 @@ def compare_runs(
     current: RunStats, baselines: Sequence[RunStats], settings: RegressionSettings
 ) -> tuple[RegressionResult, ...]:
     """One result per entry present in the current run and in at least one baseline (tokens/s excluded:
-    a higher rate is not a slowdown)."""
-    results = []
+    a higher rate is not a slowdown). Entries with raw samples are compared on as many threads as there
+    are cores: their searches and sorts run in numpy, outside the GIL."""
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 4)) as pool:
+        results = _compare_entries(current, baselines, settings, pool)
+        return tuple(r.result() if isinstance(r, Future) else r for r in results)
+
+
+def _compare_entries(
+    current: RunStats, baselines: Sequence[RunStats], settings: RegressionSettings, pool: ThreadPoolExecutor
+) -> list[RegressionResult | Future[RegressionResult]]:
+    results: list[RegressionResult | Future[RegressionResult]] = []
     measures = dict(zip(current.key_list(), current.entries["measure"], strict=True))
     for key in current.key_list():
         if measures[key] == "tokens_per_s":
@@ -364,8 +519,8 @@ def compare_runs(
         if cur.sorted_values is not None and all(r is not None for r in raw) and cur.kind == "exact":
             runs = [r for r in raw if r is not None and len(r)]
             if runs and len(cur.sorted_values):
-                pooled = np.sort(np.concatenate(runs))
-                results.append(compare_samples(label, cur.sorted_values, pooled, settings, runs))
+                pooled = runs[0] if len(runs) == 1 else np.sort(np.concatenate(runs))
+                results.append(pool.submit(compare_samples, label, cur.sorted_values, pooled, settings, runs))
                 continue
         # Aggregates only: the count-weighted mean of the baselines against the current mean.
         aggs = [_entry_aggregates(b, key) for b in present]
@@ -400,4 +555,4 @@ def compare_runs(
                 baseline_runs=len(present),
             )
         )
-    return tuple(results)
+    return results

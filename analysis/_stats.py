@@ -19,8 +19,10 @@ Locust's own rule (the bucket reached after int(n * q) requests), so they match 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -277,10 +279,22 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     ts = record["timestamp"].to_numpy(dtype=np.float64)
     rt = record["response_time_ms"].to_numpy(dtype=np.float64)
     ok = record["success"].to_numpy(dtype=bool)
-    indices = entry_indices(record)
+    codes, keys = _entry_codes(record)
+    n_entries = max(keys, default=0) + 1
+    # Rows grouped by entry (a stable radix sort of small integers), then each entry's response times
+    # sorted in place: one copy of the column in all, and exact percentiles.
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=n_entries)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    by_entry = rt[order]
+    _sort_segments(by_entry, starts, ends)
+    fails = np.bincount(codes[~ok], minlength=n_entries)
+    tags = _labels_per_entry(record["tags"], codes, n_entries)
     group_col = record["group"]
-    tags_col = record["tags"]
-    start, end = float(ts.min()), float(ts.max() + rt[int(np.argmax(ts))] / 1000.0)
+    first_group = group_col.cat.codes.to_numpy()[order[starts]]
+    last = int(np.argmax(ts))
+    start, end = float(ts.min()), float(ts[last] + rt[last] / 1000.0)
     duration = max(end - start, 1e-9)
     rows: list[dict[str, Any]] = []
     response: dict[EntryKey, Distribution] = {}
@@ -298,28 +312,24 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
         )
     corrected: dict[EntryKey, Distribution] = {}
     intended = record["intended_start"].to_numpy(dtype=np.float64) if "intended_start" in record else None
-    keys: dict[EntryKey, npt.NDArray[np.intp]] = {}
-    for key, idx in indices.items():
-        keys[key] = idx
-        values = np.sort(rt[idx])
+    indices: dict[EntryKey, npt.NDArray[np.intp]] = {}
+    for c, key in keys.items():
+        idx = order[starts[c] : ends[c]]
+        indices[key] = idx
+        values = by_entry[starts[c] : ends[c]]
         n = len(values)
-        fails = int(n - ok[idx].sum())
         response[key] = Distribution("exact", sorted_values=values, count=n)
-        groups = group_col.iloc[idx[:1]]
-        tag_values = _entry_labels(tags_col, idx)
-        tags = sorted({t.strip() for v in tag_values for t in str(v).split(",") if t.strip()})
+        group = str(group_col.cat.categories[first_group[c]]) if first_group[c] >= 0 else ""
         rows.append(
             {
                 "request_type": key[0],
                 "name": key[1],
-                "group": str(groups.iloc[0])
-                if len(groups) and str(groups.iloc[0])
-                else default_group(key[0]),
-                "tags": ",".join(tags),
+                "group": group or default_group(key[0]),
+                "tags": ",".join(tags[c]),
                 "measure": measure_of(key[1]),
                 "source": "exact",
                 "count": n,
-                "failures": fails,
+                "failures": int(fails[c]),
                 "mean": float(values.mean()),
                 "median": quantile_sorted(values, 0.5),
                 "min": float(values[0]),
@@ -365,33 +375,79 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
         duration_s=duration,
         timeline=pd.DataFrame(),
         record=record if keep_record else None,
-        indices=keys if keep_record else {},
+        indices=indices if keep_record else {},
         corrected=corrected,
     )
 
 
-def entry_indices(record: pd.DataFrame) -> dict[EntryKey, npt.NDArray[np.intp]]:
-    """Row numbers of each (request type, name), in one pass: the two categorical codes combine into
-    one small integer, whose stable argsort numpy does as a radix sort."""
+def _entry_codes(record: pd.DataFrame) -> tuple[npt.NDArray[np.signedinteger[Any]], dict[int, EntryKey]]:
+    """Each row's entry as one small integer (the two categorical codes combined) and the (request
+    type, name) of each code that occurs, in code order."""
     rt = record["request_type"].astype("category")
     nm = record["name"].astype("category")
     n_names = max(len(nm.cat.categories), 1)
-    code = rt.cat.codes.to_numpy().astype(np.int64) * n_names + nm.cat.codes.to_numpy()
-    small = code.astype(np.int16) if code.max(initial=0) < np.iinfo(np.int16).max else code
-    order = np.argsort(small, kind="stable")
-    counts = np.bincount(code)
+    n_codes = max(len(rt.cat.categories), 1) * n_names
+    # Sixteen-bit codes where they fit: numpy's stable argsort sorts them by radix, in linear time.
+    small = np.int16 if n_codes < np.iinfo(np.int16).max else np.int32 if n_codes < 2**31 else np.intp
+    rt_codes: npt.NDArray[np.signedinteger[Any]] = rt.cat.codes.to_numpy().astype(small)
+    codes = rt_codes * small(n_names) + nm.cat.codes.to_numpy().astype(small)
+    present = np.flatnonzero(np.bincount(codes, minlength=n_codes))
+    keys = {
+        int(c): (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names]))
+        for c in present
+    }
+    return codes, keys
+
+
+def entry_indices(record: pd.DataFrame) -> dict[EntryKey, npt.NDArray[np.intp]]:
+    """Row numbers of each (request type, name), in one pass over the entries' codes."""
+    codes, keys = _entry_codes(record)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes)
     ends = np.cumsum(counts)
-    out: dict[EntryKey, npt.NDArray[np.intp]] = {}
-    for c in np.flatnonzero(counts):
-        key = (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names]))
-        out[key] = order[ends[c] - counts[c] : ends[c]]
+    return {key: order[ends[c] - counts[c] : ends[c]] for c, key in keys.items()}
+
+
+def _labels_per_entry(
+    col: pd.Series, codes: npt.NDArray[np.signedinteger[Any]], n_entries: int
+) -> list[list[str]]:
+    """The distinct comma-separated labels (tags) among each entry's rows, sorted; from one count of
+    (entry, label) code pairs, never a string per row."""
+    categories = col.cat.categories
+    n_labels = len(categories)
+    if not n_labels:
+        return [[] for _ in range(n_entries)]
+    if n_labels == 1 and not bool(col.isna().any()):
+        # One label on every row (a run without tags): no count needed.
+        only = sorted({t.strip() for t in str(categories[0]).split(",") if t.strip()})
+        return [only] * n_entries
+    wide = np.int32 if n_entries * n_labels < np.iinfo(np.int32).max else np.intp
+    labels = col.cat.codes.to_numpy()
+    known = labels >= 0
+    entry_codes: npt.NDArray[np.signedinteger[Any]] = codes.astype(wide)
+    pairs = entry_codes * n_labels + labels
+    if not bool(known.all()):
+        pairs = pairs[known]
+    seen = np.bincount(pairs, minlength=n_entries * n_labels).reshape(n_entries, n_labels)
+    out = []
+    for e in range(n_entries):
+        values = [str(categories[int(c)]) for c in np.flatnonzero(seen[e])]
+        out.append(sorted({t.strip() for v in values for t in v.split(",") if t.strip()}))
     return out
 
 
-def _entry_labels(col: pd.Series, idx: npt.NDArray[np.intp]) -> Iterable[object]:
-    """The distinct labels of a categorical column among some rows, without building strings per row."""
-    codes = col.cat.codes.to_numpy()[idx]
-    return [col.cat.categories[c] for c in np.unique(codes) if c >= 0]
+def _sort_segments(values: FloatArray, starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]) -> None:
+    """Sort each `values[start:end]` in place, the largest first, on up to as many threads as there are
+    cores: numpy releases the GIL while it sorts."""
+    sizes = ends - starts
+    segments = [values[starts[i] : ends[i]] for i in np.argsort(-sizes, kind="stable") if sizes[i] > 1]
+    workers = min(len(segments), os.cpu_count() or 1, 4)
+    if workers <= 1 or len(values) < 100_000:
+        for seg in segments:
+            seg.sort()
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(np.ndarray.sort, segments))
 
 
 def _from_locust_json(entries: Iterable[Mapping[str, Any]]) -> RunStats:

@@ -21,6 +21,7 @@ import pytest
 from analysis import (
     RegressionResult,
     RegressionSettings,
+    _regression,
     compare_runs,
     compare_samples,
     compute_stats,
@@ -105,6 +106,21 @@ def test_hodges_lehmann_is_the_median_of_pairwise_differences() -> None:
     k = math.floor(len(diffs) / 2 - 1.96 * math.sqrt(301 * 257 * (301 + 257 + 1) / 12))
     assert lo == pytest.approx(float(diffs[k - 1]), abs=1e-5)
     assert hi == pytest.approx(float(diffs[len(diffs) - k]), abs=1e-5)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_bracketed_counts_find_what_counting_every_pair_finds(
+    rounded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past 10,000 x 10,000 pairs the ranks are bracketed before the bisection; its answer must be the
+    one counting every pair at each step gives, on continuous and on rounded (tied) response times."""
+    current, baseline = lognormal(12_000, 110.0, 0.6, 21), lognormal(11_000, 100.0, 0.6, 22)
+    if rounded:
+        current, baseline = np.round(current), np.round(baseline)
+    cur, base = (np.sort(np.log(np.maximum(v, 1e-3))) for v in (current, baseline))
+    bracketed = hodges_lehmann(cur, base)
+    monkeypatch.setattr(_regression, "_BRACKET_FROM", 10**12)
+    assert hodges_lehmann(cur, base) == bracketed
 
 
 def test_between_run_variance_is_zero_when_runs_agree_and_grows_when_they_do_not() -> None:
