@@ -191,7 +191,6 @@ class LoadProfileShape(LoadTestShape):
         the exact boundaries, not at the shape's next once-a-second tick."""
         if profile.workflow is None:
             return
-        workers = getattr(self.runner, "worker_count", 1) or 1
         clock = time.time()
         plans = []
         for stage in profile.stages:
@@ -202,7 +201,7 @@ class LoadProfileShape(LoadTestShape):
                         started_at=clock,
                         duration=stage.duration,
                         arrival=stage.arrival,
-                        share=1.0 / workers,
+                        share=1.0,  # the whole rate: arrival_run splits it among the workers
                         max_start_delay=profile.max_start_delay,
                         workflow=profile.workflow,
                     )
@@ -327,9 +326,6 @@ class CapacityDriver:
         lag = self.report_lag if self.distributed else 0.0
         while (rate := self.search.next_rate()) is not None:
             number += 1
-            # Each step shares its rate among the workers connected when it starts, so a worker that
-            # joins or is lost changes the shares from the next step on.
-            workers = (getattr(self.runner, "worker_count", 1) or 1) if self.distributed else 1
             logger.info(
                 "Capacity search: step %d at %.3g iterations/s for %.1fs", number, rate, s.step_duration
             )
@@ -338,7 +334,7 @@ class CapacityDriver:
                 started_at=time.time(),
                 duration=s.step_duration + lag,
                 arrival=ArrivalStage(rate, rate),
-                share=1.0 / workers,
+                share=1.0,  # split among the workers live at each moment (arrival_run)
                 max_start_delay=self.profile.max_start_delay,
                 workflow=self.profile.workflow or "",
             )
