@@ -108,6 +108,7 @@ def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Back
     assert "capacity-gate" in failed.stdout + failed.stderr
     html = next((run_dir.parent / "report").glob("*.html")).read_text()
     assert "<h2>Capacity search</h2>" in html and "data:image/svg+xml;base64," in html
+    assert '<table id="capacity-steps">' in html and html.count("<td>good</td>") == len(good)
 
 
 @pytest.mark.slow
