@@ -13,6 +13,7 @@ import base64
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,39 @@ def _table(
     )
     ident = f' id="{table_id}"' if table_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CAPACITY_HEADERS = ("step", "target /s", "achieved /s", "verdict", "goodput", "goodput per journey step")
+
+
+def _capacity_steps(steps: Sequence[Mapping[str, Any]]) -> str:
+    """The capacity search's steps: rates, verdict, and which journey step lost the iterations."""
+
+    def rate(v: object) -> str:
+        return f"{v:,.2f}" if isinstance(v, int | float) else "n/a"
+
+    def share(v: object) -> str:
+        return f"{v:.1%}" if isinstance(v, int | float) else "n/a"
+
+    rows = []
+    for step in steps:
+        per_step = step.get("step_goodput")
+        journey = (
+            ", ".join(f"{name} {share(v)}" for name, v in per_step.items())
+            if isinstance(per_step, dict)
+            else ""
+        )
+        rows.append(
+            [
+                _cell(step.get("step", ""), numeric=True),
+                _cell(rate(step.get("target_rate")), numeric=True),
+                _cell(rate(step.get("achieved_rate")), numeric=True),
+                _cell(step.get("verdict", "")),
+                _cell(share(step.get("goodput")), numeric=True),
+                _cell(journey or "n/a"),
+            ]
+        )
+    return _table(CAPACITY_HEADERS, rows, table_id="capacity-steps")
 
 
 def _entry_name(key: EntryKey, width: int) -> str:
@@ -535,6 +569,8 @@ def to_html(a: Analysis) -> str:
             f"<img alt='capacity search: rates, goodput and corrected latency against the target rate' "
             f"src='data:image/svg+xml;base64,{data}'></div>"
         )
+    if a.run.capacity is not None and a.run.capacity.steps:
+        parts.append(_capacity_steps(a.run.capacity.steps))
     parts.append(f"<h2 id='thresholds'>Thresholds ({escape(counts_text(a))})</h2>")
     idle = [r for r in a.results if is_idle(r)]
     judged = [*attention(a), *(r for r in a.results if r.status == "pass")]

@@ -215,6 +215,8 @@ class CapacityFigures:
     sustained_rate: float | None
     valid: bool
     invalid_reasons: tuple[str, ...]
+    steps: tuple[Mapping[str, Any], ...] = ()
+    """The search's steps as `capacity.json` holds them, for the report's table."""
 
 
 def read_capacity(path: Path) -> CapacityFigures:
@@ -229,7 +231,10 @@ def read_capacity(path: Path) -> CapacityFigures:
     reasons = data.get("invalid_reasons", [])
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         raise RunFolderError("must be a list of texts", file=path, key="invalid_reasons")
-    return CapacityFigures(None if rate is None else float(rate), valid, tuple(reasons))
+    steps = data.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise RunFolderError("must be a list of steps (objects)", file=path, key="steps")
+    return CapacityFigures(None if rate is None else float(rate), valid, tuple(reasons), tuple(steps))
 
 
 def _optional(p: Path, present: list[str]) -> Path | None:

@@ -8,7 +8,10 @@ between the last good and the first broken rate until they are within `precision
 
 Each step is judged on its own requests (the Locust stats entries' change between two snapshots,
 the first taken after a warm-up), by the SLOs and by two knee signals of its own: the achieved rate
-falling behind the target, and dropped iterations. A step whose iterations were late while the
+falling behind the target, and dropped iterations. Goodput is judged on iterations: every process
+that runs users keeps a `JourneyTally` of its iterations' requests (grouped by intended start), per
+whole journey and per journey step (each named request the iteration makes); a master sums its
+workers' tallies. A step whose iterations were late while the
 backend's own (uncorrected) latency met every latency SLO, or whose load generator ran hot, measured
 the generator rather than the backend: the search stops and its result is invalid (exit 3).
 
@@ -40,12 +43,20 @@ __all__ = [
     "CapacitySearch",
     "CapacitySpec",
     "EntrySnap",
+    "JourneyCounts",
+    "JourneyTally",
     "SearchSettings",
     "Snapshot",
+    "StepGoodput",
     "StepResult",
+    "add_taken",
+    "describe_goodput",
+    "goodput_rules",
     "judge_step",
     "parse_capacity",
     "render_svg",
+    "rules_from_message",
+    "window",
     "write_outputs",
 ]
 
@@ -71,6 +82,9 @@ LATE_START_MS = 50.0
 """An iteration whose first request starts this much after its intended start waited for the load
 generator (a free pool user, or CPU), not for the backend."""
 LATE_SHARE = 0.05
+WHOLE_JOURNEY = "whole journey"
+BUCKET_S = 0.25
+"""Iterations are counted by when they were due, to this many seconds."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,9 @@ def parse_capacity(data: Mapping[str, Any], source: str) -> CapacitySpec:
             raise ProfileError(source, str(exc).replace("rules[", "slos["), key=f"slos[{index}]") from None
         if why := _unsupported(rule.metric):
             raise ProfileError(source, why, key=f"slos[{index}].metric")
+        if rule.metric == "goodput" and isinstance(raw_rule, Mapping) and "per" not in raw_rule:
+            # Goodput is of the whole journey unless the SLO asks for each step (`per: entry`).
+            rule = replace(rule, per="all")
         rules.append(rule)
     return CapacitySpec(settings, tuple(rules))
 
@@ -227,14 +244,270 @@ class Snapshot:
     """(request type, name) -> entry."""
     started: int
     """Iterations started."""
-    bad_iterations: Mapping[str, int] | None = field(default_factory=dict)
-    """Per goodput SLO id: iterations with a request that failed or broke the SLO's limits; None
-    where the process judging cannot see the requests (a master: its workers make them)."""
     loadgen_cpu: float = 0.0
     """Highest CPU percent of a load-generator process since the previous snapshot."""
-    late_starts: tuple[int, int] | None = None
-    """(iterations whose first request started more than LATE_START_MS after the intended start,
-    iterations seen); None where the process judging cannot see the requests."""
+
+
+@dataclass(frozen=True)
+class JourneyCounts:
+    """What iterations' requests said, cumulative. A step is one named request of the journey
+    ("GET /api/users/profile"); per goodput SLO, only the requests the SLO selects count."""
+
+    seen: int = 0
+    """Iterations with a request that ended."""
+    late: int = 0
+    """Of those, the ones whose first request started over LATE_START_MS after the intended start."""
+    bad: Mapping[str, int] = field(default_factory=dict)
+    """SLO id -> iterations with a selected request that failed or passed the SLO's limits."""
+    step_seen: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """SLO id -> step -> iterations that made that step."""
+    step_bad: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """SLO id -> step -> iterations in which that step failed or passed the SLO's limits."""
+
+    def plus(self, other: JourneyCounts) -> JourneyCounts:
+        return self._combined(other, 1)
+
+    def minus(self, other: JourneyCounts) -> JourneyCounts:
+        return self._combined(other, -1)
+
+    def _combined(self, other: JourneyCounts, sign: int) -> JourneyCounts:
+        def flat(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+            return {k: a.get(k, 0) + sign * b.get(k, 0) for k in dict.fromkeys([*a, *b])}
+
+        def nested(a: Mapping[str, Mapping[str, int]], b: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+            return {k: flat(a.get(k, {}), b.get(k, {})) for k in dict.fromkeys([*a, *b])}
+
+        return JourneyCounts(
+            self.seen + sign * other.seen,
+            self.late + sign * other.late,
+            flat(self.bad, other.bad),
+            nested(self.step_seen, other.step_seen),
+            nested(self.step_bad, other.step_bad),
+        )
+
+    def as_message(self) -> dict[str, Any]:
+        """Plain dicts and ints, as a worker's report to the master carries them."""
+        return {
+            "seen": self.seen,
+            "late": self.late,
+            "bad": dict(self.bad),
+            "step_seen": {k: dict(v) for k, v in self.step_seen.items()},
+            "step_bad": {k: dict(v) for k, v in self.step_bad.items()},
+        }
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> JourneyCounts:
+        def nested(key: str) -> dict[str, dict[str, int]]:
+            return {str(k): {str(s): int(n) for s, n in v.items()} for k, v in (data.get(key) or {}).items()}
+
+        return cls(
+            int(data.get("seen", 0)),
+            int(data.get("late", 0)),
+            {str(k): int(n) for k, n in (data.get("bad") or {}).items()},
+            nested("step_seen"),
+            nested("step_bad"),
+        )
+
+    def goodput(self, slo: str) -> float | None:
+        """The whole journey's goodput: the share of iterations whose every selected step met the SLO."""
+        return None if self.seen <= 0 else max(0.0, 1.0 - self.bad.get(slo, 0) / self.seen)
+
+    def step_goodput(self, slo: str) -> tuple[StepGoodput, ...]:
+        """Each step's goodput, in the order the journey makes them: the share of the iterations that
+        made the step in which it met the SLO."""
+        seen, bad = self.step_seen.get(slo, {}), self.step_bad.get(slo, {})
+        return tuple(
+            StepGoodput(step, n, max(0.0, 1.0 - bad.get(step, 0) / n)) for step, n in seen.items() if n > 0
+        )
+
+
+@dataclass(frozen=True)
+class StepGoodput:
+    """One journey step's goodput under one SLO in one capacity step."""
+
+    step: str
+    iterations: int
+    goodput: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "iterations": self.iterations, "goodput": round(self.goodput, 6)}
+
+
+class _Bucket:
+    """The counts of the iterations due in one bucket of time, as a tally adds to them."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.late = 0
+        self.bad: dict[str, int] = {}
+        self.step_seen: dict[str, dict[str, int]] = {}
+        self.step_bad: dict[str, dict[str, int]] = {}
+
+    def frozen(self) -> JourneyCounts:
+        return JourneyCounts(
+            self.seen,
+            self.late,
+            dict(self.bad),
+            {k: dict(v) for k, v in self.step_seen.items()},
+            {k: dict(v) for k, v in self.step_bad.items()},
+        )
+
+
+def bucket_of(intended: float) -> int:
+    return math.floor(intended / BUCKET_S)
+
+
+def window(buckets: Mapping[int, JourneyCounts], start: float, end: float) -> JourneyCounts:
+    """The counts of the iterations due from `start` to `end` (epoch seconds, to a bucket)."""
+    total = JourneyCounts()
+    for bucket, counts in buckets.items():
+        if start <= bucket * BUCKET_S < end:
+            total = total.plus(counts)
+    return total
+
+
+class JourneyTally:
+    """Counts one process's iterations from its request events, for the goodput SLOs and the
+    late-start check. An iteration is known by its intended start (each slot has its own) and counted
+    in the bucket of time it was due in, so a step is judged on the iterations due in its window
+    whenever their requests ended or their counts reached the master. `take()` gives what changed
+    since its last call (a worker's report to the master)."""
+
+    max_iterations: int = 100_000
+    """Iterations remembered at most; the oldest half is forgotten past it (they are long over)."""
+    max_buckets: int = 20_000
+    """Buckets kept at most (over an hour of BUCKET_S); the oldest half is forgotten past it."""
+
+    def __init__(self, slos: Sequence[Rule]) -> None:
+        self.rules = tuple(r for r in slos if r.metric == "goodput")
+        self._buckets: dict[int, _Bucket] = {}
+        self._changed: set[int] = set()
+        self._reported: dict[int, JourneyCounts] = {}
+        self._iterations: dict[float, set[tuple[str, str]]] = {}
+
+    def observe(
+        self,
+        request_type: str,
+        name: str,
+        group: str,
+        *,
+        intended: float,
+        started: float,
+        response_time: float,
+        corrected: float,
+        failed: bool,
+    ) -> None:
+        """One request of the iteration that was due at `intended` (epoch seconds): it started at
+        `started`, took `response_time` ms, `corrected` ms from the intended start."""
+        key = bucket_of(intended)
+        counts = self._buckets.get(key)
+        if counts is None:
+            _forget_oldest(self._buckets, self.max_buckets)
+            _forget_oldest(self._reported, self.max_buckets)
+            counts = self._buckets[key] = _Bucket()
+        self._changed.add(key)
+        marks = self._iterations.get(intended)
+        if marks is None:  # the iteration's first request: how late did it start?
+            _forget_oldest(self._iterations, self.max_iterations)
+            marks = self._iterations[intended] = set()
+            counts.seen += 1
+            if (started - intended) * 1000.0 > LATE_START_MS:
+                counts.late += 1
+        is_llm = request_type == LLM_TYPE
+        is_ttft = is_llm and name.endswith("time to first token")
+        # A reply's other stream measures (inter-token latency, total) are not steps of their own.
+        step = f"{request_type} {name}" if not is_llm or is_ttft else None
+        for rule in self.rules:
+            if not any(sel.matches(request_type, name, group, "") for sel in rule.select):
+                continue
+            bad = failed
+            if not is_llm:
+                bad = bad or corrected > rule.limits.get("response_time_ms", math.inf)
+            elif is_ttft:
+                bad = bad or response_time > rule.limits.get("ttft_ms", math.inf)
+            if step is not None and (rule.id, "made " + step) not in marks:
+                marks.add((rule.id, "made " + step))
+                steps = counts.step_seen.setdefault(rule.id, {})
+                steps[step] = steps.get(step, 0) + 1
+            if not bad:
+                continue
+            if (rule.id, "") not in marks:
+                marks.add((rule.id, ""))
+                counts.bad[rule.id] = counts.bad.get(rule.id, 0) + 1
+            if step is not None and (rule.id, step) not in marks:
+                marks.add((rule.id, step))
+                steps = counts.step_bad.setdefault(rule.id, {})
+                steps[step] = steps.get(step, 0) + 1
+
+    def counts(self) -> dict[int, JourneyCounts]:
+        """Every bucket's counts, by bucket (`bucket_of` the intended start)."""
+        return {key: bucket.frozen() for key, bucket in self._buckets.items()}
+
+    def window(self, start: float, end: float) -> JourneyCounts:
+        """The counts of the iterations due from `start` to `end`."""
+        return window(self.counts(), start, end)
+
+    def take(self) -> dict[str, Any]:
+        """What changed since the last call, as plain data: {bucket (text): counts' increments}."""
+        out = {}
+        for key in sorted(self._changed):
+            if (bucket := self._buckets.get(key)) is None:
+                continue
+            now = bucket.frozen()
+            out[str(key)] = now.minus(self._reported.get(key, JourneyCounts())).as_message()
+            self._reported[key] = now
+        self._changed.clear()
+        return out
+
+
+def add_taken(buckets: dict[int, JourneyCounts], taken: Mapping[str, Any]) -> None:
+    """Add a worker's `JourneyTally.take()` to the master's buckets."""
+    for key, counts in taken.items():
+        bucket = int(key)
+        buckets[bucket] = buckets.get(bucket, JourneyCounts()).plus(JourneyCounts.from_message(counts))
+
+
+def _forget_oldest(items: dict[Any, Any], most: int) -> None:
+    if len(items) >= most:
+        for old in sorted(items)[: most // 2]:
+            del items[old]
+
+
+def goodput_rules(spec: CapacitySpec) -> list[dict[str, Any]]:
+    """The goodput SLOs as plain data, for the workers, who count the iterations (`JourneyTally`)."""
+    return [
+        {
+            "id": r.id,
+            "op": r.op,
+            "value": r.value,
+            "per": r.per,
+            "limits": dict(r.limits),
+            "select": [{k: list(v) for k, v in vars(sel).items()} for sel in r.select],
+        }
+        for r in spec.slos
+        if r.metric == "goodput"
+    ]
+
+
+def rules_from_message(data: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """`goodput_rules`' data back as rules."""
+    from analysis._thresholds import Rule, Selector
+
+    return tuple(
+        Rule(
+            id=str(r["id"]),
+            metric="goodput",
+            op=str(r["op"]),
+            value=float(r["value"]),
+            per="all" if r.get("per") == "all" else "entry",
+            limits={str(k): float(v) for k, v in (r.get("limits") or {}).items()},
+            select=tuple(
+                Selector(**{str(k): tuple(str(x) for x in v) for k, v in sel.items()})
+                for sel in r.get("select") or [{}]
+            ),
+        )
+        for r in data
+    )
 
 
 def _pooled(entries: Sequence[EntrySnap]) -> EntrySnap:
@@ -311,6 +584,8 @@ class SloFigure:
     """The entry judged (the worst one, for a per-entry SLO)."""
     limit: float = 0.0
     op: str = "<"
+    steps: tuple[StepGoodput, ...] = ()
+    """A goodput SLO's figure for each journey step."""
 
     @property
     def excess(self) -> float:
@@ -328,6 +603,7 @@ class SloFigure:
             "value": self.value,
             "held": self.held,
             "entry": self.entry,
+            **({"steps": [s.as_dict() for s in self.steps]} if self.steps else {}),
         }
 
 
@@ -339,14 +615,21 @@ _OPS = {
 }
 
 
-def _slo_figure(rule: Rule, old: Snapshot, new: Snapshot, started: int, seconds: float) -> SloFigure:
+def _slo_figure(
+    rule: Rule, old: Snapshot, new: Snapshot, seconds: float, counts: JourneyCounts | None
+) -> SloFigure:
     metric = rule.metric
     if metric == "goodput":
-        if new.bad_iterations is None or old.bad_iterations is None:
-            return _judged(rule, None, "iterations")
-        bad = new.bad_iterations.get(rule.id, 0) - old.bad_iterations.get(rule.id, 0)
-        value = None if started <= 0 else max(0.0, 1.0 - bad / started)
-        return _judged(rule, value, "iterations")
+        if counts is None:
+            return _judged(rule, None, WHOLE_JOURNEY)
+        steps = counts.step_goodput(rule.id)
+        if rule.per == "all":
+            return replace(_judged(rule, counts.goodput(rule.id), WHOLE_JOURNEY), steps=steps)
+        if not steps:
+            return SloFigure(rule.id, rule.text(), None, None, limit=rule.value, op=rule.op)
+        figures = [_judged(rule, s.goodput, s.step) for s in steps]
+        lowest = min(figures, key=lambda f: (f.held is not False, f.value))
+        return replace(lowest, steps=steps)
     head, _, stat = metric.partition(".")
     quantity = head if head in ("corrected", "ttft", "itl") else None
     stat = (stat or "mean") if quantity else metric
@@ -429,10 +712,13 @@ class StepResult:
             "corrected_p95_ms": self.latency("p95"),
             "corrected_p99_ms": self.latency("p99"),
             "goodput": self.goodput,
+            "step_goodput": {step: round(value, 6) for step, value in self.step_goodput.items()},
         }
 
     # Filled by judge_step: the corrected p95/p99 over every request, and the journey goodput.
     extra: Mapping[str, float | None] = field(default_factory=dict)
+    step_goodput: Mapping[str, float] = field(default_factory=dict)
+    """Each journey step's goodput (the lowest under the goodput SLOs), by step name."""
 
     def latency(self, stat: str) -> float | None:
         return self.extra.get(f"corrected_{stat}")
@@ -450,12 +736,14 @@ def judge_step(
     spec: CapacitySpec,
     pool: int,
     iterations: tuple[int, int, float] | None = None,
+    journeys: JourneyCounts | None = None,
 ) -> StepResult:
     """Judge one step from two snapshots taken at the start and end of its judged window.
 
     `iterations` (started, dropped, seconds) of the whole step, when known, give the achieved rate
     and the drops instead of the window's counts: a master's counts arrive in workers' reports, a
-    few seconds apart, too coarse for a window of a few seconds."""
+    few seconds apart, too coarse for a window of a few seconds. `journeys` counts the iterations
+    due in the judged window (goodput, late starts); None where nobody counted them."""
     seconds = max(new.at - old.at, 1e-9)
     started = new.started - old.started
     dropped_entry = [e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0] == DROPPED_TYPE]
@@ -464,7 +752,7 @@ def judge_step(
     if iterations is not None:
         started, dropped, whole = iterations
         achieved = started / whole if whole > 0 else 0.0
-    figures = tuple(_slo_figure(rule, old, new, started, seconds) for rule in spec.slos)
+    figures = tuple(_slo_figure(rule, old, new, seconds, journeys) for rule in spec.slos)
     s = spec.search
     reasons = [f"{f.slo}: {f.text} broken ({_show(f)})" for f in figures if f.held is False]
     late = []
@@ -473,11 +761,8 @@ def judge_step(
     if dropped > s.max_dropped_ratio * max(started + dropped, 1):
         late.append(f"{dropped} iterations dropped of {started + dropped}")
     reasons += late
-    if new.late_starts is not None and old.late_starts is not None:
-        n_late = new.late_starts[0] - old.late_starts[0]
-        n_seen = new.late_starts[1] - old.late_starts[1]
-        if n_seen and n_late > LATE_SHARE * n_seen:
-            late.append(f"{n_late} of {n_seen} iterations started over {LATE_START_MS:g} ms late")
+    if journeys is not None and journeys.seen and journeys.late > LATE_SHARE * journeys.seen:
+        late.append(f"{journeys.late} of {journeys.seen} iterations started over {LATE_START_MS:g} ms late")
 
     generator = None
     if new.loadgen_cpu > s.max_loadgen_cpu:
@@ -485,7 +770,7 @@ def judge_step(
             f"a load-generator process ran at {new.loadgen_cpu:.0f}% CPU (limit {s.max_loadgen_cpu:g}%)"
         )
     elif late and reasons:
-        generator = _generator_limited(spec, old, new, started, seconds, pool)
+        generator = _generator_limited(spec, old, new, seconds, pool)
         if generator is not None:
             generator += f" ({'; '.join(late)})"
 
@@ -493,11 +778,20 @@ def judge_step(
         k: e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0].endswith(CORRECTED_SUFFIX)
     }
     pooled_corrected = _pooled(list(every.values()))
-    goodputs = [f.value for f in figures if f.slo in {r.id for r in spec.slos if r.metric == "goodput"}]
+    goodputs: list[float] = []
+    step_goodput: dict[str, float] = {}
+    if journeys is not None:
+        for rule in spec.slos:
+            if rule.metric != "goodput":
+                continue
+            if (journey := journeys.goodput(rule.id)) is not None:
+                goodputs.append(journey)
+            for each in journeys.step_goodput(rule.id):
+                step_goodput[each.step] = min(each.goodput, step_goodput.get(each.step, 1.0))
     extra = {
         "corrected_p95": _stat(pooled_corrected, "p95"),
         "corrected_p99": _stat(pooled_corrected, "p99"),
-        "goodput": min((g for g in goodputs if g is not None), default=None),
+        "goodput": min(goodputs, default=None),
     }
     return StepResult(
         number=number,
@@ -511,6 +805,7 @@ def judge_step(
         reasons=tuple(reasons),
         generator_limited=generator,
         extra=extra,
+        step_goodput=step_goodput,
     )
 
 
@@ -518,7 +813,6 @@ def _generator_limited(
     spec: CapacitySpec,
     old: Snapshot,
     new: Snapshot,
-    started: int,
     seconds: float,
     pool: int,
 ) -> str | None:
@@ -535,7 +829,7 @@ def _generator_limited(
             measured = replace(rule, metric=rule.metric.partition(".")[2] or "mean")
         elif rule.metric == "goodput":
             continue  # judged on corrected latency: late starts break it whoever caused them
-        figure = _slo_figure(measured, old, new, started, seconds)
+        figure = _slo_figure(measured, old, new, seconds, None)
         if figure.held is False:
             return None  # the backend itself broke an SLO: a real knee
     return (
@@ -552,6 +846,19 @@ def _is_plain_latency(metric: str) -> bool:
 def _show(f: SloFigure) -> str:
     value = "n/a" if f.value is None else f"{f.value:,.4g}"
     return f"{value} at {f.entry}" if f.entry else value
+
+
+def describe_goodput(step: Mapping[str, Any]) -> str | None:
+    """ "goodput 93.1% (GET /a 100.0%, POST /b 93.1%)" of one step of `capacity.json` (None without
+    a goodput SLO): which journey step lost the iterations."""
+    journey = step.get("goodput")
+    steps = step.get("step_goodput") or {}
+    if journey is None and not steps:
+        return None
+    text = "goodput " + ("n/a" if journey is None else f"{journey:.1%}")
+    if steps:
+        text += " (" + ", ".join(f"{name} {value:.1%}" for name, value in steps.items()) + ")"
+    return text
 
 
 # --- the search -------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ and these listeners, in the order they run:
                                                       (imported only by the master or a local run)
                               web_form.on_init        the start form: a profile's stages, benchmarks unticked
                               arrival.on_init         arrival-rate slots across processes
+                              goodput.on_init         a capacity search's iterations counted per process
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
 
@@ -63,6 +64,7 @@ def install() -> None:
         arrival,
         benchmarks,
         embedded,
+        goodput,
         guard,
         options,
         preflight,
@@ -85,6 +87,7 @@ def install() -> None:
         _live_on_init,
         web_form.on_init,
         arrival.on_init,
+        goodput.on_init,
         embedded.on_init,
         preflight.refresh_clock,
     ):

@@ -8,9 +8,12 @@ passes while every user is busy may still start late, up to the profile's `max_s
 that it is dropped and counted.
 
 Every process that runs users has one `SlotScheduler`. The master (or the local process) tells them
-each stage through a custom message, with each process's share of the rate (rate / worker count),
-so the rate is global across workers. Workers send their started/dropped counts back in their stats
-reports; the master writes them to `arrival.json` in `--run-dir`.
+each stage through a custom message, with each process's part of the rate (`split_timeline`: worker
+i of n takes the global slots i, i+n, i+2n, ...), so together they start exactly the target rate.
+When a worker joins, quits or is lost (its heartbeats stop), the master splits the rest of the
+timeline again over the workers then connected, from that moment on, mid-stage. Workers send their
+started/dropped counts back in their stats reports; the master writes them to `arrival.json` in
+`--run-dir`, with every split (when, over how many workers).
 
 What a run reports:
 - stats entry `ARRIVAL` / `dropped iterations`: one event per dropped slot;
@@ -30,11 +33,12 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,9 @@ FINAL_REPORT_DELAY = 5.0
 (their final stats reports arrive after the stop; a headless run also rewrites it when quitting)."""
 IDLE_POLL = 0.25
 """Seconds a pool user sleeps before asking again when the current stage has no slot left."""
+SPLIT_CHECK = 0.5
+"""Seconds between the master's looks at its workers: a worker that joined, quit or was lost (Locust
+marks it missing after three heartbeats, about 3 s) gets the rate split again within this."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class StagePlan:
     share: float
     max_start_delay: float
     workflow: str
+    phase: float = 0.0
+    """Where this process's slots sit between the global ones (0 to 1; see `split_timeline`)."""
 
     def to_message(self) -> dict[str, Any]:
         return {
@@ -81,6 +90,7 @@ class StagePlan:
             "share": self.share,
             "max_start_delay": self.max_start_delay,
             "workflow": self.workflow,
+            "phase": self.phase,
         }
 
     @classmethod
@@ -93,15 +103,42 @@ class StagePlan:
             share=float(data["share"]),
             max_start_delay=float(data["max_start_delay"]),
             workflow=str(data["workflow"]),
+            phase=float(data.get("phase", 0.0)),
         )
+
+
+def split_timeline(
+    plans: Sequence[StagePlan], processes: int, at: float | None = None
+) -> list[list[StagePlan]]:
+    """Each of `processes` processes' part of a timeline of whole-rate stages, from `at` on (None: from
+    its start). Process i takes the global slots i, i+n, i+2n, ... (share 1/n, phase i/n), so together
+    the processes start exactly the timeline's slots, interleaved. Split at `at`, the stage under way
+    continues from its rate at `at`, and the first slot after `at` is the next global slot: with
+    the slots before `at` taken under the previous split, the sum is still exactly the timeline."""
+    parts: list[list[StagePlan]] = [[] for _ in range(processes)]
+    for plan in plans:
+        end = plan.started_at + plan.duration
+        if at is not None and end <= at:
+            continue
+        whole, extra = plan, 0.0
+        if at is not None and plan.started_at < at:
+            elapsed = at - plan.started_at
+            due = plan.arrival.iterations_by(elapsed, plan.duration)
+            extra = math.ceil(due) - due  # how far the next global slot is past `at`, in slots
+            rest = ArrivalStage(plan.arrival.rate_at(elapsed, plan.duration), plan.arrival.rate_end)
+            whole = replace(plan, started_at=at, duration=end - at, arrival=rest)
+        for i, part in enumerate(parts):
+            part.append(replace(whole, share=1.0 / processes, phase=(i + extra) / processes))
+    return parts
 
 
 @dataclass(frozen=True)
 class Slot:
-    """An intended start time (epoch seconds) and the stage it belongs to."""
+    """An intended start time (epoch seconds), the stage it belongs to and the timeline it came from."""
 
     at: float
     stage: int
+    timeline: int = 0
 
 
 @dataclass
@@ -112,23 +149,49 @@ class SlotScheduler:
 
     on_drop: Callable[[int], None] = field(default=lambda stage: None)
     plans: list[StagePlan] = field(default_factory=list)
-    phase: float = 0.0
-    """Where this process's slots sit between the global ones (worker i of n: i/n), so processes
-    sharing a rate interleave instead of starting together."""
     current: int = 0
     next_index: int = 0
     started: dict[int, int] = field(default_factory=dict)
     dropped: dict[int, int] = field(default_factory=dict)
+    timeline: int = 0
+    """Which timeline the plans are (each `set_timeline` or `resplit` makes a new one)."""
+    backlog: list[tuple[Slot, float]] = field(default_factory=list)
+    """Untaken slots of the timeline before a re-split, due before it, with their `max_start_delay`."""
+    void_from: dict[int, float] = field(default_factory=dict)
+    """Timeline -> the time from which its slots are void: a re-split gave them to the new one."""
 
     def set_timeline(self, plans: list[StagePlan], now: float) -> None:
         """Run `plans` (in order) from now on; the old timeline's due, untaken slots are dropped."""
         self.finish(now)
+        self._new_timeline(plans)
+
+    def resplit(self, plans: list[StagePlan], cut: float) -> None:
+        """Run `plans`, this process's new part of the rate from `cut` on (see `split_timeline`).
+        The old timeline's untaken slots before `cut` stay due, within their `max_start_delay`; its
+        slots from `cut` on are void, also one a user already claimed (`is_void`)."""
+        while (due := self._peek()) is not None and due[0].at < cut:
+            self.next_index += 1
+            self.backlog.append((due[0], due[1].max_start_delay))
+        self.void_from[self.timeline] = cut
+        self._new_timeline(plans)
+
+    def _new_timeline(self, plans: list[StagePlan]) -> None:
         self.plans = list(plans)
         self.current = 0
         self.next_index = 0
+        self.timeline += 1
+
+    def is_void(self, slot: Slot) -> bool:
+        """Whether a re-split gave `slot`'s time to the processes' new parts (it must not start)."""
+        cut = self.void_from.get(slot.timeline)
+        return cut is not None and slot.at >= cut
 
     def finish(self, now: float) -> None:
         """Drop every slot that is due by `now` and was never taken, and hand out no more."""
+        for slot, _delay in self.backlog:
+            if slot.at < now:
+                self._drop(slot.stage)
+        self.backlog.clear()
         while (due := self._peek()) is not None and due[0].at < now:
             self.next_index += 1
             self._drop(due[0].stage)
@@ -137,6 +200,12 @@ class SlotScheduler:
     def claim(self, now: float) -> Slot | None:
         """The next slot for a user free at `now`, or None when the timeline has none left. Slots
         more than their stage's `max_start_delay` overdue are dropped on the way."""
+        while self.backlog:
+            slot, delay = self.backlog.pop(0)
+            if slot.at < now - delay:
+                self._drop(slot.stage)
+                continue
+            return slot
         while (due := self._peek()) is not None:
             slot, plan = due
             self.next_index += 1
@@ -149,9 +218,9 @@ class SlotScheduler:
     def _peek(self) -> tuple[Slot, StagePlan] | None:
         while self.current < len(self.plans):
             plan = self.plans[self.current]
-            offset = plan.arrival.slot_offset(self.next_index, plan.duration, plan.share, self.phase)
+            offset = plan.arrival.slot_offset(self.next_index, plan.duration, plan.share, plan.phase)
             if offset is not None:
-                return Slot(plan.started_at + offset, plan.number), plan
+                return Slot(plan.started_at + offset, plan.number, self.timeline), plan
             self.current += 1
             self.next_index = 0
         return None
@@ -210,6 +279,17 @@ class ArrivalRun:
         self._instrumented: dict[type[Any], dict[str, Any]] = {}
         self._ready: set[int] = set()
         self._ready_by_worker: dict[str, int] = {}
+        self.workflow: str | None = None
+        """The workflow of the arrival profile under way (master or local), None outside one."""
+        self.timeline: list[StagePlan] = []
+        """The stages at their whole rate, as the master splits them among its workers."""
+        self.split_over: tuple[str, ...] = ()
+        """The workers the timeline was last split over (master)."""
+        self.splits: list[dict[str, Any]] = []
+        """Every split of the rate: when (seconds after the profile's clock started) and over how many
+        workers."""
+        self._clock_started: float | None = None
+        self._watcher: Any = None
 
     # --- master or local: stages ------------------------------------------------------------
 
@@ -217,11 +297,24 @@ class ArrivalRun:
         """An arrival profile starts (master or local): forget the previous run's stages and have
         every process make `workflow` wait for slots before its pool of users is spawned."""
         self.profile_name = profile_name
+        self.workflow = workflow
         self.reports.clear()
+        self.splits.clear()
+        self._clock_started = None
         self.scheduler.take_counts()
         self._ready.clear()
         self._ready_by_worker.clear()
         self.environment.runner.send_message(STAGE_MESSAGE, {"workflow": workflow, "stages": []})
+
+    def on_worker_connect(self, client_id: str) -> None:
+        """A worker joins while an arrival profile runs (master): it makes the workflow wait for slots
+        before Locust gives it users (this message reaches it first), and gets its part of the rate
+        at the next split check."""
+        if self.workflow is None:
+            return
+        message = {"workflow": self.workflow, "stages": []}
+        self.environment.runner.send_message(STAGE_MESSAGE, message, client_id=client_id)
+        self.split_over = ()  # also a worker that reconnects: its timeline was just emptied
 
     def ready_users(self) -> int:
         """Pool users done with `on_start` and waiting for slots, in every process."""
@@ -242,18 +335,80 @@ class ArrivalRun:
             self.environment.runner.send_message(READY_MESSAGE, {"ready": len(self._ready)})
 
     def start_timeline(self, plans: list[StagePlan]) -> None:
-        """The profile's clock starts: tell every user-running process all its stages at once."""
+        """The profile's clock starts: tell every user-running process all its stages at once, each
+        its part of the rate (`plans` are at their whole rate). Empty: no more slots anywhere."""
         for plan in plans:
             self.reports[plan.number] = StageReport(
                 plan.number, plan.duration, plan.arrival.rate, plan.arrival.rate_end, plan.workflow
             )
-        workflow = plans[0].workflow if plans else None
-        message = {"workflow": workflow, "stages": [plan.to_message() for plan in plans]}
-        self.environment.runner.send_message(STAGE_MESSAGE, message)
+        self.timeline = list(plans)
+        self.split(None)
+        if plans and self._watcher is None and self._is_master:
+            self._watcher = gevent.spawn(self._keep_split)
 
     def end_stages(self) -> None:
+        self.workflow = None
+        self.timeline = []
         if self.reports:
             self.environment.runner.send_message(STAGE_MESSAGE, {"workflow": None, "stages": []})
+
+    @property
+    def _is_master(self) -> bool:
+        from locust.runners import MasterRunner
+
+        return isinstance(self.environment.runner, MasterRunner)
+
+    def live_workers(self) -> tuple[str, ...]:
+        """The workers that get a part of the rate (master), in the order of their index."""
+        runner = self.environment.runner
+        if not self._is_master:
+            return ("",)
+        nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
+        return tuple(sorted((node.id for node in nodes), key=runner.get_worker_index))
+
+    def split(self, at: float | None) -> None:
+        """Send every live worker its part of the rest of the timeline, from `at` on (None: all of
+        it, a new timeline)."""
+        runner = self.environment.runner
+        workers = self.live_workers()
+        self.split_over = workers
+        if not self.timeline:
+            runner.send_message(STAGE_MESSAGE, {"workflow": None, "stages": []})
+            return
+        if not workers:
+            return
+        since = at if at is not None else self.timeline[0].started_at
+        if self._clock_started is None:
+            self._clock_started = since
+        self.splits.append({"after_s": round(since - self._clock_started, 3), "workers": len(workers)})
+        for worker, part in zip(workers, split_timeline(self.timeline, len(workers), at), strict=True):
+            message: dict[str, Any] = {
+                "workflow": self.timeline[0].workflow,
+                "stages": [plan.to_message() for plan in part],
+            }
+            if at is not None:
+                message["cut"] = at
+            runner.send_message(STAGE_MESSAGE, message, client_id=worker or None)
+
+    def _keep_split(self) -> None:
+        """Split the rest of the timeline again whenever the live workers change (master)."""
+        try:
+            while self.timeline:
+                gevent.sleep(SPLIT_CHECK)
+                now = time.time()
+                if not self.timeline or now >= max(p.started_at + p.duration for p in self.timeline):
+                    return
+                workers = self.live_workers()
+                if workers and workers != self.split_over:
+                    logger.info(
+                        "Arrival rate: %d worker(s) now, %d before: the rest of the timeline is split "
+                        "again over them",
+                        len(workers),
+                        len(self.split_over),
+                    )
+                    self.split(now)
+        finally:
+            self._watcher = None
 
     def add_counts(self, counts: dict[str, list[int]]) -> None:
         for key, (started, dropped) in counts.items():
@@ -281,6 +436,7 @@ class ArrivalRun:
             "dropped_entry": {"request_type": DROPPED_TYPE, "name": DROPPED_NAME},
             "corrected_suffix": CORRECTED_SUFFIX,
             "stages": [r.as_dict() for _, r in sorted(self.reports.items())],
+            "splits": list(self.splits),
         }
         tmp = path.with_name(temporary_name(path.name))
         tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
@@ -301,11 +457,10 @@ class ArrivalRun:
                 self._ready.clear()  # a new profile run prepares its pool
             self.instrument(user_class)
         plans = [StagePlan.from_message(stage) for stage in data.get("stages") or []]
-        self.scheduler.set_timeline(plans, now)
-        if plans:
-            processes = max(round(1 / plans[0].share), 1)
-            index = max(int(getattr(self.environment.runner, "worker_index", 0) or 0), 0)
-            self.scheduler.phase = (index % processes) / processes
+        if data.get("cut") is not None:
+            self.scheduler.resplit(plans, float(data["cut"]))
+        else:
+            self.scheduler.set_timeline(plans, now)
 
     def _user_class(self, name: str) -> type | None:
         env = self.environment
@@ -380,10 +535,13 @@ def _one_iteration(task: Any, scheduler: SlotScheduler) -> Callable[[Any], None]
         return task  # type: ignore[no-any-return]
 
     def iteration(user: Any) -> None:
-        while getattr(user, "_cgpt_slot", None) is None:
-            user.wait()  # the slot-fed wait_time claims a slot and sleeps until it is due
-        slot: Slot = user._cgpt_slot
-        user._cgpt_slot = None
+        while True:
+            while getattr(user, "_cgpt_slot", None) is None:
+                user.wait()  # the slot-fed wait_time claims a slot and sleeps until it is due
+            slot: Slot = user._cgpt_slot
+            user._cgpt_slot = None
+            if not scheduler.is_void(slot):
+                break  # else a re-split gave its time to the new parts of the rate: take another
         user._cgpt_intended_start = slot.at
         scheduler.mark_started(slot.stage)
         try:
@@ -430,6 +588,9 @@ def on_init(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.register_message(
             READY_MESSAGE, lambda environment, msg, **_: run.on_ready_message(msg.node_id, msg.data)
+        )
+        environment.events.worker_connect.add_listener(
+            lambda client_id, **_: run.on_worker_connect(client_id)
         )
     else:
         runner.register_message(STAGE_MESSAGE, lambda environment, msg, **_: run.on_stage_message(msg.data))

@@ -13,7 +13,6 @@ number of locustfiles (Locust sees the same class, defined in one file, and keep
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from pathlib import Path
@@ -23,18 +22,17 @@ import gevent
 from locust import LoadTestShape
 
 from compliance_loadtest.capacity import (
-    CORRECTED_SUFFIX,
-    LATE_START_MS,
-    LLM_TYPE,
     CapacityResult,
     CapacitySearch,
     EntrySnap,
     Snapshot,
+    describe_goodput,
     judge_step,
     write_outputs,
 )
 from compliance_loadtest.errors import EXIT_INVALID_RUN
-from compliance_loadtest.plugin.arrival import StagePlan, arrival_run, corrected_response_time
+from compliance_loadtest.plugin.arrival import StagePlan, arrival_run
+from compliance_loadtest.plugin.goodput import journey_counting
 from compliance_loadtest.profiles import (
     ArrivalStage,
     Profile,
@@ -193,7 +191,6 @@ class LoadProfileShape(LoadTestShape):
         the exact boundaries, not at the shape's next once-a-second tick."""
         if profile.workflow is None:
             return
-        workers = getattr(self.runner, "worker_count", 1) or 1
         clock = time.time()
         plans = []
         for stage in profile.stages:
@@ -204,7 +201,7 @@ class LoadProfileShape(LoadTestShape):
                         started_at=clock,
                         duration=stage.duration,
                         arrival=stage.arrival,
-                        share=1.0 / workers,
+                        share=1.0,  # the whole rate: arrival_run splits it among the workers
                         max_start_delay=profile.max_start_delay,
                         workflow=profile.workflow,
                     )
@@ -287,11 +284,7 @@ class CapacityDriver:
         self.result: CapacityResult | None = None
         self.done = False
         self._greenlet: Any = None
-        self._bad: dict[str, int] = {}
-        self._bad_keys: dict[str, set[float]] = {}
-        self._first: set[float] = set()
-        self._first_forgotten = 0
-        self._late = 0
+        self._counting = journey_counting(runner.environment)
         self._cpu: Any = None
 
     @property
@@ -305,7 +298,7 @@ class CapacityDriver:
 
         self._cpu = psutil.Process()
         self._cpu.cpu_percent()
-        self.runner.environment.events.request.add_listener(self._on_request)
+        self._counting.start(self.spec)
         self._greenlet = gevent.spawn(self._run)
 
     def stop(self, why: str) -> None:
@@ -333,9 +326,6 @@ class CapacityDriver:
         lag = self.report_lag if self.distributed else 0.0
         while (rate := self.search.next_rate()) is not None:
             number += 1
-            # Each step shares its rate among the workers connected when it starts, so a worker that
-            # joins or is lost changes the shares from the next step on.
-            workers = (getattr(self.runner, "worker_count", 1) or 1) if self.distributed else 1
             logger.info(
                 "Capacity search: step %d at %.3g iterations/s for %.1fs", number, rate, s.step_duration
             )
@@ -344,7 +334,7 @@ class CapacityDriver:
                 started_at=time.time(),
                 duration=s.step_duration + lag,
                 arrival=ArrivalStage(rate, rate),
-                share=1.0 / workers,
+                share=1.0,  # split among the workers live at each moment (arrival_run)
                 max_start_delay=self.profile.max_start_delay,
                 workflow=self.profile.workflow or "",
             )
@@ -362,16 +352,21 @@ class CapacityDriver:
                 self._snapshot()
                 report = arrival.reports[number]
                 iterations = (report.started, report.dropped, plan.duration)
-            step = judge_step(number, rate, old, new, self.spec, self.profile.stages[0].users, iterations)
+            # Goodput and late starts: the iterations due in the judged window, wherever they ran.
+            journeys = self._counting.window(plan.started_at + warm, plan.started_at + s.step_duration)
+            pool = self.profile.stages[0].users
+            step = judge_step(number, rate, old, new, self.spec, pool, iterations, journeys)
             self.search.record(step)
             verdict = "good" if step.good else ("INVALID" if step.generator_limited else "broken")
+            goodput = describe_goodput(step.as_dict())
             logger.info(
-                "Capacity search: step %d at %.3g/s %s: achieved %.3g/s, %d dropped%s",
+                "Capacity search: step %d at %.3g/s %s: achieved %.3g/s, %d dropped%s%s",
                 number,
                 rate,
                 verdict,
                 step.achieved_rate,
                 step.dropped,
+                f", {goodput}" if goodput else "",
                 f"; {'; '.join(step.reasons)}" if step.reasons else "",
             )
             if not step.good and self.search.next_rate() is not None:
@@ -383,7 +378,7 @@ class CapacityDriver:
         if self.done:
             return
         self.done = True
-        self.runner.environment.events.request.remove_listener(self._on_request)
+        self._counting.stop()
         result = self.search.result(self.profile.workflow or "", self.profile.name, ended_early)
         self.result = result
         log = logger.info if result.valid else logger.error
@@ -411,56 +406,7 @@ class CapacityDriver:
         cpu = float(self._cpu.cpu_percent()) if self._cpu is not None else 0.0
         if self.distributed:
             cpu = max([cpu] + [float(getattr(c, "cpu_usage", 0) or 0) for c in self.runner.clients.values()])
-        bad = None if self.distributed else dict(self._bad)
-        late = None if self.distributed else (self._late, len(self._first) + self._first_forgotten)
-        return Snapshot(time.time(), entries, started, bad, cpu, late)
-
-    def _on_request(
-        self,
-        request_type: str,
-        name: str,
-        response_time: float,
-        exception: BaseException | None = None,
-        context: dict[str, Any] | None = None,
-        start_time: float | None = None,
-        **_kw: Any,
-    ) -> None:
-        """Count the iterations a goodput SLO calls bad: one with a failed request, or with a request
-        past the SLO's limits (`response_time_ms` on the latency corrected from the iteration's
-        intended start, `ttft_ms` on the time to first token)."""
-        intended = (context or {}).get("intended_start")
-        if intended is None or request_type.endswith(CORRECTED_SUFFIX):
-            return
-        started = start_time if start_time is not None else time.time() - response_time / 1000.0
-        corrected = corrected_response_time(started, float(intended), response_time)
-        if intended not in self._first:  # an iteration's first request: how late did it start?
-            if len(self._first) > 100_000:  # iterations long over; only recent ones can repeat
-                self._first_forgotten += len(self._first)
-                self._first.clear()
-            self._first.add(intended)
-            if (started - float(intended)) * 1000.0 > LATE_START_MS:
-                self._late += 1
-        is_ttft = request_type == LLM_TYPE and name.endswith("time to first token")
-        for rule in self.spec.slos:
-            if rule.metric != "goodput":
-                continue
-            group = str((context or {}).get("group", ""))
-            if not any(sel.matches(request_type, name, group, "") for sel in rule.select):
-                continue
-            bad = exception is not None
-            if request_type != LLM_TYPE:
-                bad = bad or corrected > rule.limits.get("response_time_ms", math.inf)
-            elif is_ttft:
-                bad = bad or response_time > rule.limits.get("ttft_ms", math.inf)
-            if not bad:
-                continue
-            seen = self._bad_keys.setdefault(rule.id, set())
-            if intended in seen:
-                continue
-            if len(seen) > 100_000:  # iterations long over; only the recent ones can repeat
-                seen.clear()
-            seen.add(intended)
-            self._bad[rule.id] = self._bad.get(rule.id, 0) + 1
+        return Snapshot(time.time(), entries, started, cpu)
 
 
 # --- selecting the profile --------------------------------------------------------------------------

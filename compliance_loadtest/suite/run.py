@@ -21,10 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from compliance_loadtest import locustfile_path
 from compliance_loadtest.backend import BackendProcess, launch_backend
+from compliance_loadtest.capacity import describe_goodput
 from compliance_loadtest.errors import EXIT_INVALID_RUN, BackendStartError, SuiteRunError, SuiteUsageError
 from compliance_loadtest.run_folder import CAPACITY_JSON, CAPACITY_SVG
 from compliance_loadtest.suite.plan import SuitePlan
@@ -251,7 +253,20 @@ def _say_capacity(plan: SuitePlan) -> None:
         if first:
             line += f"; first broken at {first.get('target_rate'):g}/s by {first.get('rule')}"
         say(line)
+    for where, key in (("at the sustained rate", "sustained_rate"), ("at the knee", "knee_rate")):
+        if (goodput := _goodput_at(result, result.get(key))) is not None:
+            say(f"  {where}, {goodput}")
     say(f"capacity figures in {path}, chart in {plan.run_dir / CAPACITY_SVG}")
+
+
+def _goodput_at(result: dict[str, Any], rate: object) -> str | None:
+    """The goodput of the step at `rate`, per journey step, as `describe_goodput` words it."""
+    if not isinstance(rate, int | float) or not rate:
+        return None
+    steps = [s for s in result.get("steps") or [] if isinstance(s, dict)]
+    step = next((s for s in steps if abs(float(s.get("target_rate") or 0) - rate) < 1e-3), None)
+    text = describe_goodput(step) if step is not None else None
+    return f"{rate:g}/s: {text}" if text else None
 
 
 def run_suite(plan: SuitePlan) -> int:

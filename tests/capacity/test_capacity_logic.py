@@ -13,11 +13,18 @@ import pytest
 from compliance_loadtest.capacity import (
     CapacitySearch,
     EntrySnap,
+    JourneyCounts,
+    JourneyTally,
     SearchSettings,
     Snapshot,
+    add_taken,
+    describe_goodput,
+    goodput_rules,
     judge_step,
     parse_capacity,
     render_svg,
+    rules_from_message,
+    window,
     write_outputs,
 )
 from compliance_loadtest.profiles import ProfileError, parse_profile
@@ -181,9 +188,100 @@ def test_late_first_requests_while_the_backend_is_fast_measure_the_generator() -
     """All iterations started, none dropped, but most began well after their intended start: the
     pool, not the backend, was busy."""
     new = snap(10.0, 190, 50, 400, 190)
-    late = Snapshot(new.at, new.entries, new.started, late_starts=(150, 190))
-    old = Snapshot(0.0, {}, 0, late_starts=(0, 0))
-    step = judge_step(3, 20.0, old, late, spec(), pool=1)
+    late = JourneyCounts(seen=190, late=150)
+    step = judge_step(3, 20.0, ZERO, new, spec(), pool=1, journeys=late)
     assert step.generator_limited is not None and "started late" in step.generator_limited
-    on_time = Snapshot(new.at, new.entries, new.started, late_starts=(2, 190))
-    assert judge_step(3, 20.0, old, on_time, spec(), pool=1).generator_limited is None
+    on_time = JourneyCounts(seen=190, late=2)
+    assert judge_step(3, 20.0, ZERO, new, spec(), pool=1, journeys=on_time).generator_limited is None
+
+
+GOODPUT_SLOS = [
+    {"id": "journey", "metric": "goodput", "op": ">=", "value": "90%", "limits": {"response_time_ms": 300}},
+    {
+        "id": "worst-step",
+        "metric": "goodput",
+        "op": ">=",
+        "value": "80%",
+        "per": "entry",
+        "limits": {"response_time_ms": 300},
+    },
+]
+PROFILE, ASK = "GET /api/users/profile", "POST /api/assistant/ask"
+
+
+def journeys(tallies: list[JourneyTally], iterations: range) -> None:
+    """Ten iterations of a two-step journey, spread over the tallies (processes) round robin: the
+    profile lookup failed in iteration 0, the question took 500 ms (over 300) in iterations 1-3."""
+    for i in iterations:
+        tally = tallies[i % len(tallies)]
+        at = 100.0 + i
+        for step, ms in ((PROFILE, 50.0), (ASK, 500.0 if i in (1, 2, 3) else 100.0)):
+            kind, name = step.split(" ", 1)
+            tally.observe(
+                kind,
+                name,
+                "",
+                intended=at,
+                started=at,
+                response_time=ms,
+                corrected=ms,
+                failed=i == 0 and step == PROFILE,
+            )
+        # a stream measure of the reply is not a step of its own
+        tally.observe(
+            "LLM",
+            "SSE inter-token latency",
+            "ai",
+            intended=at,
+            started=at,
+            response_time=5,
+            corrected=5,
+            failed=False,
+        )
+
+
+def test_goodput_per_journey_step_and_for_the_whole_journey() -> None:
+    capacity = parse_capacity({"slos": GOODPUT_SLOS}, "cap.yaml")
+    tally = JourneyTally(capacity.slos)
+    journeys([tally], range(10))
+    counts = tally.window(100.0, 110.0)
+    step = judge_step(1, 1.0, ZERO, Snapshot(10.0, {}, 10), capacity, pool=5, journeys=counts)
+    journey, worst = step.slos
+    # 4 of 10 iterations had a step that broke the SLO; each step alone broke it in 1 and 3 of 10
+    assert (journey.value, journey.entry, journey.held) == (pytest.approx(0.6), "whole journey", False)
+    assert (worst.value, worst.entry, worst.held) == (pytest.approx(0.7), ASK, False)
+    assert step.goodput == pytest.approx(0.6)
+    assert step.step_goodput == {PROFILE: pytest.approx(0.9), ASK: pytest.approx(0.7)}
+    figures = step.as_dict()
+    assert figures["step_goodput"] == {PROFILE: 0.9, ASK: 0.7}
+    assert figures["slos"][0]["steps"] == [
+        {"step": PROFILE, "iterations": 10, "goodput": 0.9},
+        {"step": ASK, "iterations": 10, "goodput": 0.7},
+    ]
+    assert not step.good and any(
+        r.startswith("worst-step: goodput >= 80.00% broken (0.7 at POST") for r in step.reasons
+    )
+    assert describe_goodput(figures) == f"goodput 60.0% ({PROFILE} 90.0%, {ASK} 70.0%)"
+
+
+def test_workers_tallies_summed_on_the_master_give_the_same_goodput() -> None:
+    """Each worker counts its own iterations (the SLOs reach it as plain data) and reports what changed
+    since its last report; the master's sum judges the step as one process would, and a window
+    holds only the iterations due in it, whenever their counts arrived."""
+    capacity = parse_capacity({"slos": GOODPUT_SLOS}, "cap.yaml")
+    workers = [JourneyTally(rules_from_message(goodput_rules(capacity))) for _ in range(2)]
+    master: dict[int, JourneyCounts] = {}
+    journeys(workers, range(6))
+    for worker in workers:  # a report mid-step, then the rest
+        add_taken(master, worker.take())
+    journeys(workers, range(6, 10))
+    for worker in workers:
+        add_taken(master, worker.take())
+    alone = JourneyTally(capacity.slos)
+    journeys([alone], range(10))
+    assert window(master, 100.0, 110.0) == alone.window(100.0, 110.0)
+    counts = window(master, 100.0, 110.0)
+    step = judge_step(1, 1.0, ZERO, Snapshot(10.0, {}, 10), capacity, pool=5, journeys=counts)
+    assert [f.value for f in step.slos] == [pytest.approx(0.6), pytest.approx(0.7)]
+    assert window(master, 104.0, 110.0).seen == 6
+    assert window(master, 104.0, 110.0).goodput("journey") == pytest.approx(1.0)

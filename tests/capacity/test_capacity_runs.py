@@ -108,13 +108,21 @@ def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Back
     assert "capacity-gate" in failed.stdout + failed.stderr
     html = next((run_dir.parent / "report").glob("*.html")).read_text()
     assert "<h2>Capacity search</h2>" in html and "data:image/svg+xml;base64," in html
+    assert '<table id="capacity-steps">' in html and html.count("<td>good</td>") == len(good)
 
 
 @pytest.mark.slow
 def test_search_with_two_workers_finds_the_known_capacity(capped_backend: Backend, tmp_path: Path) -> None:
     port = str(free_port())  # the master's port: other runs may hold Locust's default
     # A step of a distributed search waits for the workers' reports: a narrower search keeps it short.
-    profile = capacity_profile(tmp_path, search="start_rate: 15, max_rate: 30, precision: 0.1")
+    # Goodput is judged on the master from the workers' counts of their iterations.
+    slos = (
+        "  - {id: latency, metric: corrected.p95, op: '<', value: 250ms, per: all}\n"
+        "  - {id: errors, metric: failure_ratio, op: '<', value: 1%, per: all}\n"
+        "  - {id: step-goodput, metric: goodput, op: '>=', value: 50%, per: entry,"
+        " limits: {response_time_ms: 1000}}\n"
+    )
+    profile = capacity_profile(tmp_path, search="start_rate: 15, max_rate: 30, precision: 0.1", slos=slos)
     run, run_dir = search(
         tmp_path, capped_backend, profile, "ProfileLookupJourney",
         "--processes", "2", "--master-bind-port", port, "--master-port", port,
@@ -126,6 +134,12 @@ def test_search_with_two_workers_finds_the_known_capacity(capped_backend: Backen
     assert abs(result["sustained_rate"] - TRUE_CAPACITY) <= 0.10 * TRUE_CAPACITY, result
     good = [s for s in result["steps"] if s["verdict"] == "good"]
     assert all(abs(s["achieved_rate"] - s["target_rate"]) <= 0.1 * s["target_rate"] for s in good), good
+    first = result["steps"][0]
+    assert first["goodput"] is not None and first["goodput"] >= 0.9, first
+    assert list(first["step_goodput"]) == ["GET /api/users/profile"], first
+    figure = next(f for f in first["slos"] if f["slo"] == "step-goodput")
+    assert figure["entry"] == "GET /api/users/profile" and figure["held"] is True, figure
+    assert figure["steps"][0]["iterations"] >= 0.5 * first["target_rate"] * first["judged_seconds"], figure
 
 
 @pytest.mark.slow
