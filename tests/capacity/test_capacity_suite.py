@@ -17,8 +17,8 @@ PROFILE = """\
 description: a short capacity search for the suite test
 model: capacity
 workflow: ComplianceUser
-max_users: 30
-search: {start_rate: 2, max_rate: 40, step_duration: 3, cooldown: 0.5, precision: 0.2, max_steps: 3}
+max_users: 10
+search: {start_rate: 2, max_rate: 40, step_duration: 3, cooldown: 0.5, precision: 0.2, max_steps: 2}
 slos:
   - {id: latency, metric: p95, op: "<", value: 500ms, per: all}
   - {id: errors, metric: failure_ratio, op: "<", value: 5%, per: all}
@@ -43,7 +43,7 @@ def test_the_suite_prints_and_writes_the_sustained_rate_and_gates_on_it(tmp_path
     assert result["valid"] is True and result["sustained_rate"] >= 1, result
     assert f"capacity of ComplianceUser: sustained rate {result['sustained_rate']:g} iterations/s" in out
     assert (run_dir / "capacity.svg").read_text().startswith("<svg")
-    assert len(result["steps"]) <= 3 and all(s["target_rate"] <= 40 for s in result["steps"])
+    assert len(result["steps"]) <= 2 and all(s["target_rate"] <= 40 for s in result["steps"])
 
     gate.write_text("version: 1\nrules:\n  - {id: capacity-gate, metric: capacity, op: '>=', value: 500/s}\n")
     args = [
