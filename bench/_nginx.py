@@ -82,3 +82,37 @@ def stop_nginx(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+# The users both request-path benchmarks compare: a bare FastHttpUser and the library's user, sending the
+# same request to the endpoint above. Appended to each benchmark's own locustfile header.
+USERS = """
+
+from locust import constant, task
+from locust.contrib.fasthttp import FastHttpUser
+
+from locust_scenarios import Api, ApiUser
+
+
+class BenchApi(Api):
+    PATHS = {**Api.PATHS, "bench.ok": "/ok"}
+    REQUIRED_FIELDS = {**Api.REQUIRED_FIELDS, "bench.ok": ("ok",)}
+
+
+class BareUser(FastHttpUser):
+    wait_time = constant(0)
+    headers = {"Authorization": "Bearer bench-access"}
+
+    @task
+    def ok(self):
+        self.client.get("/ok", headers=self.headers)
+
+
+class LibraryUser(ApiUser):
+    wait_time = constant(0)
+    api_class = BenchApi
+
+    @task
+    def ok(self):
+        self.call("GET", "bench.ok", read=False)
+"""

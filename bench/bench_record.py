@@ -31,15 +31,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from _nginx import JSON_OK, LOGIN_OK, start_nginx, stop_nginx  # bench/ is the script's folder
+from _nginx import JSON_OK, LOGIN_OK, USERS, start_nginx, stop_nginx  # bench/ is the script's folder
 
-LOCUSTFILE = """
+LOCUSTFILE = (
+    """
 import os
 
-from locust import constant, events, task
-from locust.contrib.fasthttp import FastHttpUser
-
-from locust_scenarios import Api, ApiUser
+from locust import events
 
 _start = {}
 
@@ -62,30 +60,9 @@ def _window_closes(environment, **_kw):
         used = _cpu() - _start.pop("cpu")
         requests = environment.runner.stats.total.num_requests
         print(f"BENCH_WINDOW cpu={used:.4f} requests={requests}", flush=True)
-
-
-class BenchApi(Api):
-    PATHS = {**Api.PATHS, "bench.ok": "/ok"}
-    REQUIRED_FIELDS = {**Api.REQUIRED_FIELDS, "bench.ok": ("ok",)}
-
-
-class BareUser(FastHttpUser):
-    wait_time = constant(0)
-    headers = {"Authorization": "Bearer bench-access"}
-
-    @task
-    def ok(self):
-        self.client.get("/ok", headers=self.headers)
-
-
-class LibraryUser(ApiUser):
-    wait_time = constant(0)
-    api_class = BenchApi
-
-    @task
-    def ok(self):
-        self.call("GET", "bench.ok", read=False)
 """
+    + USERS
+)
 
 # Each condition: the user class and what it adds to the command line (RUN stands for a fresh folder).
 RUN = "RUN_DIR"

@@ -31,15 +31,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _nginx import JSON_OK, LOGIN_OK, start_nginx, stop_nginx  # bench/ is the script's folder
+from _nginx import JSON_OK, LOGIN_OK, USERS, start_nginx, stop_nginx  # bench/ is the script's folder
 
-LOCUSTFILE = """
+LOCUSTFILE = (
+    """
 import os
 
-from locust import constant, events, task
-from locust.contrib.fasthttp import FastHttpUser
-
-from locust_scenarios import Api, ApiUser
+from locust import events
 
 _cpu = []
 
@@ -55,30 +53,9 @@ def _cpu_at_stop(**_kw):
     if _cpu:
         t = os.times()
         print(f"BENCH_CPU_SECONDS={t.user + t.system - _cpu[0]:.4f}", flush=True)
-
-
-class BenchApi(Api):
-    PATHS = {**Api.PATHS, "bench.ok": "/ok"}
-    REQUIRED_FIELDS = {**Api.REQUIRED_FIELDS, "bench.ok": ("ok",)}
-
-
-class BareUser(FastHttpUser):
-    wait_time = constant(0)
-    headers = {"Authorization": "Bearer bench-access"}
-
-    @task
-    def ok(self):
-        self.client.get("/ok", headers=self.headers)
-
-
-class LibraryUser(ApiUser):
-    wait_time = constant(0)
-    api_class = BenchApi
-
-    @task
-    def ok(self):
-        self.call("GET", "bench.ok", read=False)
 """
+    + USERS
+)
 
 COMPARISONS = {
     "one process": ((), ("--no-run-dir",), 0.97),
