@@ -160,12 +160,18 @@ def failed_errors(run: RunData) -> tuple[FloatArray, list[str]]:
     return (np.concatenate(stamps) if stamps else np.array([], dtype=np.float64)), messages
 
 
-def _users(run: RunData, start: float, n: int, width: float) -> FloatArray | None:
+def _aggregated_history(run: RunData) -> pd.DataFrame | None:
+    """The `Aggregated` rows of Locust's stats history, one per timestamp in time order; None if none."""
     h = run.history
     if h is None or not len(h):
         return None
     agg = h[h["name"] == "Aggregated"].drop_duplicates("timestamp").sort_values("timestamp")
-    if not len(agg):
+    return agg if len(agg) else None
+
+
+def _users(run: RunData, start: float, n: int, width: float) -> FloatArray | None:
+    agg = _aggregated_history(run)
+    if agg is None:
         return None
     at = start + width * np.arange(n) + width / 2
     pos = np.searchsorted(agg["timestamp"].to_numpy(dtype=np.float64), at, side="right") - 1
@@ -216,11 +222,8 @@ def timeline(run: RunData, stats: RunStats) -> Timeline | None:
 def _history_timeline(run: RunData) -> Timeline | None:
     """From Locust's `_stats_history.csv` (one row a second while the run lasted): its rates are
     averages over the last seconds and its percentiles cumulative unless `--csv-full-history`."""
-    h = run.history
-    if h is None or not len(h):
-        return None
-    agg = h[h["name"] == "Aggregated"].drop_duplicates("timestamp").sort_values("timestamp")
-    if not len(agg):
+    agg = _aggregated_history(run)
+    if agg is None:
         return None
     ts = agg["timestamp"].to_numpy(dtype=np.float64)
     pct = {}
