@@ -16,7 +16,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -717,18 +720,19 @@ def _readable(found: str, kind: str) -> bool:
 def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     """The exact record: every `requests/*.parquet` part, only the columns the analysis needs.
 
-    Labels come back as categoricals, so ten million rows take a few hundred MB. Stream columns
-    (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not loaded at all.
-
-    Parts written alike (the usual case) are read in one multi-threaded call and checked once, on the
-    joined columns; a bad value is still named by its part and row.
+    One pass over the folder: every part's footer is checked first (columns, types), then the parts
+    are read one after the other, the next one while the last is copied, into arrays of the whole
+    record's length. So the record is never held twice, and peak memory is the columns the analysis
+    uses plus two parts. Labels come back as categoricals, so ten million rows take a few hundred MB.
+    Stream columns (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not
+    loaded at all. A bad value is named by its part and row.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parts = sorted(folder.glob("*.parquet"))
     reading = [*RECORD_READ, *(RECORD_READ_STREAM if with_stream_columns else ())]
-    layouts = []
+    layouts: list[tuple[int, list[str]]] = []
     holding: set[str] = set()
     for part in parts:
         try:
@@ -736,8 +740,7 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
         schema = metadata.schema.to_arrow_schema()
-        cols = {f.name: f.type for f in schema}
-        kinds = {name: _kind(t) for name, t in cols.items()}
+        kinds = {f.name: _kind(f.type) for f in schema}
         for column in RECORD_COLUMNS:
             if column.name not in kinds:
                 if column.required:
@@ -751,60 +754,43 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
                     file=part,
                     column=column.name,
                 )
-        layouts.append((metadata.num_rows, tuple((c, str(cols[c])) for c in reading if c in cols)))
-        holding.update(c for c in RECORD_READ_STREAM if c in cols and _may_hold_values(metadata, c))
+        layouts.append((metadata.num_rows, [c for c in reading if c in kinds]))
+        holding.update(c for c in RECORD_READ_STREAM if c in kinds and _may_hold_values(metadata, c))
     # A stream column no part holds a value in (statistics without a minimum: all NaN or null) is not
     # read at all: three such columns of ten million rows are 240 MB read only to be dropped.
     absent = {c for c in RECORD_READ_STREAM if c not in holding}
-    layouts = [(n, tuple((c, t) for c, t in layout if c not in absent)) for n, layout in layouts]
+    layouts = [(n, [c for c in wanted if c not in absent]) for n, wanted in layouts]
     lengths = [n for n, _ in layouts]
-    if len({layout for _, layout in layouts}) == 1:
-        import pyarrow.dataset as ds
+    names = [c for c in reading if any(c in wanted for _, wanted in layouts)]
 
-        wanted = [c for c, _ in layouts[0][1]]
-        labels = [c for c in RECORD_CATEGORICAL if c in wanted]
-        # The system allocator gives each column back as soon as it is converted; Arrow's default
-        # pool would keep the whole record's worth of buffers for reuse next to the DataFrame.
-        pool = pa.system_memory_pool()
+    def read(i: int) -> Any:
+        wanted = layouts[i][1]
         try:
-            table = ds.dataset(
-                [str(p) for p in parts],
-                format=ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=labels)),
-            ).to_table(columns=wanted, use_threads=True, memory_pool=pool)
-        except (pa.ArrowException, OSError):
-            table = None  # read part by part below, which names the part that cannot be read
-        if table is not None:
-            _check_record_nulls(table, parts, lengths)
-            if not _record_types(table):
-                record = record_from_tables([table])
-            else:
-                # Column by column, each released once converted: the record is never held twice.
-                converted = {}
-                for name in table.column_names:
-                    column = table.column(name)
-                    table = table.drop_columns([name])
-                    if name not in RECORD_READ_STREAM or _holds_a_number(column):
-                        converted[name] = _pandas_column(column, pool)
-                    del column
-                record = _fill_defaults(pd.DataFrame(converted, copy=False))
-            del table
-            _check_record_values(record, parts, lengths)
-            return record
-    # Parts of different ages (columns added since, integers where floats are now written): each is
-    # read on its own and aligned to the record's types.
-    tables = []
-    for part, (rows, layout) in zip(parts, layouts, strict=True):
-        wanted = [c for c, _ in layout]
-        try:
-            table = pq.read_table(
-                part, columns=wanted, read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted]
+            return pq.read_table(
+                parts[i],
+                columns=wanted,
+                read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted],
+                use_threads=False,
             )
         except (pa.ArrowException, OSError) as exc:
-            raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
-        _check_record_nulls(table, [part], [rows])
-        tables.append(table)
-    record = record_from_tables(tables)
-    del tables
+            raise RunFolderError(f"is not a readable parquet file ({exc})", file=parts[i]) from None
+
+    columns = _RecordColumns(names, sum(lengths))
+    # Parts are decoded on every core, a few ahead of the one being copied (and no further, so a
+    # large record is never held twice).
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(max_workers=workers) as reader:
+        ahead = deque(reader.submit(read, i) for i in range(min(workers + 1, len(parts))))
+        for i, rows in enumerate(lengths):
+            table = ahead.popleft().result()
+            if i + len(ahead) + 1 < len(parts):
+                ahead.append(reader.submit(read, i + len(ahead) + 1))
+            if len(table) != rows:
+                raise RunFolderError(f"holds {len(table)} rows where its footer says {rows}", file=parts[i])
+            _check_record_nulls(table, [parts[i]], [rows])
+            columns.add(table)
+            del table
+    record = columns.frame()
     _check_record_values(record, parts, lengths)
     return record
 
@@ -842,90 +828,102 @@ def record_from_tables(tables: Sequence[Any]) -> pd.DataFrame:
 
     The live verdict (`compliance_loadtest.plugin.live`) hands the tables it holds in memory here, so its
     figures come from the same frame the analysis computes them from."""
-    import pyarrow as pa
-
-    # Parts may lack optional columns or hold them as other (compatible) types: align them first.
     names = [c for c in (*RECORD_READ, *RECORD_READ_STREAM) if any(c in t.column_names for t in tables)]
-    arrow_types = {
-        "float64": pa.float64(),
-        "int64": pa.int64(),
-        "bool": pa.bool_(),
-        "string": pa.dictionary(pa.int32(), pa.string()),  # pandas categoricals
-    }
-    target_types = {c: arrow_types[RECORD_BY_NAME[c].kind] for c in names}
-    aligned = []
+    columns = _RecordColumns(names, sum(len(t) for t in tables))
     for t in tables:
-        arrays = []
-        for c in names:
-            if c in t.column_names:
-                arrays.append(t.column(c).cast(target_types[c]))
-            else:
-                arrays.append(pa.nulls(len(t), target_types[c]))
-        aligned.append(pa.table(arrays, names=names))
-    table = pa.concat_tables(aligned)
-    del aligned
-    return _record_frame(table)
+        columns.add(t)
+    return columns.frame()
 
 
-def _record_types(table: Any) -> bool:
-    """True when every column of `table` already has the type `record_from_tables` aligns it to."""
-    import pyarrow as pa
+class _Labels:
+    """A label column as categorical codes, filled chunk by chunk: each chunk's own dictionary is
+    mapped onto the categories seen so far (in order of first appearance), so no string is ever
+    built per row. Codes stay eight bits wide until there are too many categories for them."""
 
-    for field in table.schema:
-        kind = RECORD_BY_NAME[field.name].kind
-        t = field.type
-        if kind == "string":
-            if not (pa.types.is_dictionary(t) and t.index_type == pa.int32() and t.value_type == pa.string()):
-                return False
-        elif str(t) != {"float64": "double", "bool": "bool", "int64": "int64"}[kind]:
-            return False
-    return True
+    def __init__(self, rows: int):
+        self.codes: npt.NDArray[np.signedinteger[Any]] = np.empty(rows, dtype=np.int8)
+        self.index: dict[str, int] = {}
 
+    def add(self, start: int, chunk: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-def _holds_a_number(column: Any) -> bool:
-    import pyarrow.compute as pc
+        n = len(chunk)
+        if pa.types.is_null(chunk.type) or chunk.null_count == n:
+            self.codes[start : start + n] = -1
+            return
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        values = chunk.dictionary.to_pylist()
+        mapped = [-1 if v is None else self.index.setdefault(v, len(self.index)) for v in values]
+        limit = np.iinfo(self.codes.dtype).max
+        if len(self.index) >= limit:
+            wider = np.int16 if len(self.index) < np.iinfo(np.int16).max else np.int32
+            self.codes = self.codes.astype(wider)
+        indices = chunk.indices
+        if indices.null_count:
+            # A null label: one past the dictionary, which maps to -1 (pandas' missing category).
+            indices = pc.fill_null(indices, len(values))
+            mapped.append(-1)
+        lookup = np.asarray(mapped, dtype=self.codes.dtype)
+        self.codes[start : start + n] = lookup[indices.to_numpy()]
 
-    top = pc.min_max(column).as_py()["max"]
-    return top is not None and not math.isnan(top)
-
-
-def _pandas_column(column: Any, pool: Any = None) -> Any:
-    """A numpy array (numbers, booleans) or a categorical (labels) of one column of the record, built
-    without the intermediate copies of `Table.to_pandas`: labels become a categorical straight from
-    the dictionary codes, in the smallest integer type that holds them."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not pa.types.is_dictionary(column.type):
-        return column.to_numpy()
-    column = column.unify_dictionaries(memory_pool=pool)
-    if not column.num_chunks:
-        return pd.Categorical([])
-    dictionary = column.chunk(0).dictionary
-    small = np.int8 if len(dictionary) < np.iinfo(np.int8).max else np.int32
-    codes: npt.NDArray[np.signedinteger[Any]] = np.concatenate(
-        [
-            (pc.fill_null(c.indices, -1) if c.indices.null_count else c.indices).to_numpy()
-            for c in column.chunks
-        ],
-        dtype=small,
-        casting="unsafe",
-    )
-    return pd.Categorical.from_codes(codes, categories=pd.Index(dictionary.to_pandas()), validate=False)
+    def categorical(self) -> pd.Categorical[str]:
+        return pd.Categorical.from_codes(self.codes, categories=pd.Index(list(self.index)), validate=False)
 
 
-def _record_frame(table: Any) -> pd.DataFrame:
-    """The record's DataFrame from one aligned table, whose buffers it frees as it converts them."""
-    import pyarrow.compute as pc
+class _RecordColumns:
+    """The record's columns for `rows` rows, filled table by table in order: numbers straight into
+    numpy arrays of the record's types (integers and all-null chunks become floats), labels into
+    categorical codes (`_Labels`)."""
 
-    for col in RECORD_READ_STREAM:
-        if col in table.column_names:
-            mm = pc.min_max(table.column(col)).as_py()
-            if mm["max"] is None or math.isnan(mm["max"]):
-                table = table.drop_columns([col])
-    record = table.to_pandas(split_blocks=True, self_destruct=True)
-    del table
-    return _fill_defaults(record)
+    NUMPY = {"float64": np.float64, "int64": np.int64, "bool": np.bool_}
+
+    def __init__(self, names: Sequence[str], rows: int):
+        self.rows = rows
+        self.filled = 0
+        self.labels = {c: _Labels(rows) for c in names if RECORD_BY_NAME[c].kind == "string"}
+        self.numbers: dict[str, npt.NDArray[Any]] = {
+            c: np.empty(rows, dtype=self.NUMPY[RECORD_BY_NAME[c].kind]) for c in names if c not in self.labels
+        }
+
+    def add(self, table: Any) -> None:
+        import pyarrow as pa
+
+        start, n = self.filled, len(table)
+        for name, labels in self.labels.items():
+            if name not in table.column_names:
+                labels.codes[start : start + n] = -1
+                continue
+            at = start
+            for chunk in table.column(name).chunks:
+                labels.add(at, chunk)
+                at += len(chunk)
+        for name, out in self.numbers.items():
+            if name not in table.column_names:
+                out[start : start + n] = np.nan
+                continue
+            column = table.column(name)
+            if out.dtype == np.float64 and not pa.types.is_float64(column.type):
+                column = column.cast(pa.float64())  # integers of an older writer, or all null
+            at = start
+            for chunk in column.chunks:
+                out[at : at + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                at += len(chunk)
+        self.filled += n
+
+    def frame(self) -> pd.DataFrame:
+        data: dict[str, Any] = {}
+        for name in (*RECORD_READ, *RECORD_READ_STREAM):
+            if name in self.labels:
+                data[name] = self.labels[name].categorical()
+            elif name in self.numbers:
+                values = self.numbers[name]
+                # A stream column with no value in any row is left out, as if no part had it.
+                if name in RECORD_READ_STREAM and not bool((~np.isnan(values)).any()):
+                    continue
+                data[name] = values
+        return _fill_defaults(pd.DataFrame(data, copy=False))
 
 
 # The record's numbers and their ranges: (column, what a value must be, may it be NaN, may it be negative).

@@ -389,8 +389,10 @@ def _entry_codes(record: pd.DataFrame) -> tuple[npt.NDArray[np.signedinteger[Any
     n_codes = max(len(rt.cat.categories), 1) * n_names
     # Sixteen-bit codes where they fit: numpy's stable argsort sorts them by radix, in linear time.
     small = np.int16 if n_codes < np.iinfo(np.int16).max else np.int32 if n_codes < 2**31 else np.intp
-    rt_codes: npt.NDArray[np.signedinteger[Any]] = rt.cat.codes.to_numpy().astype(small)
-    codes = rt_codes * small(n_names) + nm.cat.codes.to_numpy().astype(small)
+    # Built in place: one array of the record's length, not one per operation.
+    codes: npt.NDArray[np.signedinteger[Any]] = rt.cat.codes.to_numpy().astype(small)
+    codes *= small(n_names)
+    codes += nm.cat.codes.to_numpy()
     present = np.flatnonzero(np.bincount(codes, minlength=n_codes))
     keys = {
         int(c): (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names]))
