@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -770,21 +768,19 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
                 parts[i],
                 columns=wanted,
                 read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted],
-                use_threads=False,
             )
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=parts[i]) from None
 
     columns = _RecordColumns(names, sum(lengths))
-    # Parts are decoded on every core, a few ahead of the one being copied (and no further, so a
-    # large record is never held twice).
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    with ThreadPoolExecutor(max_workers=workers) as reader:
-        ahead = deque(reader.submit(read, i) for i in range(min(workers + 1, len(parts))))
+    # The next part is decoded (on every core) while the last is copied, and no further one: a large
+    # record is never held twice.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(read, 0)
         for i, rows in enumerate(lengths):
-            table = ahead.popleft().result()
-            if i + len(ahead) + 1 < len(parts):
-                ahead.append(reader.submit(read, i + len(ahead) + 1))
+            table = ahead.result()
+            if i + 1 < len(parts):
+                ahead = reader.submit(read, i + 1)
             if len(table) != rows:
                 raise RunFolderError(f"holds {len(table)} rows where its footer says {rows}", file=parts[i])
             _check_record_nulls(table, [parts[i]], [rows])
