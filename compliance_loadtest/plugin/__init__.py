@@ -96,18 +96,32 @@ def install() -> None:
 
 def _run_output_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> None:
     """`run_output.on_init`, importing it (and pyarrow, psutil with it) only for a process that writes
-    or feeds a run folder: everything else, a plain `locust -f` or a script that imports a step, stays
-    about 40 MB lighter."""
+    or feeds a run folder: everything else, a plain `locust -f`, a worker whose master has no
+    --run-dir, or a script that imports a step, stays about 40 MB lighter. A worker learns whether its
+    master has a run folder from the spawn message, so its side is settled at test_start."""
     from locust.runners import WorkerRunner
 
     if runner is None:
         return
-    options = environment.parsed_options
-    if not isinstance(runner, WorkerRunner) and not getattr(options, "run_dir", ""):
+    if isinstance(runner, WorkerRunner):
+        from compliance_loadtest.plugin import worker_watch
+
+        worker_watch.start(environment, runner)
+        environment.events.test_start.add_listener(_worker_output_on_test_start)
+        return
+    if not getattr(environment.parsed_options, "run_dir", ""):
         return
     from compliance_loadtest.plugin import run_output
 
     run_output.on_init(environment=environment, runner=runner, **kwargs)
+
+
+def _worker_output_on_test_start(environment: Any, **_kw: Any) -> None:
+    if not getattr(environment.parsed_options, "run_dir", ""):
+        return
+    from compliance_loadtest.plugin import run_output
+
+    run_output.worker_on_test_start(environment)
 
 
 def _live_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> None:

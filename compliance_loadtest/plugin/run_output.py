@@ -44,6 +44,7 @@ from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunne
 
 from compliance_loadtest import run_folder as rf
 from compliance_loadtest.errors import EXIT_INVALID_RUN, UsageError
+from compliance_loadtest.plugin import worker_watch
 from compliance_loadtest.plugin.monitor import (
     SAMPLE_INTERVAL_S,
     ProcessSampler,
@@ -94,9 +95,6 @@ RESERVE_BYTES = 1 << 20
 FINAL_REPORT_GRACE_S = 10.0
 # A running worker that has not reported for this long is counted as lost.
 REPORT_STALE_S = 15.0
-# A worker that has had no heartbeat from its master for this long quits, stopping its users (Locust's
-# own limit is 60 s, a minute of load nobody records). The master answers every heartbeat each second.
-MASTER_LOST_S = 5.0
 
 
 def utc_iso(t: float) -> str:
@@ -208,7 +206,8 @@ class WorkerOutput:
     """A worker's side: records its requests and samples itself, and reports both to the master.
 
     Whether a run records is the master's decision (its --run-dir reaches the workers with the spawn
-    message), so it is settled at test_start, not at init.
+    message), so it is settled at test_start, not at init: `worker_output` makes it then, the first
+    time the master's options carry --run-dir, and calls `on_test_start` at every test_start after.
     """
 
     def __init__(self, environment: Any, runner: WorkerRunner) -> None:
@@ -220,7 +219,6 @@ class WorkerOutput:
         self.monitor = False
         self.sampler: ProcessSampler | None = None
         self.samples: list[Sample] = []
-        environment.events.test_start.add_listener(self.on_test_start)
         environment.events.report_to_master.add_listener(self.on_report_to_master)
         environment.events.quitting.add_listener(self.on_quitting)
         runner.greenlet.spawn(self._tick)
@@ -254,7 +252,7 @@ class WorkerOutput:
     def _tick(self) -> None:
         while True:
             gevent.sleep(WORKER_REPORT_INTERVAL_S)
-            if self._master_lost():
+            if worker_watch.master_lost(self.environment):
                 return
             try:
                 if self.sampler is not None and (s := self.sampler.sample()):
@@ -264,32 +262,29 @@ class WorkerOutput:
             except Exception:
                 logger.exception("run output: worker report failed")
 
-    def _master_lost(self) -> bool:
-        """Quit, as Locust does after 60 s, once the master has been silent for `MASTER_LOST_S`."""
-        last = self.runner.last_heartbeat_timestamp
-        if last is None or time.time() - last <= MASTER_LOST_S:
-            return False
-        logger.error(
-            "lost the master: no heartbeat from %s:%s for %.0f s; stopping this worker's users and quitting",
-            self.runner.master_host,
-            self.runner.master_port,
-            time.time() - last,
-        )
-        self.monitor = False  # nobody to send a final report to
-        self.environment.process_exit_code = EXIT_INVALID_RUN
-        self.runner.quit()
-        return True
-
     def on_quitting(self, environment: Any, **_kw: Any) -> None:
         # Runs before Locust's own quitting listener says goodbye to the master (listeners run in
-        # reverse order): stop the users so their last requests are recorded, then report them.
-        if not self.monitor:
+        # reverse order): stop the users so their last requests are recorded, then report them. A
+        # worker that lost its master has nobody to send a final report to.
+        if not self.monitor or worker_watch.master_lost(environment):
             return
         try:
             self.runner.stop()
             self.send_report()
         except Exception:
             logger.exception("run output: final worker report failed")
+
+
+WORKER_OUTPUTS: weakref.WeakKeyDictionary[Any, WorkerOutput] = weakref.WeakKeyDictionary()
+
+
+def worker_on_test_start(environment: Any) -> None:
+    """A worker's test_start when the master's options carry --run-dir: its run folder side, made the
+    first time, settles whether this run records."""
+    output = WORKER_OUTPUTS.get(environment)
+    if output is None:
+        output = WORKER_OUTPUTS[environment] = WorkerOutput(environment, environment.runner)
+    output.on_test_start(environment)
 
 
 class _WorkerSeen:
@@ -838,8 +833,7 @@ def on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
     if runner is None:
         return
     if isinstance(runner, WorkerRunner):
-        WorkerOutput(environment, runner)
-        return
+        return  # a worker's side starts at test_start: `worker_on_test_start`
     opts = environment.parsed_options
     run_dir = getattr(opts, "run_dir", "") if opts is not None else ""
     if not run_dir:

@@ -59,10 +59,33 @@ class RecordProbeUser(FastHttpUser):
 HTTP_TYPES = ("GET",)
 
 
-def write_locustfile(directory: Path) -> Path:
+# Appended to the probe by `write_locustfile(..., report_modules=True)`: each worker writes, as it quits,
+# which of the heavy modules it has imported, to `modules-<pid>.json` in its working folder.
+REPORT_MODULES = """
+import json, os, sys
+from locust import events
+from locust.runners import WorkerRunner
+
+
+@events.quitting.add_listener
+def _report_modules(environment, **_kw):
+    if isinstance(environment.runner, WorkerRunner):
+        heavy = ("pyarrow", "pandas", "compliance_loadtest.plugin.run_output")
+        heavy = sorted(m for m in heavy if m in sys.modules)
+        with open(f"modules-{os.getpid()}.json", "w") as f:
+            json.dump(heavy, f)
+"""
+
+
+def write_locustfile(directory: Path, report_modules: bool = False) -> Path:
     path = directory / "record_probe.py"
-    path.write_text(LOCUSTFILE)
+    path.write_text(LOCUSTFILE + (REPORT_MODULES if report_modules else ""))
     return path
+
+
+def workers_modules(directory: Path) -> list[list[str]]:
+    """What each worker of a `report_modules` probe had imported when it quit."""
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("modules-*.json"))]
 
 
 def locust(*args: str) -> list[str]:
@@ -141,7 +164,9 @@ def locust_stats_total(run_dir: Path) -> tuple[int, int]:
 class Distributed:
     """A master and its workers as separate processes on loopback, each worker killable on its own."""
 
-    def __init__(self, cwd: Path, locustfile: Path, host: str, run_dir: Path, workers: int, seconds: int):
+    def __init__(
+        self, cwd: Path, locustfile: Path, host: str, run_dir: Path | None, workers: int, seconds: int
+    ):
         self.cwd = cwd
         self.port = free_port()
         self.master_log = cwd / "master.log"
@@ -167,8 +192,7 @@ class Distributed:
                 "5",
                 "-H",
                 host,
-                "--run-dir",
-                str(run_dir),
+                *(("--run-dir", str(run_dir)) if run_dir is not None else ()),
             ),
             self.master_log,
             cwd,

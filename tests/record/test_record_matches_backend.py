@@ -25,6 +25,7 @@ from tests.record.runs import (
     resource_rows,
     run,
     wait_for,
+    workers_modules,
     write_locustfile,
 )
 
@@ -114,7 +115,7 @@ def test_processes_run_gathers_both_workers_records_on_the_master(backend: Backe
 
 
 def test_master_and_two_worker_processes_agree_with_backend(backend: Backend, tmp_path: Path) -> None:
-    locustfile = write_locustfile(tmp_path)
+    locustfile = write_locustfile(tmp_path, report_modules=True)
     run_dir = tmp_path / "run"
     reset_count(backend)
     d = Distributed(tmp_path, locustfile, backend.url, run_dir, workers=2, seconds=4)
@@ -124,6 +125,23 @@ def test_master_and_two_worker_processes_agree_with_backend(backend: Backend, tm
     meta, _, record = read_outputs(run_dir)
     assert meta["workers"]["lost"] == [] and len(meta["workers"]["seen"]) == 2
     assert record.groupby("worker").size().to_dict() == meta["workers"]["rows"]
+    # The workers learnt of the run folder from the spawn message and recorded with pyarrow.
+    modules = workers_modules(tmp_path)
+    assert len(modules) == 2 and all(
+        {"compliance_loadtest.plugin.run_output", "pyarrow"} <= set(m) for m in modules
+    )
+
+
+def test_workers_of_a_master_without_run_folder_never_import_the_writer(
+    backend: Backend, tmp_path: Path
+) -> None:
+    locustfile = write_locustfile(tmp_path, report_modules=True)
+    d = Distributed(tmp_path, locustfile, backend.url, None, workers=2, seconds=3)
+    rc = d.finish()
+    assert rc == 1, d.log()  # the probe's failing route
+    assert "Traceback" not in d.log(), d.log()
+    assert workers_modules(tmp_path) == [[], []]
+    assert not (tmp_path / "run").exists()
 
 
 def test_sigterm_to_distributed_master_leaves_complete_agreeing_outputs(
