@@ -3,7 +3,7 @@
 Every worker runs it, with a run folder or without: once the master has been silent for
 `MASTER_LOST_S`, the worker stops its users and quits (Locust's own limit is 60 s, a minute of load
 nobody records). It imports nothing heavy, so a worker whose master has no --run-dir never loads
-pyarrow or psutil: the run folder's worker side (`run_output.WorkerOutput`) starts only when the
+pyarrow: the run folder's worker side (`run_output.WorkerOutput`) starts only when the
 master's spawn message carries --run-dir.
 """
 
