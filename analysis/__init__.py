@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from analysis._analyse import (
     Analysis,
+    Baseline,
     Issue,
     Verdict,
     Warmup,
     analyse,
     detect_issues,
     invalid_reasons,
+    reduce_baseline,
     without_warmup,
 )
 from analysis._history import ChangePoint, History, Trend, e_divisive, find_runs, history
@@ -62,6 +64,7 @@ __all__ = [
     "PERCENTILE_METHOD",
     "Analysis",
     "AnalysisError",
+    "Baseline",
     "ChangePoint",
     "Distribution",
     "History",
@@ -106,6 +109,7 @@ __all__ = [
     "read_record",
     "redact",
     "redact_text",
+    "reduce_baseline",
     "report_document",
     "report_schema",
     "resolve_run",

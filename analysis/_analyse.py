@@ -323,8 +323,18 @@ def detect_issues(
     return tuple(issues)
 
 
-def _baseline(run: RunData, warmup_s: float | None) -> tuple[str, RunStats]:
-    """A baseline's label and statistics, without its record (a baseline is only compared)."""
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline run reduced to what the comparison needs: its label and its statistics (each entry's
+    sorted samples), without its record."""
+
+    label: str
+    stats: RunStats
+
+
+def reduce_baseline(run: RunData, warmup_s: float | None = None) -> Baseline:
+    """A baseline's label and statistics, without its record (a baseline is only compared). The
+    warm-up is the baseline's own: `warmup_s`, else its spawn phase."""
     stats = compute_stats(without_warmup(run, warmup_s)[0], keep_record=False, with_timeline=False)
     if not len(stats.entries):
         raise UsageError(
@@ -333,13 +343,13 @@ def _baseline(run: RunData, warmup_s: float | None) -> tuple[str, RunStats]:
             file=run.label,
             key="--baseline",
         )
-    return run.label, stats
+    return Baseline(run.label, stats)
 
 
 def analyse(
     run: RunData,
     thresholds: Thresholds,
-    baselines: Iterable[RunData] = (),
+    baselines: Iterable[RunData | Baseline] = (),
     extra_rules: Sequence[Rule] = (),
     now: datetime | None = None,
     warmup_s: float | None = None,
@@ -349,12 +359,13 @@ def analyse(
     Requests that started within the warm-up (`warmup_s`, else each run's spawn phase) are left out
     of the run's and the baselines' statistics alike (see `without_warmup`). Baselines may come from a
     generator: each is reduced to the sorted samples the comparison needs before the next is taken,
-    so only one baseline's record is ever held."""
+    so only one baseline's record is ever held; a `Baseline` already reduced (`reduce_baseline`) is
+    taken as it is."""
     run, warmup = without_warmup(run, warmup_s)
-    compared = [_baseline(b, warmup_s) for b in baselines]
+    compared = [b if isinstance(b, Baseline) else reduce_baseline(b, warmup_s) for b in baselines]
     # No report draws `RunStats.timeline`: the HTML report bins the record itself (`_timeseries`).
     stats = compute_stats(run, with_timeline=False)
-    base_stats = [bs for _, bs in compared]
+    base_stats = [b.stats for b in compared]
     system = system_metrics(run.resources, run.run_info)
     if run.capacity is not None and run.capacity.sustained_rate is not None:
         system = replace(system, capacity_rate=run.capacity.sustained_rate)
@@ -383,7 +394,7 @@ def analyse(
         issues=issues,
         invalid_reasons=invalid,
         verdict=verdict,
-        baselines=tuple(label for label, _ in compared),
+        baselines=tuple(b.label for b in compared),
         generated_at=now or datetime.now(UTC),
         warmup=warmup,
         baseline_stats=tuple(base_stats),
