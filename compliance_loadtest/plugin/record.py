@@ -138,8 +138,12 @@ class RequestRecorder:
             exception: Any = None,
             context: Mapping[str, Any] | None = None,
             start_time: float | None = None,
+            response: Any = None,
+            url: Any = None,
             **_kwargs: Any,
         ) -> None:
+            # `response` and `url`, which Locust's HTTP clients pass with every request, are named only so
+            # that they bind as parameters: left to `**_kwargs` they cost a dict filled per request.
             if exception is not None:
                 failures((len(values) // _WIDTH, exception))
             # Producers that do not say when the request started: derive it from the end.
