@@ -12,6 +12,12 @@ reports, from each of its processes, the requests it completed and the CPU secon
 window; the first seconds (start, login, the users' ramp) are left out, and so is all that a run does
 after the window (its final record part, its summary). A run whose test started after the window opened
 fails with a request for a longer warm-up.
+
+What sharing a core does to the comparison: each run makes only its share of the requests a core would
+make, while what a run does once per wall-clock second (the record's parquet part, the resource sample)
+stays the same. That work is therefore weighed by the number of runs sharing the core against the
+requests: two, or three, times what it weighs for one Locust process with a core to itself. The ratios
+measured side by side overstate the cost of the run folder and the record, never understate it.
 """
 
 from __future__ import annotations
@@ -200,12 +206,12 @@ def _window_of(
     )
 
 
-def spread(values: Sequence[float]) -> str:
+def spread(values: Sequence[float], fmt: str = ".3f") -> str:
     """The median, interquartile range and min-max of `values`."""
     q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return (
-        f"median {statistics.median(values):.3f}, interquartile range {q1:.3f}-{q3:.3f} "
-        f"({q3 - q1:.3f}), min-max {min(values):.3f}-{max(values):.3f}"
+        f"median {statistics.median(values):{fmt}}, interquartile range {q1:{fmt}}-{q3:{fmt}} "
+        f"({q3 - q1:{fmt}}), min-max {min(values):{fmt}}-{max(values):{fmt}}"
     )
 
 
