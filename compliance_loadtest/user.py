@@ -161,8 +161,7 @@ class ApiUser(FastHttpUser):
         number = next(_user_numbers)
         seed = _option(environment, "scenario_seed", "") or "0"
         worker = getattr(environment.runner, "worker_index", 0) if environment.runner else 0
-        self.rng: random.Random = random.Random(f"{seed}|{type(self).__name__}|{worker}|{number}")
-        """This user's random numbers, seeded from `--scenario-seed`: every choice a step makes."""
+        self._rng_seed = f"{seed}|{type(self).__name__}|{worker}|{number}"
         self.workspace = Workspace(evidence_limit=self.remembered_evidence)
         """What this person has at hand: their organisation's recent evidence, conversations, ..."""
         self.request_context: dict[str, Any] = {"user_class": type(self).__name__, "tags": ""}
@@ -199,6 +198,13 @@ class ApiUser(FastHttpUser):
             self.on_stop()
 
     # --- identity -----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def rng(self) -> random.Random:
+        """This user's random numbers, seeded from `--scenario-seed`: every choice a step makes. Made on
+        first use, from the seed the user was given when it started (a generator's state is 2.5 KB, which
+        a user that never draws does not hold)."""
+        return random.Random(self._rng_seed)
 
     @property
     def fake(self) -> Faker:
