@@ -95,7 +95,7 @@ def install() -> None:
 
 
 def _run_output_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> None:
-    """`run_output.on_init`, importing it (and pyarrow, psutil with it) only for a process that writes
+    """`run_output.on_init`, importing it (and pyarrow with it) only for a process that writes
     or feeds a run folder: everything else, a plain `locust -f`, a worker whose master has no
     --run-dir, or a script that imports a step, stays about 40 MB lighter. A worker learns whether its
     master has a run folder from the spawn message, so its side is settled at test_start."""

@@ -206,8 +206,9 @@ class WorkerOutput:
     """A worker's side: records its requests and samples itself, and reports both to the master.
 
     Whether a run records is the master's decision (its --run-dir reaches the workers with the spawn
-    message), so it is settled at test_start, not at init: `worker_output` makes it then, the first
-    time the master's options carry --run-dir, and calls `on_test_start` at every test_start after.
+    message), so it is settled at test_start, not at init: `worker_on_test_start` makes it the first
+    time the master's options carry --run-dir, and calls its `on_test_start` at that test_start and
+    every one after.
     """
 
     def __init__(self, environment: Any, runner: WorkerRunner) -> None:
@@ -829,11 +830,10 @@ class RunOutput:
 
 
 def on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
-    """Start the run folder's writer (master or local) or the worker's reporting side."""
-    if runner is None:
+    """Start the run folder's writer (master or local). A worker's side starts at test_start instead
+    (`worker_on_test_start`): only then does a worker know whether its master has a run folder."""
+    if runner is None or isinstance(runner, WorkerRunner):
         return
-    if isinstance(runner, WorkerRunner):
-        return  # a worker's side starts at test_start: `worker_on_test_start`
     opts = environment.parsed_options
     run_dir = getattr(opts, "run_dir", "") if opts is not None else ""
     if not run_dir:
