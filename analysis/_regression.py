@@ -164,7 +164,7 @@ def hodges_lehmann(
     ranks = np.array([k_lo, (total + 1) / 2.0, max(k_lo, total - k_lo + 1)], dtype=np.float64)
     lo = np.full(3, float(current_log[0] - baseline_log[-1]) - 1e-9)
     hi = np.full(3, float(current_log[-1] - baseline_log[0]) + 1e-9)
-    # Up to about 10,000 samples a side a full count is cheap enough: bracketing would cost more.
+    # Up to about 1,000 samples a side a full count is cheap enough: bracketing would cost more.
     counts = _PairCounts(current_log, baseline_log, ranks) if total > _BRACKET_FROM else None
     while float((hi - lo).max()) > 1e-6:
         mid = (lo + hi) / 2.0
@@ -179,7 +179,7 @@ def hodges_lehmann(
     return float(hi[1]), float(hi[0]), float(hi[2])
 
 
-_BRACKET_FROM = 10_000 * 10_000
+_BRACKET_FROM = 1_000 * 1_000
 """Pairs from which `_PairCounts` brackets the ranks instead of counting every pair at each step."""
 
 
@@ -195,8 +195,11 @@ class _PairCounts:
     count's, so the bisection takes the same steps as with a full count each time.
     """
 
-    BAND = 400_000
-    """Pairs between a rank's bracket ends few enough to keep and count directly."""
+    BAND = 32_000
+    """Pairs between a rank's bracket ends few enough to keep and count directly. The Newton round
+    narrows a bracket to a few times `BAND / 8` pairs as cheaply as to a few hundred thousand, and the
+    bisection then steps through a band this small in microseconds: 8 ms at 20,000 samples a side,
+    21 ms at 50,000 (22 and 35 with 400,000)."""
 
     def __init__(self, current: FloatArray, baseline: FloatArray, ranks: FloatArray):
         self.c, self.b, self.ranks = current, baseline, ranks

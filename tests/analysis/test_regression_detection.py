@@ -112,7 +112,7 @@ def test_hodges_lehmann_is_the_median_of_pairwise_differences() -> None:
 def test_bracketed_counts_find_what_counting_every_pair_finds(
     rounded: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past 10,000 x 10,000 pairs the ranks are bracketed before the bisection; its answer must be the
+    """Past 1,000 x 1,000 pairs the ranks are bracketed before the bisection; its answer must be the
     one counting every pair at each step gives, on continuous and on rounded (tied) response times."""
     current, baseline = lognormal(12_000, 110.0, 0.6, 21), lognormal(11_000, 100.0, 0.6, 22)
     if rounded:
