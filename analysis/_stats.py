@@ -279,12 +279,11 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     ts = record["timestamp"].to_numpy(dtype=np.float64)
     rt = record["response_time_ms"].to_numpy(dtype=np.float64)
     ok = record["success"].to_numpy(dtype=bool)
-    codes, keys = _entry_codes(record)
-    n_entries = max(keys, default=0) + 1
+    codes, keys, counts = _entry_codes(record)
+    n_entries = len(counts)
     # Rows grouped by entry (a stable radix sort of small integers), then each entry's response times
     # sorted in place: one copy of the column in all, and exact percentiles.
     order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=n_entries)
     ends = np.cumsum(counts)
     starts = ends - counts
     by_entry = rt[order]
@@ -293,7 +292,9 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     tags = _labels_per_entry(record["tags"], codes, n_entries)
     group_col = record["group"]
     first_group = group_col.cat.codes.to_numpy()[order[starts]]
-    last = int(np.argmax(ts))
+    # The first row of the latest start: the maximum, then where it is, is a third of `argmax`'s time
+    # on timestamps that mostly rise (each one a new maximum).
+    last = int(np.argmax(ts == ts.max()))
     start, end = float(ts.min()), float(ts[last] + rt[last] / 1000.0)
     duration = max(end - start, 1e-9)
     rows: list[dict[str, Any]] = []
@@ -380,9 +381,12 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     )
 
 
-def _entry_codes(record: pd.DataFrame) -> tuple[npt.NDArray[np.signedinteger[Any]], dict[int, EntryKey]]:
-    """Each row's entry as one small integer (the two categorical codes combined) and the (request
-    type, name) of each code that occurs, in code order."""
+def _entry_codes(
+    record: pd.DataFrame,
+) -> tuple[npt.NDArray[np.signedinteger[Any]], dict[int, EntryKey], npt.NDArray[np.intp]]:
+    """Each row's entry as one small integer (the two categorical codes combined), the (request
+    type, name) of each code that occurs, in code order, and the rows of each code up to the last that
+    occurs."""
     rt = record["request_type"].astype("category")
     nm = record["name"].astype("category")
     n_names = max(len(nm.cat.categories), 1)
@@ -393,19 +397,19 @@ def _entry_codes(record: pd.DataFrame) -> tuple[npt.NDArray[np.signedinteger[Any
     codes: npt.NDArray[np.signedinteger[Any]] = rt.cat.codes.to_numpy().astype(small)
     codes *= small(n_names)
     codes += nm.cat.codes.to_numpy()
-    present = np.flatnonzero(np.bincount(codes, minlength=n_codes))
+    counts = np.bincount(codes)
+    present = np.flatnonzero(counts)
     keys = {
         int(c): (str(rt.cat.categories[int(c) // n_names]), str(nm.cat.categories[int(c) % n_names]))
         for c in present
     }
-    return codes, keys
+    return codes, keys, counts
 
 
 def entry_indices(record: pd.DataFrame) -> dict[EntryKey, npt.NDArray[np.intp]]:
     """Row numbers of each (request type, name), in one pass over the entries' codes."""
-    codes, keys = _entry_codes(record)
+    codes, keys, counts = _entry_codes(record)
     order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes)
     ends = np.cumsum(counts)
     return {key: order[ends[c] - counts[c] : ends[c]] for c, key in keys.items()}
 
