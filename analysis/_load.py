@@ -16,8 +16,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -719,41 +720,40 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     """The exact record: every `requests/*.parquet` part, only the columns the analysis needs.
 
     One pass over the folder: every part's footer is checked first (columns, types), then the parts
-    are read one after the other, the next one while the last is copied, into arrays of the whole
-    record's length. So the record is never held twice, and peak memory is the columns the analysis
-    uses plus two parts. Labels come back as categoricals, so ten million rows take a few hundred MB.
-    Stream columns (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part are not
-    loaded at all. A bad value is named by its part and row.
+    are read, a few ahead on two threads while the last ones are copied, into arrays of the whole
+    record's length. Small parts (a run writes one a second) are joined into batches of about
+    `READ_BATCH_ROWS` before they are copied, so a long run's thousands of parts cost little more than
+    a few large ones. The record is never held twice: peak memory is the columns the analysis uses plus
+    a batch and the parts read ahead. Labels come back as categoricals, so ten million rows take a few
+    hundred MB. Stream columns (`ttft_ms`, `tokens`, `intended_start`) that hold no value in any part
+    are not loaded at all. A bad value is named by its part and row.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parts = sorted(folder.glob("*.parquet"))
     reading = [*RECORD_READ, *(RECORD_READ_STREAM if with_stream_columns else ())]
+    footers: list[Any] = []
     layouts: list[tuple[int, list[str]]] = []
     holding: set[str] = set()
+    # Parts almost always share one schema: each distinct one is checked once.
+    schemas: list[tuple[Any, set[str]]] = []
     for part in parts:
         try:
             metadata = pq.read_metadata(part)
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=part) from None
-        schema = metadata.schema.to_arrow_schema()
-        kinds = {f.name: _kind(f.type) for f in schema}
-        for column in RECORD_COLUMNS:
-            if column.name not in kinds:
-                if column.required:
-                    raise RunFolderError(
-                        "lacks a required column of the exact record", file=part, column=column.name
-                    )
-                continue
-            if not _readable(kinds[column.name], column.kind):
-                raise RunFolderError(
-                    f"has type {kinds[column.name]}, the record needs {column.kind}",
-                    file=part,
-                    column=column.name,
-                )
-        layouts.append((metadata.num_rows, [c for c in reading if c in kinds]))
-        holding.update(c for c in RECORD_READ_STREAM if c in kinds and _may_hold_values(metadata, c))
+        known = next((names for schema, names in schemas if schema.equals(metadata.schema)), None)
+        if known is None:
+            known = _checked_columns(part, metadata)
+            schemas.append((metadata.schema, known))
+        footers.append(metadata)
+        layouts.append((metadata.num_rows, [c for c in reading if c in known]))
+        holding.update(
+            c
+            for c in reading
+            if c in RECORD_READ_STREAM and c in known and c not in holding and _may_hold_values(metadata, c)
+        )
     # A stream column no part holds a value in (statistics without a minimum: all NaN or null) is not
     # read at all: three such columns of ten million rows are 240 MB read only to be dropped.
     absent = {c for c in RECORD_READ_STREAM if c not in holding}
@@ -764,31 +764,81 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
     def read(i: int) -> Any:
         wanted = layouts[i][1]
         try:
-            return pq.read_table(
-                parts[i],
-                columns=wanted,
-                read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted],
+            file = pq.ParquetFile(
+                parts[i], metadata=footers[i], read_dictionary=[c for c in RECORD_CATEGORICAL if c in wanted]
             )
+            # A small part is decoded on its reading thread: handing its columns to Arrow's pool costs more.
+            table = file.read(columns=wanted, use_threads=lengths[i] > READ_BATCH_ROWS // 4)
         except (pa.ArrowException, OSError) as exc:
             raise RunFolderError(f"is not a readable parquet file ({exc})", file=parts[i]) from None
+        if len(table) != lengths[i]:
+            raise RunFolderError(f"holds {len(table)} rows where its footer says {lengths[i]}", file=parts[i])
+        _check_record_nulls(table, [parts[i]], [lengths[i]])
+        return table
 
     columns = _RecordColumns(names, sum(lengths))
-    # The next part is decoded (on every core) while the last is copied, and no further one: a large
-    # record is never held twice.
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        ahead = reader.submit(read, 0)
-        for i, rows in enumerate(lengths):
-            table = ahead.result()
-            if i + 1 < len(parts):
-                ahead = reader.submit(read, i + 1)
-            if len(table) != rows:
-                raise RunFolderError(f"holds {len(table)} rows where its footer says {rows}", file=parts[i])
-            _check_record_nulls(table, [parts[i]], [rows])
-            columns.add(table)
+    batch: list[Any] = []
+
+    def copy_batch() -> None:
+        if len(batch) > 1:
+            # One dictionary per label column and one chunk per column: a few calls per batch.
+            columns.add(pa.concat_tables(batch).unify_dictionaries().combine_chunks())
+        elif batch:
+            columns.add(batch[0])
+        batch.clear()
+
+    with ThreadPoolExecutor(max_workers=2) as reader:
+        pending: deque[Future[Any]] = deque()
+        submitted, ahead = 0, 0
+
+        def read_ahead() -> None:
+            """Parts in reading up to a batch's rows (and at least one), no further."""
+            nonlocal submitted, ahead
+            while submitted < len(parts) and (not pending or ahead < READ_BATCH_ROWS):
+                pending.append(reader.submit(read, submitted))
+                ahead += lengths[submitted]
+                submitted += 1
+
+        for i in range(len(parts)):
+            read_ahead()
+            table = pending.popleft().result()
+            ahead -= lengths[i]
+            read_ahead()  # the next parts are read while this one is copied
+            if batch and (
+                not table.schema.equals(batch[0].schema)
+                or sum(map(len, batch)) + len(table) > READ_BATCH_ROWS
+            ):
+                copy_batch()
+            batch.append(table)
             del table
+        copy_batch()
     record = columns.frame()
     _check_record_values(record, parts, lengths)
     return record
+
+
+READ_BATCH_ROWS = 1 << 18
+"""Rows of small parts joined before they are copied, and rows read ahead of the copy."""
+
+
+def _checked_columns(part: Path, metadata: Any) -> set[str]:
+    """The record's columns a part holds, each checked against the contract's type."""
+    schema = metadata.schema.to_arrow_schema()
+    kinds = {f.name: _kind(f.type) for f in schema}
+    for column in RECORD_COLUMNS:
+        if column.name not in kinds:
+            if column.required:
+                raise RunFolderError(
+                    "lacks a required column of the exact record", file=part, column=column.name
+                )
+            continue
+        if not _readable(kinds[column.name], column.kind):
+            raise RunFolderError(
+                f"has type {kinds[column.name]}, the record needs {column.kind}",
+                file=part,
+                column=column.name,
+            )
+    return set(kinds)
 
 
 def _may_hold_values(metadata: Any, column: str) -> bool:
