@@ -286,7 +286,7 @@ def _from_record(record: pd.DataFrame, keep_record: bool) -> RunStats:
     order = np.argsort(codes, kind="stable")
     ends = np.cumsum(counts)
     starts = ends - counts
-    by_entry = rt[order]
+    by_entry = _gather(rt, order)
     _sort_segments(by_entry, starts, ends)
     fails = np.bincount(codes[~ok], minlength=n_entries)
     tags = _labels_per_entry(record["tags"], codes, n_entries)
@@ -439,6 +439,23 @@ def _labels_per_entry(
     for e in range(n_entries):
         values = [str(categories[int(c)]) for c in np.flatnonzero(seen[e])]
         out.append(sorted({t.strip() for v in values for t in v.split(",") if t.strip()}))
+    return out
+
+
+def _gather(values: FloatArray, order: npt.NDArray[np.intp]) -> FloatArray:
+    """`values[order]`, its halves on two threads when there are cores for them: numpy releases the GIL
+    while it gathers, and ten million rows scattered over the entries take 140 ms on one core."""
+    n = len(order)
+    if n < 1_000_000 or (os.cpu_count() or 1) < 2:
+        return values[order]
+    out = np.empty(n, dtype=values.dtype)
+    half = n // 2
+
+    def gather(part: slice) -> None:
+        np.take(values, order[part], out=out[part])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(gather, (slice(0, half), slice(half, n))))
     return out
 
 

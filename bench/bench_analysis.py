@@ -2,14 +2,18 @@
 baseline of the same size, in a child process, and print its wall time and peak memory against the
 goals (1M: <= 0.5 s; 10M: <= 3 s and <= 1 GB), median and spread over the rounds.
 
-    python bench/bench_analysis.py [--sizes 1000000 10000000] [--rounds 3] [--entries 50] [--keep DIR]
+    python bench/bench_analysis.py [--sizes 1000000 10000000] [--parts 20] [--per-second 5000]
+                                   [--rounds 3] [--entries 50] [--keep DIR]
 
-The record is written as the library writes it: parquet parts under `requests/`, one string column
-per label (the analysis reads them back as categoricals, and only the columns it needs). The child
-is `python -m analysis RUN --baseline BASE --report json`: loading, percentiles per entry, the
-shipped thresholds plus per-entry p95/p99 rules, the regression comparison per entry (p50 shift on a
-seeded subsample of at most 50,000 requests per side, p95/p99 on every sample), and the JSON report.
-The current run is 10% slower on one entry in five (10 of 50), so the comparison has something to find.
+The record is written as the library writes it (`record.PARQUET_OPTIONS`): parquet parts under
+`requests/`, one string column per label (the analysis reads them back as categoricals, and only the
+columns it needs). Each size is written as `--parts` large parts; the largest size is also written
+as a run writes it, a part a second, at `--per-second` requests a second (10M: 2,000 parts), where
+each part's fixed cost shows. The child is `python -m analysis RUN --baseline BASE --report json`:
+loading, percentiles per entry, the shipped thresholds plus per-entry p95/p99 rules, the regression
+comparison per entry (p50 shift on a seeded subsample of at most 50,000 requests per side, p95/p99
+on every sample), and the JSON report. The current run is 10% slower on one entry in five (10 of
+50), so the comparison has something to find.
 Each size first runs one unmeasured round, so every measured round finds the package's modules
 compiled, as an installed package has them.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -32,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The writer's own schema (that module imports no Locust), so the synthetic record is the real layout.
+from compliance_loadtest.plugin.record import PARQUET_OPTIONS
 from compliance_loadtest.plugin.record import SCHEMA as RECORD_SCHEMA
 
 # rows per run -> (wall seconds, peak MB) of the whole `python -m analysis` command, from the
@@ -102,7 +108,7 @@ def write_run(folder: Path, rows: int, entries: int, parts: int, seed: int, slow
             },
             schema=RECORD_SCHEMA,
         )
-        pq.write_table(table, req / f"part-{p:06d}.parquet")
+        pq.write_table(table, req / f"part-{p:06d}.parquet", **PARQUET_OPTIONS)
     (folder / "run.json").write_text(json.dumps(RUN_JSON))
 
 
@@ -134,23 +140,35 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=sorted(GOALS), help="rows per run")
     ap.add_argument("--entries", type=int, default=50)
-    ap.add_argument("--parts", type=int, default=20)
+    ap.add_argument("--parts", type=int, default=20, help="large parts per run")
+    ap.add_argument(
+        "--per-second",
+        type=int,
+        default=5000,
+        help="requests a second of the largest size written a part a second (0: not written)",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="write the runs here and keep them")
     args = ap.parse_args()
     root_all = args.keep or Path(tempfile.mkdtemp(prefix="bench-analysis-"))
+    cases = [(rows, args.parts, f"{args.parts} parts") for rows in args.sizes]
+    if args.per_second > 0:
+        rows = max(args.sizes)
+        parts = math.ceil(rows / args.per_second)
+        cases.append((rows, parts, f"a part a second at {args.per_second:,} requests/s: {parts:,} parts"))
     met = True
     try:
-        for rows in args.sizes:
-            root = root_all / f"{rows}"
+        for rows, parts, layout in cases:
+            root = root_all / f"{rows}-{parts}"
             t = time.perf_counter()
             for name, seed, slowdown in (("baseline", 1, 0.0), ("current", 2, 0.10)):
                 if not (root / name).exists():
-                    write_run(root / name, rows, args.entries, args.parts, seed, slowdown)
+                    write_run(root / name, rows, args.entries, parts, seed, slowdown)
             (root / "thresholds.yaml").write_text(THRESHOLDS)
             took = time.perf_counter() - t
             print(
-                f"{rows:,} rows + a {rows:,}-row baseline, {args.entries} entries (written in {took:.1f} s)"
+                f"{rows:,} rows + a {rows:,}-row baseline, {args.entries} entries, {layout} "
+                f"(written in {took:.1f} s)"
             )
             walls, peaks = [], []
             analyse_once(root)  # compiles the package's modules and warms the page cache

