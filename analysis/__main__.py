@@ -9,6 +9,7 @@ functions of the package.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -211,5 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def cli() -> None:
+    """The command itself: `main`, then exit. Its last step moves every object out of the garbage
+    collector's sight: the interpreter's final collections would otherwise walk every object pandas
+    and the analysis made, 0.15 s of a ten-million-request analysis spent on memory freed at exit
+    anyway. (`main` stays free of it: tests and other programs call it in their own process.)"""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
