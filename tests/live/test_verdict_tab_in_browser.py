@@ -133,7 +133,16 @@ def test_verdict_builds_up_turns_red_and_equals_the_analysis(
             "the final evaluation",
             lambda: (v := get_json(url + "verdict"))["at"] and v["rows"] and v,
         )
-        shown = {k: r["Run so far"].text for k, r in verdict_table(browser).items()}
+        final = {(j["rule"], j["entry"]): str(j["samples"]) for j in verdict["so_far"]}
+
+        # The page shows the evaluation of its last poll, which may be the one before the final one.
+        def caught_up() -> dict[tuple[str, str], str] | None:
+            rows = verdict_table(browser)
+            if any(k not in rows or rows[k]["Samples"].text != n for k, n in final.items()):
+                return None
+            return {k: r["Run so far"].text for k, r in rows.items()}
+
+        shown = wait_until("the page to show the final evaluation", caught_up, log=run.log)
     finally:
         run.process.terminate()
         try:
