@@ -799,8 +799,8 @@ def read_record(folder: Path, with_stream_columns: bool = True) -> pd.DataFrame:
                 ahead += lengths[submitted]
                 submitted += 1
 
+        read_ahead()
         for i in range(len(parts)):
-            read_ahead()
             table = pending.popleft().result()
             ahead -= lengths[i]
             read_ahead()  # the next parts are read while this one is copied

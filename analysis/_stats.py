@@ -406,14 +406,6 @@ def _entry_codes(
     return codes, keys, counts
 
 
-def entry_indices(record: pd.DataFrame) -> dict[EntryKey, npt.NDArray[np.intp]]:
-    """Row numbers of each (request type, name), in one pass over the entries' codes."""
-    codes, keys, counts = _entry_codes(record)
-    order = np.argsort(codes, kind="stable")
-    ends = np.cumsum(counts)
-    return {key: order[ends[c] - counts[c] : ends[c]] for c, key in keys.items()}
-
-
 def _labels_per_entry(
     col: pd.Series, codes: npt.NDArray[np.signedinteger[Any]], n_entries: int
 ) -> list[list[str]]:
