@@ -8,8 +8,9 @@ goals (1M: <= 0.5 s; 10M: <= 3 s and <= 1 GB), median and spread over the rounds
 The record is written as the library writes it (`record.PARQUET_OPTIONS`): parquet parts under
 `requests/`, one string column per label (the analysis reads them back as categoricals, and only the
 columns it needs). Each size is written as `--parts` large parts; the largest size is also written
-as a run writes it, a part a second, at `--per-second` requests a second (10M: 2,000 parts), where
-each part's fixed cost shows. The child is `python -m analysis RUN --baseline BASE --report json`:
+as a run writes it (`record.part_interval_s`: a part a second for the first minute, then one every
+ten seconds) at `--per-second` requests a second (10M at 5,000/s: 254 parts), where each part's fixed
+cost shows. The child is `python -m analysis RUN --baseline BASE --report json`:
 loading, percentiles per entry, the shipped thresholds plus per-entry p95/p99 rules, the regression
 comparison per entry (p50 shift on a seeded subsample of at most 50,000 requests per side, p95/p99
 on every sample), and the JSON report. The current run is 10% slower on one entry in five (10 of
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The writer's own schema (that module imports no Locust), so the synthetic record is the real layout.
-from compliance_loadtest.plugin.record import PARQUET_OPTIONS
+from compliance_loadtest.plugin.record import PARQUET_OPTIONS, part_sizes
 from compliance_loadtest.plugin.record import SCHEMA as RECORD_SCHEMA
 
 # rows per run -> (wall seconds, peak MB) of the whole `python -m analysis` command, from the
@@ -70,7 +70,7 @@ def labels(codes: np.ndarray, values: list[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values)).cast(pa.string())
 
 
-def write_run(folder: Path, rows: int, entries: int, parts: int, seed: int, slowdown: float) -> None:
+def write_run(folder: Path, sizes: list[int], entries: int, seed: int, slowdown: float) -> None:
     rng = np.random.default_rng(seed)
     kinds = ["GET", "POST", "PATCH", "SQL"]
     types = [kinds[i % len(kinds)] for i in range(entries)]
@@ -82,16 +82,15 @@ def write_run(folder: Path, rows: int, entries: int, parts: int, seed: int, slow
     factor = np.where(np.arange(entries) % 5 == 0, 1.0 + slowdown, 1.0)
     req = folder / "requests"
     req.mkdir(parents=True)
-    per_part = rows // parts
     t0 = 1_790_000_000.0
-    for p in range(parts):
-        n = per_part if p < parts - 1 else rows - per_part * (parts - 1)
+    first = 0
+    for p, n in enumerate(sizes):
         e = rng.integers(0, entries, n)
         rt = medians[e] * factor[e] * np.exp(rng.normal(0.0, 0.6, n))
         ok = rng.random(n) > 0.01
         table = pa.table(
             {
-                "timestamp": t0 + (p * per_part + np.arange(n)) / 20_000.0,
+                "timestamp": t0 + (first + np.arange(n)) / 20_000.0,
                 "request_type": labels(e, types),
                 "name": labels(e, names),
                 "response_time_ms": rt,
@@ -109,7 +108,13 @@ def write_run(folder: Path, rows: int, entries: int, parts: int, seed: int, slow
             schema=RECORD_SCHEMA,
         )
         pq.write_table(table, req / f"part-{p:06d}.parquet", **PARQUET_OPTIONS)
+        first += n
     (folder / "run.json").write_text(json.dumps(RUN_JSON))
+
+
+def even_sizes(rows: int, parts: int) -> list[int]:
+    per_part = rows // parts
+    return [per_part] * (parts - 1) + [rows - per_part * (parts - 1)]
 
 
 def analyse_once(root: Path) -> tuple[float, float, int, str]:
@@ -145,25 +150,26 @@ def main() -> int:
         "--per-second",
         type=int,
         default=5000,
-        help="requests a second of the largest size written a part a second (0: not written)",
+        help="requests a second of the largest size written as a run writes it (0: not written)",
     )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="write the runs here and keep them")
     args = ap.parse_args()
     root_all = args.keep or Path(tempfile.mkdtemp(prefix="bench-analysis-"))
-    cases = [(rows, args.parts, f"{args.parts} parts") for rows in args.sizes]
+    cases = [(rows, even_sizes(rows, args.parts), f"{args.parts} parts") for rows in args.sizes]
     if args.per_second > 0:
         rows = max(args.sizes)
-        parts = math.ceil(rows / args.per_second)
-        cases.append((rows, parts, f"a part a second at {args.per_second:,} requests/s: {parts:,} parts"))
+        sizes = part_sizes(rows, args.per_second)
+        layout = f"written as a run at {args.per_second:,} requests/s writes it: {len(sizes):,} parts"
+        cases.append((rows, sizes, layout))
     met = True
     try:
-        for rows, parts, layout in cases:
-            root = root_all / f"{rows}-{parts}"
+        for rows, sizes, layout in cases:
+            root = root_all / f"{rows}-{len(sizes)}"
             t = time.perf_counter()
             for name, seed, slowdown in (("baseline", 1, 0.0), ("current", 2, 0.10)):
                 if not (root / name).exists():
-                    write_run(root / name, rows, args.entries, parts, seed, slowdown)
+                    write_run(root / name, sizes, args.entries, seed, slowdown)
             (root / "thresholds.yaml").write_text(THRESHOLDS)
             took = time.perf_counter() - t
             print(

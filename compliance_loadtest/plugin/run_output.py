@@ -57,8 +57,10 @@ from compliance_loadtest.plugin.monitor import (
 )
 from compliance_loadtest.plugin.options import SECRET_OPTIONS
 from compliance_loadtest.plugin.record import (
+    PART_MAX_ROWS,
     PartWriter,
     RequestRecorder,
+    part_interval_s,
     table_from_bytes,
     table_to_bytes,
     warm_up,
@@ -81,10 +83,6 @@ logger = logging.getLogger(__name__)
 REPORT_KEY = "compliance_run_output"
 # A worker with rows waiting reports at least this often (Locust's own report comes every 3 s).
 WORKER_REPORT_INTERVAL_S = 1.0
-# The master writes a parquet part this often, or sooner when this many rows are waiting: a run killed
-# outright loses at most the last second's rows.
-PART_INTERVAL_S = 1.0
-PART_MAX_ROWS = 100_000
 # resources.csv is rewritten whole (atomically) this often.
 RESOURCES_WRITE_INTERVAL_S = 5.0
 # Space kept in the run folder (a hidden file) for the last summary.json and run.json: on a full disk
@@ -469,7 +467,9 @@ class RunOutput:
                 self._sample()
                 self.take_local_rows()
                 now = time.monotonic()
-                if self.pending_rows >= PART_MAX_ROWS or now - self.last_part >= PART_INTERVAL_S:
+                # A part a second at first, later every ten (`part_interval_s`), or when enough rows wait.
+                interval = part_interval_s(self.parts.parts_written)
+                if self.pending_rows >= PART_MAX_ROWS or now - self.last_part >= interval:
                     self._write_part()
                 if self.csv_writer is not None:
                     self.csv_writer.add_history()

@@ -15,7 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import load_run
-from compliance_loadtest.plugin.record import SCHEMA, PartWriter, RequestRecorder, error_text
+from compliance_loadtest.plugin.record import (
+    PART_MAX_ROWS,
+    SCHEMA,
+    PartWriter,
+    RequestRecorder,
+    error_text,
+    part_interval_s,
+    part_sizes,
+)
 from compliance_loadtest.run_folder import (
     RECORD_COLUMN_NAMES,
     RECORD_COLUMNS,
@@ -173,6 +181,17 @@ def test_parts_are_complete_files_and_summary_counts_what_was_written(tmp_path: 
         ],
         "total": {"count": 4, "failures": 1},
     }
+
+
+def test_parts_come_a_second_apart_for_the_first_minute_then_ten_seconds_apart() -> None:
+    assert [part_interval_s(n) for n in (0, 1, 59, 60, 61, 5_000)] == [1.0, 1.0, 1.0, 10.0, 10.0, 10.0]
+    # Half an hour at 5,000 requests a second: 60 parts of a second, then 10 s each.
+    sizes = part_sizes(9_000_000, 5_000)
+    assert sum(sizes) == 9_000_000 and len(sizes) == 60 + 174
+    assert sizes[:60] == [5_000] * 60 and set(sizes[60:-1]) == {50_000} and 0 < sizes[-1] <= 50_000
+    # A fast run reaches the row limit first, and a part is never empty.
+    assert max(part_sizes(10_000_000, 40_000)) == PART_MAX_ROWS
+    assert part_sizes(3, 5_000) == [3] and part_sizes(0, 5_000) == []
 
 
 def test_failure_messages_keep_their_text_but_not_credentials() -> None:
