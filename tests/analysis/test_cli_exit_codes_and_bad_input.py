@@ -4,6 +4,7 @@ the file, row, column or key (never a traceback)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -395,3 +396,46 @@ def test_exit_3_when_user_code_raised_and_the_reason_names_the_first_exception(
         "user code raised 70 exception(s), so the run did not make the load it meant to "
         "(first: module 'steps.search' has no attribute 'evidence')"
     ) in r.stdout
+
+
+HEAP_PROBE = """
+import numpy as np
+from analysis.__main__ import keep_freed_memory
+
+def on_heap(address):
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            low, high = (int(x, 16) for x in line.split()[0].split("-"))
+            if low <= address < high:
+                return True
+    return False
+
+before = np.ones(10_000_000)  # 80 MB, as a ten-million-row column
+print(on_heap(before.ctypes.data), np._core.multiarray._get_madvise_hugepage())
+del before
+keep_freed_memory()
+after = np.ones(10_000_000)
+print(on_heap(after.ctypes.data), np._core.multiarray._get_madvise_hugepage())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator and /proc/self/maps")
+def test_the_command_serves_large_arrays_from_memory_it_can_reuse() -> None:
+    # By default an array of a record's length is a mapping of its own, advised to huge pages; once the
+    # command has called keep_freed_memory, it comes from the heap, which keeps what is freed for reuse.
+    probe = subprocess.run(
+        [sys.executable, "-c", HEAP_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_env_without_malloc(),
+    )
+    assert probe.stdout.split("\n")[:2] == ["False True", "True False"], probe.stdout + probe.stderr
+
+
+def _env_without_malloc() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "NUMPY_MADVISE"))
+    }
