@@ -18,6 +18,7 @@ import pandas as pd
 from analysis._analyse import Analysis, Verdict, summary_counts
 from analysis._stats import SOURCE_LABELS, EntryKey, entry_label, pooled
 from analysis._thresholds import ThresholdResult, format_value, select_entries, split_metric
+from compliance_loadtest.categories import LOAD_TESTING, TITLE_BY_USER_CLASS
 from compliance_loadtest.redact import redact, redact_text
 
 REPORT_VERSION = 1
@@ -71,12 +72,19 @@ def _start_and_duration(a: Analysis) -> tuple[str | None, float | None]:
 
 
 def suites_run(a: Analysis) -> list[str]:
+    """The seed's suites the run carried out, named from the user classes that made its requests
+    (run.json's `record.user_classes`): a class of no category is a user's own journey, so "Load
+    Testing". Benchmark groups add their suites as they always did. Without that key (run folders of
+    earlier versions, Locust's CSV alone) the groups decide alone. Sampled resources name no suite:
+    every run with a run folder samples them, memory test or not."""
     groups = set(a.stats.entries["group"].astype(str)) if len(a.stats.entries) else set()
     suites = {SUITES[g] for g in groups if g in SUITES}
-    if groups - set(SUITES):
-        suites.add("Load Testing")
-    if a.system.sampled:
-        suites.add("Memory Testing")
+    info = a.run.run_info
+    classes = [c for c, n in info.record.user_classes.items() if n] if info is not None else []
+    if classes:
+        suites.update(TITLE_BY_USER_CLASS.get(c, LOAD_TESTING) for c in classes)
+    elif groups - set(SUITES):
+        suites.add(LOAD_TESTING)
     return sorted(suites)
 
 

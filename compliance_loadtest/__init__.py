@@ -8,6 +8,7 @@
       plugin/                the Locust plugin, wired in one place: `plugin.install()`
       suite/                 the one-command suite runner (`compliance-loadtest`)
       run_folder.py          the run folder's contract, shared by its writer and the analysis
+      categories.py          the seed's suites and their user classes, shared by the suite and the analysis
       profiles.py            load profiles (YAML) validated into dataclasses
       config.py              the seed suite's performance_config.json
       backend.py             starting the reference backend as a process of its own

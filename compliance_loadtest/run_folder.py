@@ -368,6 +368,10 @@ class Record:
     parts: int = 0
     agrees_with_locust: bool | None = None
     """As in summary.json: null until the end, when the record was off, or after a stats reset."""
+    user_classes: Mapping[str, int] = field(default_factory=dict)
+    """Rows written per user class (the `user_class` column), rows without one left out: which classes
+    made requests, where `RunInfo.user_classes` says only which ones were given. Empty in run folders of
+    earlier versions."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -375,6 +379,7 @@ class Record:
             "rows": self.rows,
             "parts": self.parts,
             "agrees_with_locust": self.agrees_with_locust,
+            "user_classes": dict(self.user_classes),
         }
 
     @classmethod
@@ -384,6 +389,7 @@ class Record:
             rows=r.count("rows"),
             parts=r.count("parts"),
             agrees_with_locust=r.opt_flag("agrees_with_locust"),
+            user_classes=r.count_map("user_classes"),
         )
 
 

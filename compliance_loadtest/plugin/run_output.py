@@ -806,6 +806,7 @@ class RunOutput:
                 rows=self.parts.rows_written,
                 parts=self.parts.parts_written,
                 agrees_with_locust=agrees,
+                user_classes=dict(sorted(self.parts.user_classes.items())),
             ),
             resources=Resources(
                 target=target,

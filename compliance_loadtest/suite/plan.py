@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from compliance_loadtest.categories import CATEGORIES, Category
 from compliance_loadtest.config import BenchmarkConfigError, duration_seconds, load_config
 from compliance_loadtest.errors import SuiteUsageError
 from compliance_loadtest.profiles import Profile, ProfileError
@@ -43,38 +44,7 @@ SEED_SPAWN_RATE = 2.0
 SEED_DURATION = "60s"
 
 # ---------------------------------------------------------------------------------------------------
-# Categories: the seed runner's suite names, mapped onto user classes.
-
-
-@dataclass(frozen=True)
-class Category:
-    """One of the seed runner's suites, and the user classes that carry it out here."""
-
-    key: str
-    """Short form accepted by --include / --exclude (`api`, `db`, ...)."""
-    title: str
-    """The seed runner's suite name ("API Performance", ...), also accepted."""
-    user_classes: tuple[str, ...]
-    """Locust user classes run for this category."""
-    load_test: bool = False
-    """Run only when load tests are asked for (--load-tests, a profile, or the config), as in the seed."""
-
-    def names(self) -> tuple[str, ...]:
-        return (self.key, self.title)
-
-
-CATEGORIES: tuple[Category, ...] = (
-    Category("api", "API Performance", ("ApiBenchmarkUser",)),
-    Category("db", "Database Performance", ("DbBenchmarkUser",)),
-    Category(
-        "load",
-        "Load Testing",
-        ("ComplianceUser", "AIAssistantUser", "ReportingUser", "ChatWebSocketUser"),
-        load_test=True,
-    ),
-    Category("memory", "Memory Testing", ("DatabaseStressUser",)),
-    Category("concurrency", "Concurrency Testing", ("StressTestUser", "PeakTrafficScenario")),
-)
+# Categories: the seed runner's suite names, mapped onto user classes (`compliance_loadtest.categories`).
 
 
 def _category_named(name: str, option: str) -> Category:

@@ -322,6 +322,16 @@ def test_performance_config_in_the_run_folder_goes_through_the_one_validator(
         ({"workers": {"expected": -1, "seen": [], "lost": []}}, "workers.expected", "at least 0"),
         ({"started_at": "last tuesday"}, "started_at", "ISO 8601"),
         ({"system": {"memory_total_mb": "16G"}}, "system.memory_total_mb", "finite number"),
+        (
+            {"record": {"rows": 100, "user_classes": ["ComplianceUser"]}},
+            "record.user_classes",
+            "object of whole numbers",
+        ),
+        (
+            {"record": {"rows": 100, "user_classes": {"ComplianceUser": "100"}}},
+            "record.user_classes.ComplianceUser",
+            "whole number",
+        ),
     ],
 )
 def test_run_json_of_the_wrong_types_is_bad_input_naming_the_key(

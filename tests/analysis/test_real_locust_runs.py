@@ -10,9 +10,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from analysis import compute_stats, load_run, validate_report
+from analysis import analyse, compute_stats, load_run, load_thresholds, report_document, validate_report
 from analysis.__main__ import main
 from tests.backend_process import Backend
 
@@ -111,6 +112,8 @@ def test_exit_codes_and_reports_on_a_real_run(real_run: Path, tmp_path: Path) ->
     doc = json.loads(next(out.glob("*.json")).read_text())
     validate_report(doc)
     assert doc["summary"]["system_metrics"]["sampled"] is True
+    # A plain Locust user gives no class to the record: the groups decide, and sampling is no memory test.
+    assert doc["summary"]["suites_run"] == ["Load Testing"]
     assert {t["rule"]: t["status"] for t in doc["thresholds"]} == {
         "health-p95": "pass",
         "health-ok": "pass",
@@ -147,3 +150,39 @@ def test_exit_codes_and_reports_on_a_real_run(real_run: Path, tmp_path: Path) ->
     regressions = json.loads(next(out3.glob("*.json")).read_text())["regressions"]
     assert {r["entry"] for r in regressions} == {"GET /health", "POST /api/auth/login"}
     assert not any(r["regressed"] for r in regressions)
+
+
+REVIEWER_JOURNEY = """
+from locust import constant, task
+from locust_scenarios import ApiUser, dashboards
+from locust_scenarios.stress_test import StressTestUser  # noqa: F401  (the library's, run beside it)
+
+
+class ReviewerJourney(ApiUser):
+    wait_time = constant(0.05)
+
+    @task
+    def review(self):
+        dashboards.user_dashboard(self)
+        dashboards.compliance_status(self)
+"""
+
+
+def test_a_users_own_journey_beside_a_shipped_class_names_both_suites(
+    backend: Backend, tmp_path: Path
+) -> None:
+    (tmp_path / "reviewer.py").write_text(REVIEWER_JOURNEY)
+    cmd = [
+        sys.executable, "-m", "locust", "-f", "reviewer.py", "--headless", "-u", "2", "-r", "2", "-t", "3s",
+        "--host", backend.url, "--run-dir", "run", "--only-summary", "--stop-timeout", "2",
+    ]  # fmt: skip
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    run = tmp_path / "run"
+    assert (run / "run.json").exists(), r.stderr[-3000:]
+    record = pd.read_parquet(run / "requests")
+    meta = json.loads((run / "run.json").read_text())
+    # run.json's counts per class are the record's own.
+    assert meta["record"]["user_classes"] == record["user_class"].value_counts().to_dict()
+    assert set(meta["record"]["user_classes"]) == {"ReviewerJourney", "StressTestUser"}, r.stderr[-3000:]
+    a = analyse(load_run(run), load_thresholds())
+    assert report_document(a)["summary"]["suites_run"] == ["Concurrency Testing", "Load Testing"]

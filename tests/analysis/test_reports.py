@@ -8,12 +8,22 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import analysis
 from analysis import SchemaError, redact, redact_text, report_schema, schema_errors, validate_report
 from analysis.__main__ import main
-from tests.analysis.runs import Entry, lognormal, simple_run
+from compliance_loadtest.run_folder import Record
+from tests.analysis.runs import (
+    Entry,
+    lognormal,
+    record_frame,
+    simple_run,
+    write_record,
+    write_resources,
+    write_run_json,
+)
 
 PASSWORD = "hunter2-Sup3rSecret"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.sig"
@@ -361,3 +371,80 @@ def test_html_baseline_table_shows_p50_p95_p99_and_the_tests_interval(reports: d
     assert "s-fail" in first and "GET /api/evidence/search" in first
     assert len(re.findall(r"[\d.,]+ → [\d.,]+ ms \(\+[\d.]+%\)", first)) == 3
     assert re.search(r"≥ \+\d+\.\d%", first)
+
+
+def classed_run(d: Path, rows: dict[str, list[Entry]], counted: bool = True) -> Path:
+    """A run folder whose record rows carry these user classes, resources sampled as in every run with
+    a run folder; with `counted`, run.json counts the rows per class as the writer does."""
+    frames = []
+    for user_class, entries in rows.items():
+        frames.append(record_frame(entries).assign(user_class=user_class))
+    frame = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
+    d.mkdir(parents=True)
+    write_record(d, frame.reset_index(drop=True))
+    write_resources(d, [200.0, 210.0, 220.0, 230.0], [30.0, 40.0, 50.0, 40.0])
+    by_class = frame.loc[frame["user_class"] != "", "user_class"].value_counts().to_dict()
+    record = Record(rows=len(frame), parts=2, user_classes=by_class if counted else {})
+    write_run_json(d, record=record.to_json())
+    return d
+
+
+def suites_and_header(run: Path) -> tuple[list[str], str]:
+    a = analysis.analyse(analysis.load_run(run), analysis.load_thresholds())
+    assert a.system.sampled  # resources were sampled, as in every run with a run folder
+    header = re.search(r"suites: (.*?) · files missing", analysis.to_html(a))
+    assert header is not None
+    return analysis.report_document(a)["summary"]["suites_run"], header.group(1)
+
+
+def test_a_users_own_journey_is_load_testing_and_no_memory_test(tmp_path: Path) -> None:
+    run = classed_run(
+        tmp_path / "run",
+        {
+            "ReviewerJourney": [
+                Entry("GET", "/api/users/dashboard", [20.0] * 40),
+                Entry("POST", "/api/evidence/requests", [35.0] * 10),
+            ],
+            "": [Entry("GET", "/health", [1.0] * 5)],  # a request no class claimed names no suite
+        },
+    )
+    assert suites_and_header(run) == (["Load Testing"], "Load Testing")
+
+
+def test_a_database_stress_user_is_a_memory_test(tmp_path: Path) -> None:
+    run = classed_run(
+        tmp_path / "run",
+        {
+            "DatabaseStressUser": [Entry("SQL", "evidence by status (join)", [4.0] * 30)],
+            "ComplianceUser": [Entry("GET", "/api/evidence/[id]", [12.0] * 30)],
+        },
+    )
+    assert suites_and_header(run) == (
+        ["Load Testing", "Memory Testing"],
+        "Load Testing, Memory Testing",
+    )
+
+
+def test_concurrency_and_benchmark_users_name_their_own_suites(tmp_path: Path) -> None:
+    run = classed_run(
+        tmp_path / "run",
+        {
+            "StressTestUser": [Entry("POST", "/api/evidence/bulk", [50.0] * 20)],
+            "ApiBenchmarkUser": [Entry("BENCH", "GET /api/users/dashboard", [8.0] * 5, group="bench-api")],
+        },
+    )
+    assert suites_and_header(run)[0] == ["API Performance", "Concurrency Testing"]
+
+
+def test_a_run_folder_without_class_counts_falls_back_to_the_groups(tmp_path: Path) -> None:
+    """Run folders of earlier versions: the groups alone decide, and sampled resources no longer add
+    a memory test."""
+    run = classed_run(
+        tmp_path / "run",
+        {
+            "DatabaseStressUser": [Entry("SQL", "evidence by status (join)", [4.0] * 30)],
+            "ApiBenchmarkUser": [Entry("BENCH", "GET /api/users/dashboard", [8.0] * 5, group="bench-api")],
+        },
+        counted=False,
+    )
+    assert suites_and_header(run)[0] == ["API Performance", "Load Testing"]

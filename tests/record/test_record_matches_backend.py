@@ -52,6 +52,9 @@ def assert_agrees(run_dir: Path, backend: Backend, log: str, cut_short: int = 0)
     aggregated = [line for line in log.splitlines() if line.strip().startswith("Aggregated")]
     assert aggregated and str(len(record)) in aggregated[-2].split()  # the final summary table
     assert meta["complete"] is True and meta["record"]["rows"] == len(record), meta
+    # run.json counts the rows of each user class as the parts are written: the parts' own counts.
+    by_class = record.loc[record["user_class"] != "", "user_class"].value_counts().to_dict()
+    assert meta["record"]["user_classes"] == by_class and by_class, meta["record"]
 
 
 def assert_columns(record: pd.DataFrame) -> None:

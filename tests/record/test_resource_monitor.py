@@ -152,6 +152,12 @@ def test_remote_target_is_noted_not_sampled_and_record_can_be_switched_off(tmp_p
     assert meta["notes"] == ["target http://192.0.2.1:9 is not on this machine's loopback: not sampled"]
     assert meta["resources"]["target"] is None and meta["resources"]["memory_increase_mb"] is None
     assert set(resource_rows(run_dir)["role"]) == {"load-generator"}
-    assert meta["record"] == {"enabled": False, "rows": 0, "parts": 0, "agrees_with_locust": None}
+    assert meta["record"] == {
+        "enabled": False,
+        "rows": 0,
+        "parts": 0,
+        "agrees_with_locust": None,
+        "user_classes": {},
+    }
     assert summary["agrees_with_locust"] is None and "--no-request-record" in summary["note"]
     assert not list((run_dir / "requests").iterdir()) and meta["complete"] is True

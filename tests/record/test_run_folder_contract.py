@@ -29,6 +29,7 @@ from compliance_loadtest.run_folder import (
     RECORD_COLUMNS,
     RECORD_CONTEXT_KEYS,
     RESOURCE_COLUMN_NAMES,
+    Record,
     RunFolderError,
     RunInfo,
     Workers,
@@ -60,6 +61,8 @@ def test_run_json_keys_are_those_the_document_lists_and_read_back_as_written() -
     first_cells = [row.split("|")[1] for row in rows if row.startswith("| `")]
     documented = [key for cell in first_cells for key in re.findall(r"`([a-z_]+)`", cell)]
     assert documented == [f.name for f in dataclasses.fields(RunInfo)]
+    record_row = next(row for row in rows if row.startswith("| `record` |")).split("|")[2]
+    assert re.findall(r"`([a-z_]+)`", record_row) == [f.name for f in dataclasses.fields(Record)]
     info = RunInfo(
         started_at="2026-09-21T14:13:20.000Z",
         ended_at="2026-09-21T14:13:30.000Z",
@@ -69,11 +72,21 @@ def test_run_json_keys_are_those_the_document_lists_and_read_back_as_written() -
         workers=Workers(
             expected=2, seen=("a", "b"), lost=("b",), lost_reasons={"b": "missing"}, rows={"a": 3}
         ),
+        record=Record(rows=5, parts=1, user_classes={"ComplianceUser": 3, "ReviewerJourney": 2}),
         complete=False,
     )
     written = json.loads(json.dumps(info.to_json(), allow_nan=False))
     assert list(written) == documented
+    assert list(written["record"]) == [f.name for f in dataclasses.fields(Record)]
     assert RunInfo.from_json(written) == info
+
+
+def test_run_json_of_an_earlier_version_reads_with_no_user_class_counts() -> None:
+    """Run folders written before `record.user_classes` existed still read: no class made requests
+    that the folder knows of, and the analysis falls back to the groups."""
+    earlier = RunInfo().to_json()
+    del earlier["record"]["user_classes"]
+    assert RunInfo.from_json(earlier).record.user_classes == {}
 
 
 @pytest.mark.parametrize(
@@ -92,6 +105,9 @@ def test_run_json_keys_are_those_the_document_lists_and_read_back_as_written() -
         ({"workers": {"rows": {"w1": -3}}}, "workers.rows.w1", "at least 0"),
         ({"record": {"rows": "many"}}, "record.rows", "whole number"),
         ({"record": {"agrees_with_locust": "yes"}}, "record.agrees_with_locust", "true, false or null"),
+        ({"record": {"user_classes": ["ComplianceUser"]}}, "record.user_classes", "object of whole numbers"),
+        ({"record": {"user_classes": {"ComplianceUser": 2.5}}}, "record.user_classes.ComplianceUser",
+         "whole number"),
         ({"system": {"memory_total_mb": float("nan")}}, "system.memory_total_mb", "finite"),
         ({"resources": {"target": {"role": "backend", "worker": "t", "pid": 1}}},
          "resources.target.role", "one of"),
@@ -181,6 +197,8 @@ def test_parts_are_complete_files_and_summary_counts_what_was_written(tmp_path: 
         ],
         "total": {"count": 4, "failures": 1},
     }
+    # Rows per user class, the two rows that gave none left out.
+    assert writer.user_classes == {"ComplianceUser": 2}
 
 
 def test_parts_come_a_second_apart_for_the_first_minute_then_ten_seconds_apart() -> None:
