@@ -225,10 +225,10 @@ def keep_freed_memory() -> None:
     The analysis allocates and frees arrays of the record's length (80 MB each at ten million rows):
     a baseline's columns, then the current run's in the same place. By default glibc maps each such
     array on its own and unmaps it when freed, and numpy asks for huge pages on it, so every array is
-    new memory the kernel must find, zero and map: 1.2-2 s of system time in a 10M + 10M analysis.
-    Served from the heap, and no longer advised to huge pages, freed arrays are reused: 0.5-0.6 s,
-    2.5-2.6 s wall instead of 3.0-4.0, for some 90 MB more peak memory (860-895 MB at 10M + 10M, freed
-    memory the process keeps until it exits). Glibc only; elsewhere nothing changes.
+    new memory the kernel must find, zero and map: 1.5-2.0 s of system time in a 10M + 10M analysis.
+    Served from the heap, and no longer advised to huge pages, freed arrays are reused: 0.45-0.55 s,
+    2.4-2.7 s wall instead of 3.2-3.6, for a peak of 820-895 MB instead of 740-780 (freed memory the
+    process keeps until it exits). Glibc only; elsewhere nothing changes.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -236,8 +236,8 @@ def keep_freed_memory() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, 1 << 30)  # arrays under 1 GB come from the heap
     mallopt(_M_TRIM_THRESHOLD, 128 << 20)  # and up to 128 MB free at its top stays mapped
-    set_hugepage = getattr(getattr(np, "_core", None), "multiarray", None)
-    set_hugepage = getattr(set_hugepage, "_set_madvise_hugepage", None)
+    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
+    set_hugepage = getattr(multiarray, "_set_madvise_hugepage", None)
     if set_hugepage is not None:
         set_hugepage(False)
 

@@ -16,6 +16,8 @@ import pytest
 from analysis import analyse, compute_stats, load_run, load_thresholds, report_document, validate_report
 from analysis.__main__ import main
 from tests.backend_process import Backend
+from tests.record.runs import headless
+from tests.record.runs import run as run_locust
 
 LOCUSTFILE = """
 import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
@@ -171,18 +173,15 @@ class ReviewerJourney(ApiUser):
 def test_a_users_own_journey_beside_a_shipped_class_names_both_suites(
     backend: Backend, tmp_path: Path
 ) -> None:
-    (tmp_path / "reviewer.py").write_text(REVIEWER_JOURNEY)
-    cmd = [
-        sys.executable, "-m", "locust", "-f", "reviewer.py", "--headless", "-u", "2", "-r", "2", "-t", "3s",
-        "--host", backend.url, "--run-dir", "run", "--only-summary", "--stop-timeout", "2",
-    ]  # fmt: skip
-    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    locustfile = tmp_path / "reviewer.py"
+    locustfile.write_text(REVIEWER_JOURNEY)
     run = tmp_path / "run"
-    assert (run / "run.json").exists(), r.stderr[-3000:]
+    _, log = run_locust(headless(locustfile, backend.url, run, 2, 3, "--only-summary"), tmp_path, 90)
+    assert (run / "run.json").exists(), log[-3000:]
     record = pd.read_parquet(run / "requests")
     meta = json.loads((run / "run.json").read_text())
     # run.json's counts per class are the record's own.
     assert meta["record"]["user_classes"] == record["user_class"].value_counts().to_dict()
-    assert set(meta["record"]["user_classes"]) == {"ReviewerJourney", "StressTestUser"}, r.stderr[-3000:]
+    assert set(meta["record"]["user_classes"]) == {"ReviewerJourney", "StressTestUser"}, log[-3000:]
     a = analyse(load_run(run), load_thresholds())
     assert report_document(a)["summary"]["suites_run"] == ["Concurrency Testing", "Load Testing"]
