@@ -8,7 +8,9 @@ memory is read once every user is spawned and has settled. Memory per user is th
 Goal: library / bare <= 1.2.
 
 Per process: the resident memory of a Python process after `import locust` and after
-`import locust_scenarios` (the library, no run folder). Goal: the library's process <= 60 MB.
+`import locust_scenarios` (the library, no run folder). Goal: the library's process <= 60 MB. Also
+printed, without a goal: a process that records (what a worker of a master with `--run-dir` loads and
+runs before its users start), which must not have loaded pandas.
 
 Each figure is measured `--rounds` times, alternating; the median and the spread (min-max) are printed
 with the goal and whether the median met it. Exit code 0 when both goals were met.
@@ -61,7 +63,9 @@ class LibraryUser(ApiUser):
 """
 
 RSS_AFTER_IMPORT = """
-import {module}
+import sys
+{code}
+assert "pandas" not in sys.modules, "pandas was imported"
 with open("/proc/self/status") as f:
     print(next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024)
 """
@@ -94,8 +98,17 @@ def rss_with_users(locustfile: Path, host: str, user_class: str, users: int) -> 
             proc.wait()
 
 
-def rss_after_import(module: str) -> float:
-    out = subprocess.run([sys.executable, "-c", RSS_AFTER_IMPORT.format(module=module)], capture_output=True,
+# What a worker whose master has a run folder loads and runs before its users start: the run folder's
+# writer, and the record's Arrow steps once on throw-away rows.
+RECORDING = """
+import locust_scenarios
+from compliance_loadtest.plugin import record, run_output
+record.warm_up()
+"""
+
+
+def rss_after_import(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", RSS_AFTER_IMPORT.format(code=code)], capture_output=True,
                          text=True, check=True)  # fmt: skip
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -134,15 +147,18 @@ def main() -> int:
         print(f"  library/bare per user: {spread(ratios)}; goal <= {PER_USER_GOAL}: "
               f"{'met' if user_met else 'below goal'}")  # fmt: skip
 
-        locust_mb, library_mb = [], []
+        locust_mb, library_mb, recording_mb = [], [], []
         for _ in range(args.rounds):
-            locust_mb.append(rss_after_import("locust"))
-            library_mb.append(rss_after_import("locust_scenarios"))
+            locust_mb.append(rss_after_import("import locust"))
+            library_mb.append(rss_after_import("import locust_scenarios"))
+            recording_mb.append(rss_after_import(RECORDING))
         import_met = statistics.median(library_mb) <= IMPORT_GOAL_MB
         print(f"\nprocess after `import locust`: {spread(locust_mb, ' MB')}")
         verdict = "met" if import_met else "below goal"
         print(f"process after `import locust_scenarios`: {spread(library_mb, ' MB')}; "
               f"goal <= {IMPORT_GOAL_MB:g} MB: {verdict}")  # fmt: skip
+        print(f"process that records (a worker of a master with --run-dir, pandas not loaded): "
+              f"{spread(recording_mb, ' MB')}; no goal")  # fmt: skip
         return 0 if user_met and import_met else 1
     finally:
         stop_nginx(nginx)

@@ -59,21 +59,25 @@ class RecordProbeUser(FastHttpUser):
 HTTP_TYPES = ("GET",)
 
 
-# Appended to the probe by `write_locustfile(..., report_modules=True)`: each worker writes, as it quits,
-# which of the heavy modules it has imported, to `modules-<pid>.json` in its working folder.
+# Appended to the probe by `write_locustfile(..., report_modules=True)`: each process (worker, master or
+# local) writes, as it quits, which of the heavy modules it has imported, to `modules-<role>-<pid>.json`
+# in its working folder.
 REPORT_MODULES = """
 import json, os, sys
 from locust import events
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 
 @events.quitting.add_listener
 def _report_modules(environment, **_kw):
-    if isinstance(environment.runner, WorkerRunner):
-        heavy = ("pyarrow", "pandas", "compliance_loadtest.plugin.run_output")
-        heavy = sorted(m for m in heavy if m in sys.modules)
-        with open(f"modules-{os.getpid()}.json", "w") as f:
-            json.dump(heavy, f)
+    runner = environment.runner
+    role = "local"
+    if isinstance(runner, (WorkerRunner, MasterRunner)):
+        role = "worker" if isinstance(runner, WorkerRunner) else "master"
+    heavy = ("pyarrow", "pandas", "compliance_loadtest.plugin.run_output")
+    heavy = sorted(m for m in heavy if m in sys.modules)
+    with open(f"modules-{role}-{os.getpid()}.json", "w") as f:
+        json.dump(heavy, f)
 """
 
 
@@ -83,9 +87,10 @@ def write_locustfile(directory: Path, report_modules: bool = False) -> Path:
     return path
 
 
-def workers_modules(directory: Path) -> list[list[str]]:
-    """What each worker of a `report_modules` probe had imported when it quit."""
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("modules-*.json"))]
+def processes_modules(directory: Path, role: str = "worker") -> list[list[str]]:
+    """What each process of `role` (worker, master, local) of a `report_modules` probe had imported when
+    it quit."""
+    return [json.loads(p.read_text()) for p in sorted(directory.glob(f"modules-{role}-*.json"))]
 
 
 def locust(*args: str) -> list[str]:

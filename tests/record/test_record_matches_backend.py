@@ -20,12 +20,12 @@ from tests.record.runs import (
     headless,
     locust,
     locust_stats_total,
+    processes_modules,
     read_outputs,
     reset_count,
     resource_rows,
     run,
     wait_for,
-    workers_modules,
     write_locustfile,
 )
 
@@ -74,7 +74,7 @@ def assert_columns(record: pd.DataFrame) -> None:
 
 
 def test_local_run_records_every_request_the_backend_received(backend: Backend, tmp_path: Path) -> None:
-    locustfile = write_locustfile(tmp_path)
+    locustfile = write_locustfile(tmp_path, report_modules=True)
     run_dir = tmp_path / "run"
     reset_count(backend)
     rc, log = run(headless(locustfile, backend.url, run_dir, 3, 3), tmp_path)
@@ -82,6 +82,9 @@ def test_local_run_records_every_request_the_backend_received(backend: Backend, 
     assert_agrees(run_dir, backend, log)
     _, _, record = read_outputs(run_dir)
     assert_columns(record)
+    # Recording and writing the parts need pyarrow, not pandas: without thresholds there is no live
+    # verdict, the only part of a load-generating process that uses pandas.
+    assert processes_modules(tmp_path, "local") == [["compliance_loadtest.plugin.run_output", "pyarrow"]]
     assert set(record["worker"]) == {"local"}
     system = json.loads((run_dir / "run.json").read_text())["system"]
     assert system["memory_total_mb"] > 100 and system["cpu_count"] >= 1
@@ -128,11 +131,11 @@ def test_master_and_two_worker_processes_agree_with_backend(backend: Backend, tm
     meta, _, record = read_outputs(run_dir)
     assert meta["workers"]["lost"] == [] and len(meta["workers"]["seen"]) == 2
     assert record.groupby("worker").size().to_dict() == meta["workers"]["rows"]
-    # The workers learnt of the run folder from the spawn message and recorded with pyarrow.
-    modules = workers_modules(tmp_path)
-    assert len(modules) == 2 and all(
-        {"compliance_loadtest.plugin.run_output", "pyarrow"} <= set(m) for m in modules
-    )
+    # The workers learnt of the run folder from the spawn message and recorded with pyarrow; neither
+    # they nor the master, which writes the parts, imported pandas.
+    recording = ["compliance_loadtest.plugin.run_output", "pyarrow"]
+    assert processes_modules(tmp_path) == [recording, recording]
+    assert processes_modules(tmp_path, "master") == [recording]
 
 
 def test_workers_of_a_master_without_run_folder_never_import_the_writer(
@@ -143,7 +146,7 @@ def test_workers_of_a_master_without_run_folder_never_import_the_writer(
     rc = d.finish()
     assert rc == 1, d.log()  # the probe's failing route
     assert "Traceback" not in d.log(), d.log()
-    assert workers_modules(tmp_path) == [[], []]
+    assert processes_modules(tmp_path) == [[], []]
     assert not (tmp_path / "run").exists()
 
 

@@ -20,6 +20,7 @@ from compliance_loadtest.plugin.record import (
     SCHEMA,
     PartWriter,
     RequestRecorder,
+    entry_counts,
     error_text,
     part_interval_s,
     part_sizes,
@@ -199,6 +200,26 @@ def test_parts_are_complete_files_and_summary_counts_what_was_written(tmp_path: 
     }
     # Rows per user class, the two rows that gave none left out.
     assert writer.user_classes == {"ComplianceUser": 2}
+
+
+def test_entry_counts_count_every_pair_of_type_and_name_across_chunks_and_slices() -> None:
+    rows = [
+        ("GET", "/a", True), ("GET", "/b", False), ("POST", "/a", False), ("GET", "/a", False),
+        ("POST", None, True), ("SQL", "/a", True), ("GET", "/a", True), ("POST", None, False),
+    ] * 3  # fmt: skip
+    columns = list(zip(*rows, strict=True))
+    names = pa.array(columns[1], pa.string())
+    table = pa.table({"request_type": list(columns[0]), "name": names, "success": list(columns[2])})
+    # Two chunks, the first not starting at its buffers' start.
+    table = pa.concat_tables([table.slice(1, 10), table.slice(11)])
+    expected: dict[tuple[str, str | None], list[int]] = {}
+    for request_type, name, ok in rows[1:]:
+        counts = expected.setdefault((request_type, name), [0, 0])
+        counts[0] += 1
+        counts[1] += not ok
+    got = entry_counts(table)
+    assert {(t, n): [c, f] for t, n, c, f in got} == expected and len(got) == len(expected)
+    assert entry_counts(table.slice(0, 0)) == []
 
 
 def test_parts_come_a_second_apart_for_the_first_minute_then_ten_seconds_apart() -> None:
