@@ -15,7 +15,7 @@ from compliance_loadtest.plugin.web_form import BENCHMARK_NOTE
 from compliance_loadtest.profiles import available_profiles
 from tests.backend_process import Backend, free_port
 from tests.profiles.runs import start_locust
-from tests.profiles.test_profile_in_web_ui import browser, choose_profile, wait_until
+from tests.profiles.test_profile_in_web_ui import browser, choose_profile, press_start, wait_until
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the fixture, shared with the profile's browser test
@@ -87,7 +87,7 @@ def test_profile_drop_down_lists_the_shipped_profiles_and_shows_the_stages(
         field = browser.find_element(By.NAME, "profileTimeScale")
         field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
         field.send_keys("0.05")
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        press_start(browser)
         wait_until("the profile", lambda: "Load profile smoke" in run.output(), log=run.log)
     finally:
         stop(run)

@@ -16,7 +16,7 @@ from analysis import analyse, load_run, load_thresholds
 from analysis._thresholds import format_value
 from tests.backend_process import Backend, free_port
 from tests.profiles.runs import start_locust
-from tests.profiles.test_profile_in_web_ui import browser, choose_profile, header, wait_until
+from tests.profiles.test_profile_in_web_ui import browser, choose_profile, header, press_start, wait_until
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the fixture, shared with the profile's browser test
@@ -98,7 +98,7 @@ def test_verdict_builds_up_turns_red_and_equals_the_analysis(
         field = wait_until("profileTimeScale", lambda: browser.find_elements(By.NAME, "profileTimeScale"))[0]
         field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
         field.send_keys("0.2")
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        press_start(browser)
         wait_until("the run", lambda: header(browser).get("Status") == "RUNNING", log=run.log)
 
         browser.find_element(By.XPATH, "//button[@role='tab'][.//span[text()='Verdict']]").click()

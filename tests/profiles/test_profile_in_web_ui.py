@@ -81,6 +81,25 @@ def choose_profile(driver: Any, name: str) -> None:
     assert field.get_attribute("value") == name
 
 
+def press_start(driver: Any) -> None:
+    """Press the start form's submit button as a person would: in view, and once it takes the click. While
+    the custom parameters' panel opens, the form moves under the pointer and a field gets the click."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.common.by import By
+
+    button = driver.find_element(By.CSS_SELECTOR, "button[type=submit]")
+
+    def pressed() -> bool:
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        try:
+            button.click()
+        except ElementClickInterceptedException:
+            return False
+        return True
+
+    wait_until("the start button to take a click", pressed, timeout=10)
+
+
 def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -118,7 +137,7 @@ def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: 
         field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
         field.send_keys("0.03")
         assert browser.find_element(By.NAME, "userCount").get_attribute("value") == "1"
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        press_start(browser)
 
         # the profile's 10 users, not the form's 1
         wait_until("10 users", lambda: header(browser).get("Users") == "10", log=run.log)
