@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -32,6 +33,12 @@ FAST_SETTINGS = {
     "CGPT_ADMIN": "1",
     "CGPT_REPORT_SECONDS": "0.5",
 }
+
+
+def sigint_default() -> None:
+    """`preexec_fn` of a child that a test stops with SIGINT: a test run started in the background hands
+    its children SIGINT ignored, and Python then never turns the signal into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from compliance_loadtest.run_folder import RunInfo
-from tests.backend_process import Backend, free_port
+from tests.backend_process import Backend, free_port, sigint_default
 
 LOCUSTFILE = """
 import locust_scenarios  # noqa: F401  (installs the library's options and listeners)
@@ -107,7 +107,9 @@ def headless(locustfile: Path, host: str, run_dir: Path, users: int, seconds: in
 def start(cmd: Sequence[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
-        return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+        return subprocess.Popen(
+            list(cmd), stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, preexec_fn=sigint_default
+        )
 
 
 def finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.backend_process import free_port
+from tests.backend_process import free_port, sigint_default
 from tests.scenarios.locust_run import REPO, clean_env, locust, stats_from_json_file, stats_of
 
 ANNOUNCE = re.compile(r"Embedded reference backend at (http://127\.0\.0\.1:\d+) \(pid (\d+)\)")
@@ -64,7 +64,12 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) ->
 def running_locust(args: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", *args], cwd=REPO, env=clean_env(), stdout=log, stderr=log
+            [sys.executable, "-m", "locust", *args],
+            cwd=REPO,
+            env=clean_env(),
+            stdout=log,
+            stderr=log,
+            preexec_fn=sigint_default,
         )
     try:
         yield proc

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import compliance_loadtest
-from tests.backend_process import free_port
+from tests.backend_process import free_port, sigint_default
 from tests.scenarios.locust_run import EXPECTED_USER_CLASSES, REPO, clean_env, locust
 
 OUR_OPTIONS = ("--scenario-seed", "--login-email", "--login-password", "--api-paths", "--allow-remote-host")
@@ -134,7 +134,12 @@ def test_class_picker_offers_every_user_class(tmp_path: Path) -> None:
     args += ["--host", "http://127.0.0.1:9"]
     log = (tmp_path / "locust.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "locust", *args], cwd=REPO, env=clean_env(), stdout=log, stderr=log
+        [sys.executable, "-m", "locust", *args],
+        cwd=REPO,
+        env=clean_env(),
+        stdout=log,
+        stderr=log,
+        preexec_fn=sigint_default,
     )
     try:
         page = ""

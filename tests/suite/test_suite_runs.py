@@ -21,6 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.backend_process import sigint_default
+
 pytestmark = pytest.mark.slow
 
 SHORT_RUN = ["--include", "concurrency", "--workers", "2", "--users", "2", "--spawn-rate", "2"]
@@ -45,6 +47,7 @@ class SuiteProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=sigint_default,
         )
         return cls(process)
 
