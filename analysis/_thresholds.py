@@ -776,12 +776,19 @@ def _applicable(stats: RunStats, rule: Rule, keys: list[EntryKey]) -> list[Entry
     return [k for k in keys if measures.get(k) != "tokens_per_s"]
 
 
+def samples_needed(rule: Rule, min_samples: int = DEFAULT_MIN_SAMPLES) -> int:
+    """Requests below which `rule` says "not enough samples" instead of a verdict: its own `min_samples`,
+    else the file's; 0 for a metric that counts (count, failures, extra.*), which any number answers."""
+    if rule.metric in UNCOUNTED_METRICS or rule.metric.startswith("extra."):
+        return 0
+    return rule.min_samples if rule.min_samples is not None else min_samples
+
+
 def evaluate_rule(
     stats: RunStats, system: SystemMetrics, rule: Rule, min_samples: int = DEFAULT_MIN_SAMPLES
 ) -> list[ThresholdResult]:
     compare = OPERATORS[rule.op]
-    needed = rule.min_samples if rule.min_samples is not None else min_samples
-    counted = rule.metric not in UNCOUNTED_METRICS and not rule.metric.startswith("extra.")
+    needed = samples_needed(rule, min_samples)
 
     def judged(entry: str, value: float | None, source: str, count: int | None = None) -> ThresholdResult:
         if value is None or math.isnan(value):
@@ -793,7 +800,7 @@ def evaluate_rule(
         shown = format_value(rule.metric, value)
         limit = f"{rule.op} {format_value(rule.metric, rule.value)}"
         n = f" (n = {count:,})" if count is not None else ""
-        if counted and count is not None and count < needed:
+        if count is not None and count < needed:
             return ThresholdResult(
                 rule,
                 entry,

@@ -40,6 +40,7 @@ from analysis._load import RunData, record_from_tables
 from analysis._stats import RunStats, compute_stats, entry_label
 from analysis._system import SystemMetrics
 from analysis._thresholds import (
+    DEFAULT_MIN_SAMPLES,
     Rule,
     ThresholdResult,
     Thresholds,
@@ -47,6 +48,7 @@ from analysis._thresholds import (
     evaluate,
     format_value,
     load_thresholds,
+    samples_needed,
     select_entries,
 )
 from compliance_loadtest.errors import UsageError
@@ -145,17 +147,23 @@ def _samples(stats: RunStats, rule: Rule, result: ThresholdResult) -> int:
     return sum(int(stats.rows[k]["count"]) for k in keys)
 
 
-def judge(stats: RunStats | None, rules: Sequence[Rule], min_samples: int = 1) -> list[Judged]:
-    """Each request rule over `stats`, as the analysis's `evaluate` judges it, with sample counts."""
+def judge(
+    stats: RunStats | None, rules: Sequence[Rule], min_samples: int = DEFAULT_MIN_SAMPLES
+) -> list[Judged]:
+    """Each request rule over `stats`, as the analysis's `evaluate` judges it (`min_samples`: the
+    thresholds file's), with sample counts. Too few samples for the rule (or for its `abort`) is "not
+    enough samples", never a rule that broke."""
     out: list[Judged] = []
     for rule in rules:
         if rule.is_system or rule.metric.startswith("extra."):
             continue
-        least = rule.abort.min_samples if rule.abort is not None else min_samples
+        least = max(
+            samples_needed(rule, min_samples), rule.abort.min_samples if rule.abort is not None else 1
+        )
         if stats is None:
             out.append(Judged(rule.id, rule.describe_selection(), rule.text(), None, "n/a", 0, "no requests"))
             continue
-        for result in evaluate(stats, NOT_LIVE, [rule]):
+        for result in evaluate(stats, NOT_LIVE, [rule], min_samples):
             samples = _samples(stats, rule, result) if result.value is not None else 0
             status = "not enough samples" if result.value is None or samples < least else result.status
             shown = format_value(rule.metric, result.value)
@@ -236,7 +244,8 @@ class LiveVerdict:
     def _judge(self, tables: Sequence[pa.Table], now: float) -> tuple[tuple[Judged, ...], tuple[Judged, ...]]:
         """The rules over the rows of `tables`: so far, and per window. Touches no state of the run."""
         record = _frame(tables)
-        so_far = judge(run_stats(record), self.rules)
+        least = self.thresholds.min_samples
+        so_far = judge(run_stats(record), self.rules, least)
         window: list[Judged] = []
         by_window: dict[float, list[Rule]] = {}
         for rule in self.rules:
@@ -245,7 +254,7 @@ class LiveVerdict:
             recent = None
             if record is not None:
                 recent = record[record["timestamp"].to_numpy() >= now - seconds].reset_index(drop=True)
-            window.extend(judge(run_stats(recent), rules))
+            window.extend(judge(run_stats(recent), rules, least))
         order = {r.id: i for i, r in enumerate(self.rules)}
         window.sort(key=lambda j: order[j.rule])
         return tuple(so_far), tuple(window)
