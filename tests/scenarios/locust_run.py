@@ -7,10 +7,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.backend_process import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,6 +89,27 @@ class Stats:
     @property
     def messages(self) -> str:
         return "\n".join(f["Error"] for f in self.failures)
+
+
+@contextmanager
+def running_locust(args: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Locust on the library with `args`, its output in `log_path`, SIGINT at its default (a test may
+    interrupt it); killed on the way out if still running."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", *args],
+            cwd=REPO,
+            env=clean_env(),
+            stdout=log,
+            stderr=log,
+            preexec_fn=sigint_default,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def parse_stats(stdout: str, stderr: str) -> Stats:

@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.backend_process import free_port, sigint_default
-from tests.scenarios.locust_run import REPO, clean_env, locust, stats_from_json_file, stats_of
+from tests.backend_process import free_port
+from tests.scenarios.locust_run import locust, running_locust, stats_from_json_file, stats_of
 
 ANNOUNCE = re.compile(r"Embedded reference backend at (http://127\.0\.0\.1:\d+) \(pid (\d+)\)")
 
@@ -58,25 +55,6 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) ->
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-@contextmanager
-def running_locust(args: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", *args],
-            cwd=REPO,
-            env=clean_env(),
-            stdout=log,
-            stderr=log,
-            preexec_fn=sigint_default,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_headless_run_starts_serves_and_stops_the_backend(tmp_path: Path) -> None:

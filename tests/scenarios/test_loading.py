@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import compliance_loadtest
-from tests.backend_process import free_port, sigint_default
-from tests.scenarios.locust_run import EXPECTED_USER_CLASSES, REPO, clean_env, locust
+from tests.backend_process import free_port
+from tests.scenarios.locust_run import EXPECTED_USER_CLASSES, REPO, clean_env, locust, running_locust
 
 OUR_OPTIONS = ("--scenario-seed", "--login-email", "--login-password", "--api-paths", "--allow-remote-host")
 
@@ -132,16 +132,7 @@ def test_class_picker_offers_every_user_class(tmp_path: Path) -> None:
     args = ["-f", "locust_scenarios", "--class-picker", "--web-host", "127.0.0.1", "--web-port", str(port)]
     # A --host, so nothing is started; the page is all this test reads.
     args += ["--host", "http://127.0.0.1:9"]
-    log = (tmp_path / "locust.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "locust", *args],
-        cwd=REPO,
-        env=clean_env(),
-        stdout=log,
-        stderr=log,
-        preexec_fn=sigint_default,
-    )
-    try:
+    with running_locust(args, tmp_path / "locust.log") as proc:
         page = ""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -156,12 +147,10 @@ def test_class_picker_offers_every_user_class(tmp_path: Path) -> None:
         offered = json.loads(match.group(1))
         assert set(EXPECTED_USER_CLASSES) <= set(offered)
         assert len(offered) == len(set(offered))
-    finally:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
             pytest.fail("locust did not stop on SIGINT")
 
 
