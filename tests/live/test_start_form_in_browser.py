@@ -15,7 +15,13 @@ from compliance_loadtest.plugin.web_form import BENCHMARK_NOTE
 from compliance_loadtest.profiles import available_profiles
 from tests.backend_process import Backend, free_port
 from tests.profiles.runs import start_locust
-from tests.profiles.test_profile_in_web_ui import browser, choose_profile, press_start, wait_until
+from tests.profiles.test_profile_in_web_ui import (
+    browser,
+    choose_profile,
+    open_custom_parameters,
+    press_start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the fixture, shared with the profile's browser test
@@ -72,7 +78,7 @@ def test_profile_drop_down_lists_the_shipped_profiles_and_shows_the_stages(
     url, run = start_web(backend, tmp_path)
     try:
         browser.get(url)
-        browser.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
+        open_custom_parameters(browser)
         select = wait_until("the drop-down", lambda: browser.find_elements(By.NAME, "loadProfile"))[0]
         options = [o.get_attribute("value") for o in select.find_elements(By.TAG_NAME, "option")]
         assert options == ["", *available_profiles()]

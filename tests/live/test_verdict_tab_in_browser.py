@@ -16,7 +16,14 @@ from analysis import analyse, load_run, load_thresholds
 from analysis._thresholds import format_value, samples_needed
 from tests.backend_process import Backend, free_port
 from tests.profiles.runs import start_locust
-from tests.profiles.test_profile_in_web_ui import browser, choose_profile, header, press_start, wait_until
+from tests.profiles.test_profile_in_web_ui import (
+    browser,
+    choose_profile,
+    header,
+    open_custom_parameters,
+    press_start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the fixture, shared with the profile's browser test
@@ -93,7 +100,7 @@ def test_verdict_builds_up_turns_red_and_equals_the_analysis(
 
         wait_until("the web UI", ui_up, log=run.log)
         browser.get(url)
-        browser.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
+        open_custom_parameters(browser)
         choose_profile(browser, "smoke")
         field = wait_until("profileTimeScale", lambda: browser.find_elements(By.NAME, "profileTimeScale"))[0]
         field.send_keys(Keys.CONTROL, "a", Keys.DELETE)

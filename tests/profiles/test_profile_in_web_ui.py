@@ -81,6 +81,25 @@ def choose_profile(driver: Any, name: str) -> None:
     assert field.get_attribute("value") == name
 
 
+def open_custom_parameters(driver: Any) -> None:
+    """Open the start form's custom parameters and wait until the form stops moving: the panel opens
+    with an animation, and a field typed into or a button pressed meanwhile may not be the one under
+    the pointer or the keyboard when the animation ends."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
+    button = driver.find_element(By.CSS_SELECTOR, "button[type=submit]")
+    last: list[object] = [None]
+
+    def still() -> bool:
+        rect = button.rect
+        settled = rect == last[0]
+        last[0] = rect
+        return settled
+
+    wait_until("the start form to settle", still, timeout=10)
+
+
 def press_start(driver: Any) -> None:
     """Press the start form's submit button as a person would: in view, and once it takes the click. While
     the custom parameters' panel opens, the form moves under the pointer and a field gets the click."""
@@ -131,7 +150,7 @@ def test_profile_picked_in_the_web_ui_drives_the_run(backend: Backend, browser: 
                     if box.is_selected():
                         browser.execute_script("arguments[0].click()", box)
 
-        browser.find_element(By.XPATH, "//*[text()='Custom parameters']").click()
+        open_custom_parameters(browser)
         choose_profile(browser, "ramp")
         field = wait_until("profileTimeScale", lambda: browser.find_elements(By.NAME, "profileTimeScale"))[0]
         field.send_keys(Keys.CONTROL, "a", Keys.DELETE)
