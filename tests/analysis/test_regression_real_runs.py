@@ -43,12 +43,15 @@ def set_latency(backend: Backend, ms: float) -> None:
 
 
 def real_runs(backend: Backend, root: Path, *names: str) -> list[Path]:
-    """Runs of the probe at once (two users each, mostly waiting on the backend's set latency)."""
+    """Runs of the probe at once (two users each, mostly waiting on the backend's set latency), 6 s
+    long: in 3 s runs (about 120 requests) p99 was the second slowest request, so one hold-up of the
+    machine (three Locust processes and the backend on two cores) catching both users' requests made an
+    A/A pair a p99 regression."""
     (root / "probe.py").write_text(LOCUSTFILE)
     procs = []
     for name in names:
         cmd = [
-            sys.executable, "-m", "locust", "-f", "probe.py", "--headless", "-u", "2", "-r", "2", "-t", "3s",
+            sys.executable, "-m", "locust", "-f", "probe.py", "--headless", "-u", "2", "-r", "2", "-t", "6s",
             "--host", backend.url, "--run-dir", name, "--only-summary", "--stop-timeout", "2",
         ]  # fmt: skip
         procs.append(
