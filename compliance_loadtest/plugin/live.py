@@ -244,8 +244,8 @@ class LiveVerdict:
     def _judge(self, tables: Sequence[pa.Table], now: float) -> tuple[tuple[Judged, ...], tuple[Judged, ...]]:
         """The rules over the rows of `tables`: so far, and per window. Touches no state of the run."""
         record = _frame(tables)
-        least = self.thresholds.min_samples
-        so_far = judge(run_stats(record), self.rules, least)
+        min_samples = self.thresholds.min_samples
+        so_far = judge(run_stats(record), self.rules, min_samples)
         window: list[Judged] = []
         by_window: dict[float, list[Rule]] = {}
         for rule in self.rules:
@@ -254,7 +254,7 @@ class LiveVerdict:
             recent = None
             if record is not None:
                 recent = record[record["timestamp"].to_numpy() >= now - seconds].reset_index(drop=True)
-            window.extend(judge(run_stats(recent), rules, least))
+            window.extend(judge(run_stats(recent), rules, min_samples))
         order = {r.id: i for i, r in enumerate(self.rules)}
         window.sort(key=lambda j: order[j.rule])
         return tuple(so_far), tuple(window)
