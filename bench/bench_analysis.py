@@ -137,6 +137,15 @@ def analyse_once(root: Path) -> tuple[float, float, int, str]:
         return wall, usage.ru_maxrss / 1024.0, child.returncode, err.read()
 
 
+def start_up_once() -> float:
+    """Wall time (s) of a child that only starts Python and imports what `python -m analysis` imports
+    (numpy, pyarrow, pandas and the package): the part of each round no record size changes."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import analysis.__main__"], check=True, env=env)
+    return time.perf_counter() - t
+
+
 def spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
 
@@ -176,10 +185,11 @@ def main() -> int:
                 f"{rows:,} rows + a {rows:,}-row baseline, {args.entries} entries, {layout} "
                 f"(written in {took:.1f} s)"
             )
-            walls, peaks = [], []
+            walls, peaks, starts = [], [], []
             analyse_once(root)  # compiles the package's modules and warms the page cache
             for i in range(args.rounds):
                 wall, peak, code, stderr = analyse_once(root)
+                starts.append(start_up_once())
                 reports = list((root / "out").glob("*.json"))
                 if code not in (0, 1) or not reports:
                     print(stderr, file=sys.stderr)
@@ -193,6 +203,11 @@ def main() -> int:
                 )
                 walls.append(wall)
                 peaks.append(peak)
+            rest = [w - s for w, s in zip(walls, starts, strict=True)]
+            print(
+                f"  of which start-up and imports alone (python -c 'import analysis.__main__', after "
+                f"each round): {spread(starts)} s; the rest: {spread(rest)} s"
+            )
             goal_s, goal_mb = GOALS.get(rows, (None, None))
             for label, values, goal, unit in (
                 ("wall time", walls, goal_s, "s"),
