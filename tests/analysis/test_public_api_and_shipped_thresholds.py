@@ -108,6 +108,7 @@ def test_shipped_thresholds_select_the_scenarios_stat_names(tmp_path: Path) -> N
             Entry("POST", "/api/chat/send", [100.0] * 5),
             Entry("LLM", "sse total", [100.0] * 5),
             Entry("SQL", "hot rows (pick)", [10.0] * 5),
+            Entry("SQL", "connect", [10.0] * 5),  # opening a connection: no query
             Entry("SQL", "hot evidence update (row lock)", [10.0] * 5),
             Entry("SQL", "evidence by framework (join)", [10.0] * 5),
             Entry("SQL", "evidence stats by status and type (aggregate)", [10.0] * 5),
@@ -132,7 +133,7 @@ def test_shipped_thresholds_select_the_scenarios_stat_names(tmp_path: Path) -> N
     assert status[("bench.db.indexed_query.mean", "BENCH db.indexed_query")] == "fail"
     # The seed's load thresholds pool every non-benchmark entry.
     load = next(r for r in results if r.rule.id == "load.mean")
-    assert load.entry == "all of 11 selected"
+    assert load.entry == "all of 12 selected"
 
 
 def test_performance_config_thresholds_become_rules(tmp_path: Path) -> None:
