@@ -304,12 +304,26 @@ class LiveVerdict:
             self.output.stopped_by = self.stopped_by
         self.timeline.append(Event(now, rule.id, j.entry, "stopped the run", j.shown))
         logger.error("Rule %s stopped the run: %s on %s", rule.id, message, j.entry)
+        # The process's exit code says a rule stopped a run, also from the web UI: a CI job that runs it
+        # with --autostart --autoquit reads the failure as a headless one does.
+        self.environment.process_exit_code = 1
         opts = self.environment.parsed_options
         if opts is not None and getattr(opts, "headless", False):
-            self.environment.process_exit_code = 1
             gevent.spawn(self.runner.quit)
+        elif opts is not None and getattr(opts, "autostart", False) and getattr(opts, "autoquit", -1) >= 0:
+            gevent.spawn(self._stop_then_quit, float(opts.autoquit))
         else:
             gevent.spawn(self.runner.stop)
+
+    def _stop_then_quit(self, autoquit_s: float) -> None:
+        """What Locust does when an --autostart run reaches its run time: stop the test, and quit
+        `--autoquit` seconds later (not only once the run time is over)."""
+        self.runner.stop()
+        gevent.sleep(autoquit_s)
+        self.runner.quit()
+        web_ui = getattr(self.environment, "web_ui", None)
+        if web_ui is not None:
+            web_ui.stop()
 
     # --- the run's course ------------------------------------------------------------------------
 

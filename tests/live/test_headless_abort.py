@@ -57,14 +57,22 @@ def matched(backend: Backend) -> int:
     return int(faults["faults"][0]["matched"]) if faults["faults"] else 0
 
 
-@pytest.mark.parametrize("processes", [0, 2], ids=["local", "master and two workers"])
+@pytest.mark.parametrize(
+    ("processes", "web_ui"),
+    [(0, False), (2, False), (0, True)],
+    ids=["local", "master and two workers", "web UI with --autostart --autoquit"],
+)
 def test_abort_rule_stops_a_slowed_run_and_says_why(
-    slow_later: Backend, tmp_path: Path, processes: int
+    slow_later: Backend, tmp_path: Path, processes: int, web_ui: bool
 ) -> None:
     thresholds = tmp_path / "thresholds.yaml"
     thresholds.write_text(THRESHOLDS)
     run_dir = tmp_path / "run"
-    args = ["ComplianceUser", "--headless", "-u", "6", "-r", "6", "-t", "90s", "--host", slow_later.url]
+    # In the web UI the stopped test ends the process only through --autoquit, and its exit code must
+    # still say that a rule stopped it (a CI job may run Locust so).
+    mode = ["--autostart", "--autoquit", "1", "--web-host", "127.0.0.1", "--web-port", str(free_port())]
+    args = ["ComplianceUser", *(mode if web_ui else ["--headless"]), "-u", "6", "-r", "6", "-t", "90s"]
+    args += ["--host", slow_later.url]
     args += ["--run-dir", str(run_dir), "--thresholds", str(thresholds), "--scenario-seed", "3"]
     if processes:
         port = str(free_port())
@@ -106,6 +114,9 @@ def test_abort_rule_stops_a_slowed_run_and_says_why(
     print(f"stopped {stopped_at - first_slow:.1f} s after the first slowed request (window {WINDOW_S:g} s)")
     assert stopped_at - first_slow <= WINDOW_S + 3.0
     assert info["ended_by"] == "normal" and stopped_at < slowed_at + 60
+    if web_ui:  # --autoquit 1 counts from the stop, not from the end of the 90 s run time
+        ended_at = datetime.fromisoformat(info["ended_at"].replace("Z", "+00:00")).timestamp()
+        assert ended_at - stopped_at < 30, (info["ended_at"], stop["at"])
 
     # The analysis reports the stopping rule as failed, with its window's figures.
     analysis = analyse(load_run(run_dir), load_thresholds(thresholds))
