@@ -21,6 +21,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerR
 
 from compliance_loadtest.bench_results import BenchmarkResult, results_document, write_results
 from compliance_loadtest.config import BenchmarkConfig, load_config
+from compliance_loadtest.plugin.ending import end_test
 from compliance_loadtest.run_folder import BENCHMARK_RESULTS_JSON as RESULTS_FILE
 
 logger = logging.getLogger(__name__)
@@ -101,15 +102,12 @@ class BenchSession:
         if runner.state in (STATE_STOPPING, STATE_STOPPED, STATE_CLEANUP):
             return  # stopped for another reason (--run-time, a lost worker): nothing left to end
         self.stopping = True
-        options = self.environment.parsed_options
-        headless = bool(getattr(options, "headless", False)) or options is None
+        how = end_test(self.environment)
         logger.info(
             "All %d benchmark users finished their rounds: %s the run",
             expected,
-            "ending" if headless else "stopping",
+            "ending" if how == "quitting" else "stopping",
         )
-        # Not from inside a user's greenlet or a message handler: quitting kills those.
-        gevent.spawn(runner.quit if headless else runner.stop)
 
     def _on_test_stop(self, **_kwargs: Any) -> None:
         has_bench_users = any(is_benchmark_class(c) for c in self.environment.user_classes)

@@ -52,6 +52,7 @@ from analysis._thresholds import (
     select_entries,
 )
 from compliance_loadtest.errors import UsageError
+from compliance_loadtest.plugin.ending import end_test
 from compliance_loadtest.plugin.record import RequestRecorder
 from compliance_loadtest.plugin.run_output import RUN_OUTPUTS, RunOutput, utc_iso
 from compliance_loadtest.run_folder import StoppedBy
@@ -307,23 +308,7 @@ class LiveVerdict:
         # The process's exit code says a rule stopped a run, also from the web UI: a CI job that runs it
         # with --autostart --autoquit reads the failure as a headless one does.
         self.environment.process_exit_code = 1
-        opts = self.environment.parsed_options
-        if opts is not None and getattr(opts, "headless", False):
-            gevent.spawn(self.runner.quit)
-        elif opts is not None and getattr(opts, "autostart", False) and getattr(opts, "autoquit", -1) >= 0:
-            gevent.spawn(self._stop_then_quit, float(opts.autoquit))
-        else:
-            gevent.spawn(self.runner.stop)
-
-    def _stop_then_quit(self, autoquit_s: float) -> None:
-        """What Locust does when an --autostart run reaches its run time: stop the test, and quit
-        `--autoquit` seconds later (not only once the run time is over)."""
-        self.runner.stop()
-        gevent.sleep(autoquit_s)
-        self.runner.quit()
-        web_ui = getattr(self.environment, "web_ui", None)
-        if web_ui is not None:
-            web_ui.stop()
+        end_test(self.environment)
 
     # --- the run's course ------------------------------------------------------------------------
 

@@ -59,14 +59,20 @@ def run_locust(
     env: dict[str, str] | None = None,
     run_time: str = RUN_TIME_LIMIT,
     timeout: float = 150,
+    web_ui_port: int | None = None,
 ) -> LocustRun:
-    """`locust -f <files> --headless -t <bound> --run-dir run_dir <args>`; the run folder gets the CSV."""
+    """`locust -f <files> --headless -t <bound> --run-dir run_dir <args>`; the run folder gets the CSV.
+    With `web_ui_port`, the web UI on that port instead of `--headless`, the test started by itself and
+    Locust quitting a second after it ends (`--autostart --autoquit 1`), as a CI job may run it."""
     files = locustfiles or str(SCENARIOS)
+    mode = ["--headless"]
+    if web_ui_port is not None:
+        mode = ["--autostart", "--autoquit", "1", "--web-host", "127.0.0.1", "--web-port", str(web_ui_port)]
     cmd = [
         LOCUST,
         "-f",
         files,
-        "--headless",
+        *mode,
         "-t",
         run_time,
         "--run-dir",

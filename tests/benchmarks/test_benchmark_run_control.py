@@ -1,5 +1,5 @@
-"""How a benchmark run starts and stops: a bad config stops it with 2, and the benchmark users stay out of
-ordinary mixed runs unless named."""
+"""How a benchmark run starts and stops: a bad config stops it with 2, the benchmark users stay out of
+ordinary mixed runs unless named, and a run started by itself in the web UI ends by itself too."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from tests.backend_process import Backend, free_port
 from tests.benchmarks.locust_run import SCENARIOS, run_locust, write_config
 
 IDLE_USER = """
@@ -90,3 +91,22 @@ def test_a_load_profile_whose_mix_names_a_benchmark_user_runs_it(tmp_path: Path,
     assert "left out of the mix" not in run.output
     assert len(run.results()["benchmarks"]) == 18
     assert int(run.stats()[("IDLE", "tick")]["Request Count"]) > 0
+
+
+def test_an_autostarted_web_ui_run_ends_when_the_benchmarks_are_done_and_autoquit_quits(
+    backend: Backend, run_dir: Path
+) -> None:
+    """`--autostart --autoquit 1`, as a CI job may run Locust with its web UI: the test stops once the
+    benchmark user has done its rounds, and Locust quits a second later, long before the run time."""
+    config = write_config(run_dir / "performance_config.json", warmup_iterations=0, benchmark_rounds=1)
+    run = run_locust(
+        run_dir, "ApiBenchmarkUser", "-u", "1", "-r", "1", "-H", backend.url,
+        "--benchmark-config", str(config), web_ui_port=free_port(), timeout=90,
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.output[-3000:]
+    assert "All 1 benchmark users finished their rounds: stopping the run" in run.output, run.output[-3000:]
+    assert run.ended_by_itself and "--autoquit time reached" not in run.output, run.output[-3000:]
+    results = run.results()
+    assert results["failed_benchmarks"] == [] and len(results["benchmarks"]) == 14
+    assert json.loads((run_dir / "run.json").read_text())["ended_by"] == "normal"
