@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compliance_loadtest.errors import ProfileError
 from compliance_loadtest.run_folder import CAPACITY_JSON, CAPACITY_SVG, temporary_name
 
 if TYPE_CHECKING:
@@ -137,7 +138,6 @@ def parse_capacity(data: Mapping[str, Any], source: str) -> CapacitySpec:
     """The `search` and `slos` of a capacity profile; ProfileError naming the file and key."""
     from analysis._thresholds import parse_rule
     from analysis.errors import ThresholdsError
-    from compliance_loadtest.profiles import ProfileError
 
     raw = data.get("search", {}) or {}
     if not isinstance(raw, Mapping):

@@ -2,7 +2,7 @@
 
     LoadTestError                 base; exit 1
     ├── UsageError                exit 2: bad input or usage; the message names the option, file or key
-    │   ├── ProfileError          a load profile (file, stage, key)           .profiles
+    │   ├── ProfileError          a load profile (file, stage, key)
     │   ├── ApiPathsError         an --api-paths mapping (file, key)          .api
     │   ├── BenchmarkConfigError  a performance_config.json (file, key)      .config
     │   ├── RunFolderError        a run-folder file against its contract      .run_folder
@@ -42,6 +42,25 @@ class UsageError(LoadTestError, ValueError):
     """Input or options the library cannot use; the message says which and how to fix it."""
 
     exit_code = EXIT_USAGE
+
+
+class ProfileError(UsageError):
+    """A profile that cannot be used; the message says which file, stage and key, and why."""
+
+    title = "Bad load profile"
+
+    def __init__(
+        self, source: str, message: str, *, stage: int | None = None, key: str | None = None
+    ) -> None:
+        self.source = source
+        self.stage = stage
+        self.key = key
+        where = source
+        if stage is not None:
+            where += f": stage {stage}"
+        if key is not None:
+            where += f": key '{key}'"
+        super().__init__(f"{where}: {message}")
 
 
 class BackendStartError(LoadTestError, RuntimeError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from compliance_loadtest.errors import UsageError
+from compliance_loadtest.errors import ProfileError
 
 if TYPE_CHECKING:
     from compliance_loadtest.capacity import CapacitySpec
@@ -29,7 +29,6 @@ __all__ = [
     "ArrivalStage",
     "ClassShare",
     "Profile",
-    "ProfileError",
     "Stage",
     "StageAt",
     "StopCondition",
@@ -62,25 +61,6 @@ CLOSED_STAGE_KEYS = frozenset({"duration", "users", "spawn_rate", "mix"})
 ARRIVAL_STAGE_KEYS = frozenset({"duration", "rate", "rate_end", "max_users", "spawn_rate"})
 STOP_KEYS = frozenset({"failure_ratio", "p95_ms", "window", "min_requests"})
 SHARE_KEYS = frozenset({"weight", "fixed_count"})
-
-
-class ProfileError(UsageError):
-    """A profile that cannot be used; the message says which file, stage and key, and why."""
-
-    title = "Bad load profile"
-
-    def __init__(
-        self, source: str, message: str, *, stage: int | None = None, key: str | None = None
-    ) -> None:
-        self.source = source
-        self.stage = stage
-        self.key = key
-        where = source
-        if stage is not None:
-            where += f": stage {stage}"
-        if key is not None:
-            where += f": key '{key}'"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

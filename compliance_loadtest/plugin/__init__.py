@@ -21,8 +21,9 @@ and these listeners, in the order they run:
                               shape.on_init           --load-profile (or plain Locust without it)
                               run_output.on_init      --run-dir: exact record, resources, run.json
                                                       (imported only by a process that needs it)
-                              live.on_init            --thresholds judged while the run goes; Verdict tab
-                                                      (imported only by the master or a local run)
+                              live.on_init            --thresholds judged while the run goes
+                                                      (imported only by the master or a local run),
+                              verdict_tab             and its Verdict tabs in the web UI
                               web_form.on_init        the start form: a profile's stages, benchmarks unticked
                               arrival.on_init         arrival-rate slots across processes
                               goodput.on_init         a capacity search's iterations counted per process
@@ -140,6 +141,11 @@ def _live_on_init(environment: Any, runner: Any = None, **kwargs: Any) -> None:
     from compliance_loadtest.plugin import live
 
     live.on_init(environment=environment, runner=runner, **kwargs)
+    verdict = live.live_verdict_of(environment)
+    if verdict is not None and kwargs.get("web_ui") is not None:
+        from compliance_loadtest.plugin import verdict_tab
+
+        verdict_tab.add_verdict_tab(kwargs["web_ui"], verdict)
 
 
 def _exit_on_error(listener: Callable[..., None]) -> Callable[..., None]:

@@ -356,8 +356,9 @@ def live_verdict_of(environment: Any) -> LiveVerdict | None:
 LIVE_VERDICTS: weakref.WeakKeyDictionary[Any, LiveVerdict] = weakref.WeakKeyDictionary()
 
 
-def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any) -> None:
-    """Start the live verdict on the master or local process (an `init` listener)."""
+def on_init(environment: Any, runner: Any = None, **_kw: Any) -> None:
+    """Start the live verdict on the master or local process (an `init` listener); the web UI's tabs are
+    added from it by `verdict_tab.add_verdict_tab`."""
     opts = environment.parsed_options
     if runner is None or isinstance(runner, WorkerRunner) or opts is None:
         return
@@ -380,7 +381,3 @@ def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kw: Any
     aborting = [r.id for r in verdict.rules if r.abort is not None]
     if aborting:
         logger.info("Live verdict: %s may stop the run", ", ".join(aborting))
-    if web_ui is not None:
-        from compliance_loadtest.plugin.verdict_tab import add_verdict_tab
-
-        add_verdict_tab(web_ui, verdict)

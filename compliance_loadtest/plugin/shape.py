@@ -30,13 +30,12 @@ from compliance_loadtest.capacity import (
     judge_step,
     write_outputs,
 )
-from compliance_loadtest.errors import EXIT_INVALID_RUN
+from compliance_loadtest.errors import EXIT_INVALID_RUN, ProfileError
 from compliance_loadtest.plugin.arrival import StagePlan, arrival_run
 from compliance_loadtest.plugin.goodput import journey_counting
 from compliance_loadtest.profiles import (
     ArrivalStage,
     Profile,
-    ProfileError,
     Stage,
     StopCondition,
     load_profile,

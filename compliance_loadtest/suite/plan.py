@@ -20,8 +20,8 @@ from typing import Any, NoReturn
 
 from compliance_loadtest.categories import CATEGORIES, Category
 from compliance_loadtest.config import BenchmarkConfigError, duration_seconds, load_config
-from compliance_loadtest.errors import SuiteUsageError
-from compliance_loadtest.profiles import Profile, ProfileError
+from compliance_loadtest.errors import ProfileError, SuiteUsageError
+from compliance_loadtest.profiles import Profile
 from compliance_loadtest.profiles import load_profile as load_profile_file
 
 __all__ = [

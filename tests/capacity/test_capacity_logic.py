@@ -27,7 +27,8 @@ from compliance_loadtest.capacity import (
     window,
     write_outputs,
 )
-from compliance_loadtest.profiles import ProfileError, parse_profile
+from compliance_loadtest.errors import ProfileError
+from compliance_loadtest.profiles import parse_profile
 
 SLOS = [
     {"id": "latency", "metric": "corrected.p95", "op": "<", "value": "250ms", "per": "all"},

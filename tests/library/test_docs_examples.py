@@ -348,7 +348,8 @@ PROFILE_ERRORS = {
 @pytest.mark.parametrize("example", by_kind("output"), ids=ids(by_kind("output")))
 def test_printed_output_examples_are_what_the_library_prints(example: Example, tmp_path: Path) -> None:
     assert example.args == ("profile-errors",)
-    from compliance_loadtest.profiles import ProfileError, load_profile
+    from compliance_loadtest.errors import ProfileError
+    from compliance_loadtest.profiles import load_profile
 
     (tmp_path / "profiles").mkdir()
     for line in example.code.strip().splitlines():

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from compliance_loadtest.profiles import ProfileError, load_profile, parse_profile
+from compliance_loadtest.errors import ProfileError
+from compliance_loadtest.profiles import load_profile, parse_profile
 
 GOOD_STAGE = "{duration: 10, users: 2, spawn_rate: 1}"
 S1 = "stages:\n  - "  # a profile whose first stage follows
