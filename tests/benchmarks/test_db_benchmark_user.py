@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
+import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import gevent
+import gevent.socket
 import pandas as pd
 import psycopg
 import pytest
+from locust.env import Environment
 
 from analysis._load import read_benchmarks
+from locust_scenarios.db_benchmark import LOAD_CHUNK, DbBenchmarkUser
 from tests.backend_process import Backend, free_port, run_backend
 from tests.benchmarks.locust_run import LOCUST, SCENARIOS, clean_environ, run_locust, write_config
 
@@ -161,3 +168,41 @@ def test_two_bare_workers_run_what_the_master_names_and_the_master_stops_the_run
         assert bench["stats"]["rounds"] == 1 * 2, name
         assert bench["extra_info"]["users"] == 2, name
         assert bench["extra_info"]["rounds_expected"] == 2, name
+
+
+def test_filling_a_table_lets_the_workers_other_users_read_their_responses(tmp_path: Path) -> None:
+    """While the benchmark fills its volume table, a greenlet waiting on a socket (as another user of the
+    worker waits on its response) is woken between chunks, not once the whole table is loaded."""
+    database = tmp_path / "fill.db"
+    sqlite3.connect(database).close()
+    options = argparse.Namespace(db_url=f"sqlite:///{database}", scenario_seed=0)
+    user = DbBenchmarkUser(Environment(user_classes=[DbBenchmarkUser], parsed_options=options))
+    user.on_start()
+    left, right = (gevent.socket.socket(fileno=s.detach()) for s in socket.socketpair())
+    answers: list[float] = []
+
+    def other_user() -> None:
+        while True:
+            right.sendall(b"x")  # the response is there at once; reading it waits for the loop
+            gevent.socket.wait_read(left.fileno())
+            left.recv(1)
+            answers.append(time.perf_counter())
+
+    waiting = gevent.spawn(other_user)
+    try:
+        gevent.sleep(0.01)
+        table = user.table("volume")
+        rows = 10 * LOAD_CHUNK
+        start = time.perf_counter()
+        user.fill(table, rows)
+        end = time.perf_counter()
+    finally:
+        waiting.kill()
+        user.on_stop()
+        left.close()
+        right.close()
+    during = [t for t in answers if start <= t <= end]
+    # At least once after every chunk but the last (yielding with sleep(0), it was woken once in all).
+    assert len(during) >= 9, f"{len(during)} answers read while {rows} rows were loaded"
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'bench_%'").fetchall() == []
