@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 from locust.exception import CatchResponseError
 
 from compliance_loadtest.config import BenchmarkConfig, BenchmarkConfigError
@@ -160,6 +161,10 @@ class BenchmarkUserMixin:
         before_round: Callable[[], object] | None,
         after_round: Callable[[], object] | None,
     ) -> tuple[Mapping[str, Any] | None, float]:
+        # Untimed, the worker's loop turns before each round: rounds that block it (a SQLite query, CPU
+        # work) would run back to back, and the worker's other users would wait the whole benchmark for
+        # their responses. Not sleep(0), which may come back before the loop polls its sockets.
+        gevent.sleep(0.001)
         # Whatever goes wrong, in the round or around it, fails this round only, never the user.
         if before_round is not None:
             try:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gevent
@@ -170,39 +171,73 @@ def test_two_bare_workers_run_what_the_master_names_and_the_master_stops_the_run
         assert bench["extra_info"]["rounds_expected"] == 2, name
 
 
-def test_filling_a_table_lets_the_workers_other_users_read_their_responses(tmp_path: Path) -> None:
-    """While the benchmark fills its volume table, a greenlet waiting on a socket (as another user of the
-    worker waits on its response) is woken between chunks, not once the whole table is loaded."""
-    database = tmp_path / "fill.db"
+@pytest.fixture
+def sqlite_bench_user(tmp_path: Path) -> Iterator[DbBenchmarkUser]:
+    """A DbBenchmarkUser on a SQLite file of its own, started as a run starts it, outside a run."""
+    database = tmp_path / "bench.db"
     sqlite3.connect(database).close()
     options = argparse.Namespace(db_url=f"sqlite:///{database}", scenario_seed=0)
     user = DbBenchmarkUser(Environment(user_classes=[DbBenchmarkUser], parsed_options=options))
     user.on_start()
+    yield user
+    user.on_stop()
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'bench_%'").fetchall() == []
+
+
+@contextmanager
+def other_user() -> Iterator[list[float]]:
+    """Another user of the same worker: it waits on a socket whose answer is always there at once, as
+    a user waits on its response, and is woken only when the loop polls. Yields when each answer was
+    read."""
     left, right = (gevent.socket.socket(fileno=s.detach()) for s in socket.socketpair())
     answers: list[float] = []
 
-    def other_user() -> None:
+    def wait_for_answers() -> None:
         while True:
-            right.sendall(b"x")  # the response is there at once; reading it waits for the loop
+            right.sendall(b"x")
             gevent.socket.wait_read(left.fileno())
             left.recv(1)
             answers.append(time.perf_counter())
 
-    waiting = gevent.spawn(other_user)
+    waiting = gevent.spawn(wait_for_answers)
     try:
         gevent.sleep(0.01)
-        table = user.table("volume")
-        rows = 10 * LOAD_CHUNK
-        start = time.perf_counter()
-        user.fill(table, rows)
-        end = time.perf_counter()
+        yield answers
     finally:
         waiting.kill()
-        user.on_stop()
         left.close()
         right.close()
+
+
+def test_filling_a_table_lets_the_workers_other_users_read_their_responses(
+    sqlite_bench_user: DbBenchmarkUser,
+) -> None:
+    """While the benchmark fills its volume table, another user of the worker is woken between chunks,
+    not once the whole table is loaded."""
+    table = sqlite_bench_user.table("volume")
+    rows = 10 * LOAD_CHUNK
+    with other_user() as answers:
+        start = time.perf_counter()
+        sqlite_bench_user.fill(table, rows)
+        end = time.perf_counter()
     during = [t for t in answers if start <= t <= end]
     # At least once after every chunk but the last (yielding with sleep(0), it was woken once in all).
     assert len(during) >= 9, f"{len(during)} answers read while {rows} rows were loaded"
-    with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'bench_%'").fetchall() == []
+
+
+def test_rounds_that_block_the_loop_let_it_turn_between_them(sqlite_bench_user: DbBenchmarkUser) -> None:
+    """A benchmark whose rounds block the worker's loop (SQLite calls do) gives the loop a turn before
+    each round, so the worker's other users read their responses between rounds, not after the last."""
+    count_to_20000 = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+        "SELECT count(*) FROM n"
+    )
+    with other_user() as answers:
+        start = time.perf_counter()
+        sqlite_bench_user.bench("db.blocking", lambda: sqlite_bench_user.db.rows(count_to_20000))
+        end = time.perf_counter()
+    config = sqlite_bench_user.bench_config
+    rounds = config.warmup_iterations + config.benchmark_rounds
+    during = [t for t in answers if start <= t <= end]
+    assert len(during) >= rounds - 1, f"{len(during)} answers read during {rounds} blocking rounds"
