@@ -97,12 +97,12 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
 
     It touches only tables of its own (`bench_<random>_*`), created for the benchmarks and dropped at
     the end, so the backend's data is never disturbed; data is generated from the user's seeded random
-    numbers and large volumes are loaded with COPY (PostgreSQL) or one executemany transaction
-    (SQLite). Each measured round is one `BENCH` request named `db.<benchmark>` (group `bench-db`);
-    `db.index_without` / `db.index_with` keep their query plans in `extra_info`. Concurrent parts run
-    as gevent pools: real concurrency on PostgreSQL, one at a time on SQLite (its calls do not yield).
-    It has one task, so no weights, and runs only when named (`locust -f locust_scenarios
-    DbBenchmarkUser`) or picked: see ApiBenchmarkUser for why.
+    numbers and large volumes are loaded with COPY (PostgreSQL) or executemany transactions
+    (SQLite), `LOAD_CHUNK` rows at a time. Each measured round is one `BENCH` request named
+    `db.<benchmark>` (group `bench-db`); `db.index_without` / `db.index_with` keep their query plans
+    in `extra_info`. Concurrent parts run as gevent pools: real concurrency on PostgreSQL, one at a
+    time on SQLite (its calls do not yield). It has one task, so no weights, and runs only when named
+    (`locust -f locust_scenarios DbBenchmarkUser`) or picked: see ApiBenchmarkUser for why.
     """
 
     bench_group = "bench-db"
