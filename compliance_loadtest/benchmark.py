@@ -84,6 +84,13 @@ class BenchmarkUserMixin:
         """Whether this user has run (or given up on) all its benchmarks."""
         return self._bench_done
 
+    @staticmethod
+    def let_the_loop_turn() -> None:
+        """Give the worker's event loop a turn, so its other users read the responses that arrived
+        while this user blocked it (a SQLite call, CPU work): before every round, and now and then in a
+        long preparation. Not `gevent.sleep(0)`, which may come back before the loop polls its sockets."""
+        gevent.sleep(0.001)
+
     def quiet(self) -> AbstractContextManager[Any]:
         """A context in which this user's requests reach no stats (for warm-up). Override per transport."""
         return nullcontext()
@@ -161,10 +168,9 @@ class BenchmarkUserMixin:
         before_round: Callable[[], object] | None,
         after_round: Callable[[], object] | None,
     ) -> tuple[Mapping[str, Any] | None, float]:
-        # Untimed, the worker's loop turns before each round: rounds that block it (a SQLite query, CPU
-        # work) would run back to back, and the worker's other users would wait the whole benchmark for
-        # their responses. Not sleep(0), which may come back before the loop polls its sockets.
-        gevent.sleep(0.001)
+        # Untimed: rounds that block the loop would otherwise run back to back, and the worker's other
+        # users would wait the whole benchmark for their responses.
+        self.let_the_loop_turn()
         # Whatever goes wrong, in the round or around it, fails this round only, never the user.
         if before_round is not None:
             try:

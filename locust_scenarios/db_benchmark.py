@@ -188,9 +188,7 @@ class DbBenchmarkUser(BenchmarkUserMixin, User):
             step = min(count, LOAD_CHUNK)
             self.db.load(table, self.rows(step, profile_id=profile_id))
             count -= step
-            # Not sleep(0): that runs the greenlets already runnable and may come back before the loop
-            # polls its sockets, so a user waiting on a response stays waiting for the whole fill.
-            gevent.sleep(0.001)
+            self.let_the_loop_turn()
 
     def _drop_tables(self) -> None:
         for name in [*reversed(self.fts_tables), *reversed(self.tables)]:
