@@ -741,8 +741,9 @@ def judge_step(
     """Judge one step from two snapshots taken at the start and end of its judged window.
 
     `iterations` (started, dropped, seconds) of the whole step, when known, give the achieved rate
-    and the drops instead of the window's counts: a master's counts arrive in workers' reports, a
-    few seconds apart, too coarse for a window of a few seconds. `journeys` counts the iterations
+    and the drops instead of the window's counts: on a master, each worker starts its own share of
+    the slots, and a window of a few seconds holds a handful of each, so its count is off by a slot
+    per worker where the whole step's is exact. `journeys` counts the iterations
     due in the judged window (goodput, late starts); None where nobody counted them."""
     seconds = max(new.at - old.at, 1e-9)
     started = new.started - old.started

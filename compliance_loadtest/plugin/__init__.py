@@ -27,6 +27,7 @@ and these listeners, in the order they run:
                               web_form.on_init        the start form: a profile's stages, benchmarks unticked
                               arrival.on_init         arrival-rate slots across processes
                               goodput.on_init         a capacity search's iterations counted per process
+                              reports.on_init         workers' stats reports on the master's request
                               embedded.on_init        announce the embedded backend; stop it at quit
                               preflight.refresh_clock last: Locust schedules --run-time right after
 
@@ -70,6 +71,7 @@ def install() -> None:
         options,
         preflight,
         redaction,
+        reports,
         shape,
         web_form,
     )
@@ -89,6 +91,7 @@ def install() -> None:
         web_form.on_init,
         arrival.on_init,
         goodput.on_init,
+        reports.on_init,
         embedded.on_init,
         preflight.refresh_clock,
     ):

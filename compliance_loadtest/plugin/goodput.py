@@ -3,7 +3,8 @@
 The master of a distributed run makes no request, so it cannot tell which iterations met an SLO. While
 a search runs, every process that runs users keeps a `JourneyTally` of its own iterations (fed by its
 request events), counted by when each iteration was due; each worker sends what changed since its
-last report with its stats, and the master sums them. A step is then judged on the iterations due in
+last report with its stats (also when the master asks for a report, `plugin.reports`), and the
+master sums them. A step is then judged on the iterations due in
 its window, however late their counts arrived. The SLOs travel to the workers in a custom message
 (also to a worker that joins mid-search), so a worker started without the profile still counts.
 

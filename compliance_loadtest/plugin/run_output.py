@@ -44,7 +44,7 @@ from locust.runners import STATE_INIT, STATE_MISSING, STATE_STOPPED, MasterRunne
 
 from compliance_loadtest import run_folder as rf
 from compliance_loadtest.errors import EXIT_INVALID_RUN, UsageError
-from compliance_loadtest.plugin import worker_watch
+from compliance_loadtest.plugin import reports, worker_watch
 from compliance_loadtest.plugin.monitor import (
     SAMPLE_INTERVAL_S,
     ProcessSampler,
@@ -244,9 +244,7 @@ class WorkerOutput:
 
     def send_report(self) -> None:
         """Send Locust's stats and the waiting rows now, in one message, as Locust's own report does."""
-        data: dict[str, Any] = {}
-        self.environment.events.report_to_master.fire(client_id=self.runner.client_id, data=data)
-        self.runner.send_message("stats", data)
+        reports.send_report(self.environment, self.runner)
 
     def _tick(self) -> None:
         while True:

@@ -33,6 +33,7 @@ from compliance_loadtest.capacity import (
 from compliance_loadtest.errors import EXIT_INVALID_RUN, ProfileError
 from compliance_loadtest.plugin.arrival import StagePlan, arrival_run
 from compliance_loadtest.plugin.goodput import journey_counting
+from compliance_loadtest.plugin.reports import fresh_reports
 from compliance_loadtest.profiles import (
     ArrivalStage,
     Profile,
@@ -270,9 +271,9 @@ class CapacityDriver:
     each step is an arrival stage at the search's next rate, judged on the stats between two
     snapshots; the result goes to `capacity.json` and `capacity.svg` in `--run-dir` and to the log."""
 
-    report_lag: float = 3.5
-    """Seconds the master's stats trail the workers' (Locust's worker report interval, 3 s, and a
-    margin): a step's judged window starts at least this far into the step."""
+    slot_settle: float = 0.5
+    """Seconds a distributed step's end waits for the users whose slots fell due just before it to
+    start them (they do within the loop's latency), before its counts are taken."""
 
     def __init__(self, runner: Any, profile: Profile) -> None:
         assert profile.capacity is not None and profile.workflow is not None
@@ -320,9 +321,6 @@ class CapacityDriver:
         arrival = arrival_run(self.runner.environment)
         number = 0
         warm = s.step_duration * s.warmup
-        # The master's stats trail the workers' by a report interval: it holds each step that much
-        # longer and takes both snapshots that much later, so the judged window is the same.
-        lag = self.report_lag if self.distributed else 0.0
         while (rate := self.search.next_rate()) is not None:
             number += 1
             logger.info(
@@ -331,23 +329,24 @@ class CapacityDriver:
             plan = StagePlan(
                 number=number,
                 started_at=time.time(),
-                duration=s.step_duration + lag,
+                duration=s.step_duration,
                 arrival=ArrivalStage(rate, rate),
                 share=1.0,  # split among the workers live at each moment (arrival_run)
                 max_start_delay=self.profile.max_start_delay,
                 workflow=self.profile.workflow or "",
             )
             arrival.start_timeline([plan])
-            gevent.sleep(warm + lag)
+            gevent.sleep(warm)
             old = self._snapshot()
             gevent.sleep(max(s.step_duration - warm, 0.0))
             new = self._snapshot()
             iterations = None
             if self.distributed:
-                # The step's slots are over; its last iterations reach the master with the workers'
-                # next reports. Then its own counts are complete.
+                # The step's slots are over (each due and untaken one dropped); a user whose slot fell
+                # due just before starts it within moments. Then the workers' fresh reports complete
+                # the step's own counts.
                 arrival.start_timeline([])
-                gevent.sleep(lag)
+                gevent.sleep(self.slot_settle)
                 self._snapshot()
                 report = arrival.reports[number]
                 iterations = (report.started, report.dropped, plan.duration)
@@ -392,7 +391,11 @@ class CapacityDriver:
     # --- measuring ---------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
+        """The stats, iterations and load-generator CPU as of now; on a master, once every worker's
+        report as of now has arrived (`fresh_reports`), not one up to 3 s old."""
         env = self.runner.environment
+        if self.distributed:
+            fresh_reports(env)
         arrival = arrival_run(env)
         arrival.add_counts(arrival.scheduler.take_counts())
         started = sum(report.started for report in arrival.reports.values())

@@ -114,8 +114,8 @@ def test_search_finds_the_known_capacity_within_ten_percent(capped_backend: Back
 @pytest.mark.slow
 def test_search_with_two_workers_finds_the_known_capacity(capped_backend: Backend, tmp_path: Path) -> None:
     port = str(free_port())  # the master's port: other runs may hold Locust's default
-    # A step of a distributed search waits for the workers' reports: a narrower search keeps it short.
-    # Goodput is judged on the master from the workers' counts of their iterations.
+    # A narrower search than the one-process test's keeps it short. Each step is judged on the workers'
+    # reports as of its window's ends; goodput on the master from the workers' counts of their iterations.
     slos = (
         "  - {id: latency, metric: corrected.p95, op: '<', value: 250ms, per: all}\n"
         "  - {id: errors, metric: failure_ratio, op: '<', value: 1%, per: all}\n"
