@@ -173,7 +173,9 @@ def test_a_journey_with_an_ai_step_reports_which_slo_broke_first(tmp_path: Path)
     )
     settings = {"CGPT_CAPACITY_SLOTS": str(SLOTS), "CGPT_SERVICE_MS": str(SERVICE_MS)}
     with run_backend(tmp_path, settings=settings) as backend:
-        profile = capacity_profile(tmp_path, workflow="AskAssistantJourney", slos=slos)
+        # Which SLO broke first needs no fine bisection: to 20% keeps the search to a few steps.
+        search_spec = "start_rate: 5, max_rate: 80, precision: 0.2"
+        profile = capacity_profile(tmp_path, workflow="AskAssistantJourney", slos=slos, search=search_spec)
         run, run_dir = search(tmp_path, backend, profile, "AskAssistantJourney")
         run.finish(timeout=150)
     assert run.returncode == 0, run.output()[-4000:]
