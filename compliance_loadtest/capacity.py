@@ -741,10 +741,11 @@ def judge_step(
     """Judge one step from two snapshots taken at the start and end of its judged window.
 
     `iterations` (started, dropped, seconds) of the whole step, when known, give the achieved rate
-    and the drops instead of the window's counts: on a master, each worker starts its own share of
-    the slots, and a window of a few seconds holds a handful of each, so its count is off by a slot
-    per worker where the whole step's is exact. `journeys` counts the iterations
-    due in the judged window (goodput, late starts); None where nobody counted them."""
+    and the drops instead of the window's counts: at a low rate a window of a few seconds holds a
+    handful of slots (and each worker its own share of them), so its count can be off by a slot a
+    process, a fifth of the rate at 1/s in a 3.75 s window, where the whole step's is exact.
+    `journeys` counts the iterations due in the judged window (goodput, late starts); None where
+    nobody counted them."""
     seconds = max(new.at - old.at, 1e-9)
     started = new.started - old.started
     dropped_entry = [e.minus(old.entries.get(k)) for k, e in new.entries.items() if k[0] == DROPPED_TYPE]

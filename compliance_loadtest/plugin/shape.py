@@ -272,8 +272,8 @@ class CapacityDriver:
     snapshots; the result goes to `capacity.json` and `capacity.svg` in `--run-dir` and to the log."""
 
     slot_settle: float = 0.5
-    """Seconds a distributed step's end waits for the users whose slots fell due just before it to
-    start them (they do within the loop's latency), before its counts are taken."""
+    """Seconds a step's end waits for the users whose slots fell due just before it to start them
+    (they do within the loop's latency), before its counts are taken."""
 
     def __init__(self, runner: Any, profile: Profile) -> None:
         assert profile.capacity is not None and profile.workflow is not None
@@ -340,16 +340,14 @@ class CapacityDriver:
             old = self._snapshot()
             gevent.sleep(max(s.step_duration - warm, 0.0))
             new = self._snapshot()
-            iterations = None
-            if self.distributed:
-                # The step's slots are over (each due and untaken one dropped); a user whose slot fell
-                # due just before starts it within moments. Then the workers' fresh reports complete
-                # the step's own counts.
-                arrival.start_timeline([])
-                gevent.sleep(self.slot_settle)
-                self._snapshot()
-                report = arrival.reports[number]
-                iterations = (report.started, report.dropped, plan.duration)
+            # The step's slots are over (each due and untaken one dropped); a user whose slot fell due
+            # just before starts it within moments. Then its own counts are complete (on a master,
+            # with the workers' fresh reports), and its rate is judged on all of its slots.
+            arrival.start_timeline([])
+            gevent.sleep(self.slot_settle)
+            self._snapshot()
+            report = arrival.reports[number]
+            iterations = (report.started, report.dropped, plan.duration)
             # Goodput and late starts: the iterations due in the judged window, wherever they ran.
             journeys = self._counting.window(plan.started_at + warm, plan.started_at + s.step_duration)
             pool = self.profile.stages[0].users

@@ -188,3 +188,18 @@ def test_a_journey_with_an_ai_step_reports_which_slo_broke_first(tmp_path: Path)
     assert first_step["goodput"] is not None and first_step["goodput"] >= 0.5
     # two requests an iteration through 20 requests/s: about 10 iterations/s
     assert 5 <= result["sustained_rate"] <= 12, result
+
+
+@pytest.mark.slow
+def test_a_low_rate_in_one_process_is_judged_on_all_of_its_slots(backend: Backend, tmp_path: Path) -> None:
+    """At 1/s a 3-second step's judged window (2.25 s) holds two of its three slots: judged on the
+    window the achieved rate is 0.89/s, behind the target, and the generator is blamed. Counted over
+    the whole step it is 1/s."""
+    profile = capacity_profile(tmp_path, search="start_rate: 1, max_rate: 1, precision: 0.05")
+    run, run_dir = search(tmp_path, backend, profile, "ProfileLookupJourney")
+    run.finish(timeout=60)
+    assert run.returncode == 0, run.output()[-4000:]
+    result = json.loads((run_dir / "capacity.json").read_text())
+    assert result["valid"] is True and result["sustained_rate"] == 1.0, result
+    (step,) = result["steps"]
+    assert (step["started"], step["dropped"], step["achieved_rate"]) == (3, 0, 1.0), step
