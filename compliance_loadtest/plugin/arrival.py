@@ -45,6 +45,7 @@ from typing import Any
 import gevent
 from locust import TaskSet
 
+from compliance_loadtest.plugin.reports import live_workers
 from compliance_loadtest.profiles import ArrivalStage
 from compliance_loadtest.run_folder import ARRIVAL_JSON, temporary_name
 
@@ -363,8 +364,7 @@ class ArrivalRun:
         runner = self.environment.runner
         if not self._is_master:
             return ("",)
-        nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
-        return tuple(sorted((node.id for node in nodes), key=runner.get_worker_index))
+        return tuple(sorted(live_workers(runner), key=runner.get_worker_index))
 
     def split(self, at: float | None) -> None:
         """Send every live worker its part of the rest of the timeline, from `at` on (None: all of

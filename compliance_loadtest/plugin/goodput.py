@@ -4,9 +4,9 @@ The master of a distributed run makes no request, so it cannot tell which iterat
 a search runs, every process that runs users keeps a `JourneyTally` of its own iterations (fed by its
 request events), counted by when each iteration was due; each worker sends what changed since its
 last report with its stats (also when the master asks for a report, `plugin.reports`), and the
-master sums them. A step is then judged on the iterations due in
-its window, however late their counts arrived. The SLOs travel to the workers in a custom message
-(also to a worker that joins mid-search), so a worker started without the profile still counts.
+master sums them. A step is then judged on the iterations due in its window, however late their
+counts arrived. The SLOs travel to the workers in a custom message (also to a worker that joins
+mid-search), so a worker started without the profile still counts.
 
 This module only counts; judging is `compliance_loadtest.capacity`'s, driven from the load shape.
 `on_init` is registered by `compliance_loadtest.plugin.install`.

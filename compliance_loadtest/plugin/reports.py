@@ -38,6 +38,12 @@ def send_report(environment: Any, runner: Any, extra: dict[str, Any] | None = No
     runner.send_message("stats", data)
 
 
+def live_workers(runner: Any) -> list[str]:
+    """A master's workers that are connected and not missing (ready, spawning or running)."""
+    clients = runner.clients
+    return [node.id for node in clients.ready + clients.spawning + clients.running]
+
+
 class ReportRequests:
     """A master's requests for reports and the answers merged so far."""
 
@@ -50,21 +56,17 @@ class ReportRequests:
         if data.get(ANSWER_KEY) == self.number:
             self.answered.add(client_id)
 
-    def live_workers(self) -> set[str]:
-        clients = self.runner.clients
-        return {node.id for node in clients.ready + clients.spawning + clients.running}
-
     def gather(self, timeout: float = ANSWER_TIMEOUT_S) -> bool:
         """Ask every live worker for a report and wait until each answer is merged (or it is lost);
         False when some did not answer within `timeout` seconds."""
         self.number += 1
         self.answered = set()
-        waiting = self.live_workers()
+        waiting = set(live_workers(self.runner))
         if not waiting:
             return True
         self.runner.send_message(REPORT_NOW_MESSAGE, self.number)
         deadline = time.monotonic() + timeout
-        while waiting := (waiting & self.live_workers()) - self.answered:
+        while waiting := waiting.intersection(live_workers(self.runner)) - self.answered:
             if time.monotonic() >= deadline:
                 logger.warning(
                     "no stats report from %d worker(s) within %.0f s of asking (%s): going on with "

@@ -345,7 +345,7 @@ class CapacityDriver:
             # with the workers' fresh reports), and its rate is judged on all of its slots.
             arrival.start_timeline([])
             gevent.sleep(self.slot_settle)
-            self._snapshot()
+            self._take_counts()
             report = arrival.reports[number]
             iterations = (report.started, report.dropped, plan.duration)
             # Goodput and late starts: the iterations due in the judged window, wherever they ran.
@@ -388,14 +388,19 @@ class CapacityDriver:
 
     # --- measuring ---------------------------------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
-        """The stats, iterations and load-generator CPU as of now; on a master, once every worker's
-        report as of now has arrived (`fresh_reports`), not one up to 3 s old."""
+    def _take_counts(self) -> None:
+        """Bring the stats and the stages' iteration counts up to now: on a master, once every
+        worker's report as of now has arrived (`fresh_reports`), not one up to 3 s old."""
         env = self.runner.environment
         if self.distributed:
             fresh_reports(env)
         arrival = arrival_run(env)
         arrival.add_counts(arrival.scheduler.take_counts())
+
+    def _snapshot(self) -> Snapshot:
+        """The stats, iterations and load-generator CPU as of now (`_take_counts`)."""
+        self._take_counts()
+        arrival = arrival_run(self.runner.environment)
         started = sum(report.started for report in arrival.reports.values())
         entries = {
             (e.method or "", e.name): EntrySnap(
