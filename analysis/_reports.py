@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis._analyse import Analysis, Verdict, summary_counts
+from analysis._analyse import BUSIEST_LOAD_GENERATOR, Analysis, Verdict, summary_counts
 from analysis._stats import SOURCE_LABELS, EntryKey, entry_label, pooled
 from analysis._thresholds import ThresholdResult, format_value, select_entries, split_metric
 from compliance_loadtest.categories import LOAD_TESTING, TITLE_BY_USER_CLASS
@@ -135,6 +135,8 @@ def recommendations(a: Analysis) -> list[str]:
             recs.append(f"{i.entry}: slow responses ({i.message}); profile the endpoint and its queries.")
         elif i.kind == "high-failure-rate" and i.entry:
             recs.append(f"{i.entry}: {i.message}; check the failures report for the error messages.")
+        elif i.kind == "resource-cpu" and i.message.startswith(BUSIEST_LOAD_GENERATOR):
+            recs.append(f"{i.message}; near a whole core its latencies measure it: add workers.")
         elif i.kind in ("resource-cpu", "resource-memory"):
             recs.append(f"{i.message}; check sizing or look for leaks.")
     if not recs:

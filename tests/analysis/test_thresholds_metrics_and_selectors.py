@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,16 @@ import numpy as np
 import pytest
 
 from analysis import (
+    Analysis,
     Rule,
     Selector,
+    analyse,
     compute_stats,
     evaluate,
     load_run,
+    load_thresholds,
     parse_thresholds,
+    report_document,
     system_metrics,
 )
 from compliance_loadtest.run_folder import RunInfo, System
@@ -168,6 +173,45 @@ def test_memory_increase_sums_the_target_processes(tmp_path: Path) -> None:
     write_run_json(tmp_path)  # resource samples alone are no run
     data = load_run(tmp_path)
     assert system_metrics(data.resources).target_memory_increase_mb == pytest.approx(70.0)
+
+
+def load_generators_at(tmp_path: Path, cpu_per_worker: dict[str, Sequence[float]]) -> Analysis:
+    """A run whose load generator is one process per worker, each at the given CPU every second."""
+    simple_run(tmp_path, [Entry("GET", "/api/evidence", [10.0] * 20)], resources=False)
+    write_resources(tmp_path, [100.0] * 4, [10.0] * 4, loadgen_cpu=0.0)
+    path = tmp_path / "resources.csv"
+    rows = path.read_text().splitlines()
+    rows = [r for r in rows if ",load-generator," not in r]
+    for n, (worker, cpus) in enumerate(cpu_per_worker.items()):
+        rows += [
+            f"{1_790_000_000.0 + i},load-generator,{worker},{5000 + n},80.0,{c},4,9"
+            for i, c in enumerate(cpus)
+        ]
+    path.write_text("\n".join(rows) + "\n")
+    return analyse(load_run(tmp_path), load_thresholds(None))
+
+
+def test_load_generator_cpu_is_its_busiest_process_not_the_sum_of_its_workers(tmp_path: Path) -> None:
+    # Three workers at 30% each: 90% summed, but no process came near a core.
+    a = load_generators_at(tmp_path, {"w1": [30.0] * 4, "w2": [30.0] * 4, "w3": [30.0] * 4})
+    assert a.system.loadgen_cpu_max == pytest.approx(30.0)
+    assert a.system.loadgen_cpu_mean == pytest.approx(30.0)
+    assert [i.message for i in a.issues if i.kind == "resource-cpu"] == []
+
+
+def test_a_busy_load_generator_process_is_named_with_its_peak_and_the_advice_to_add_workers(
+    tmp_path: Path,
+) -> None:
+    a = load_generators_at(tmp_path, {"w1": [20.0, 85.0, 60.0, 20.0], "w2": [10.0] * 4})
+    assert a.system.loadgen_cpu_max == pytest.approx(85.0)
+    assert a.system.loadgen_cpu_mean == pytest.approx(46.25)  # w1's mean: the busiest process on average
+    assert [i.message for i in a.issues if i.kind == "resource-cpu"] == [
+        "CPU of the busiest load-generator process peaked at 85% (> 80%)"
+    ]
+    assert any(
+        "peaked at 85% (> 80%); near a whole core" in r and "add workers" in r
+        for r in report_document(a)["recommendations"]
+    )
 
 
 def test_selectors_by_name_glob_type_group_tag_and_exclusion(run: Path) -> None:
