@@ -177,7 +177,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     # times only: their stream columns are never read). The current run's record is read after them,
     # so it is never in memory next to a baseline's, and takes the memory the baseline's record freed.
     baselines = [
-        reduce_baseline(load_run(b, with_stream_columns=False), warmup_s) for b in find_runs(args.baseline)
+        reduce_baseline(load_run(b, with_stream_columns=False), warmup_s)
+        for b in find_runs(args.baseline, leave_out=args.run)
     ]
     current = load_run(args.run, config=args.config)
     analysis = analyse(current, thresholds, baselines, warmup_s=warmup_s)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from analysis._load import RunData, load_run
+from analysis._load import RunData, load_run, resolve_run
 from analysis._regression import RegressionResult, compare_samples
 from analysis._stats import EntryKey, RunStats, compute_stats, entry_label
 from analysis._svg import Series, line_chart
@@ -109,14 +109,22 @@ def is_run_folder(path: Path) -> bool:
     )
 
 
-def find_runs(paths: Sequence[Path | str]) -> list[Path]:
+def find_runs(paths: Sequence[Path | str], leave_out: Path | str | None = None) -> list[Path]:
     """Each path is a run folder, or a folder holding run folders at any depth (CI artifacts as the
-    workflow stores them: one folder per run); a Locust --csv prefix passes through as given."""
-    found: list[Path] = []
+    workflow stores them: one folder per run); a Locust --csv prefix passes through as given. Each run
+    is listed once, however many of the paths lead to it.
+
+    `leave_out` is the run being analysed when the paths are its baselines: a folder of runs that holds
+    it (the artifacts folder it was written into) gives the others, and a path that is that run is an
+    error, as a run compared with itself can show no regression."""
+    skip = _identity(leave_out) if leave_out is not None else None
+    found: dict[tuple[Path, str | None], Path] = {}
     for given in paths:
         p = Path(given)
         if is_run_folder(p) or not p.is_dir():
-            found.append(p)
+            if _identity(p) == skip:
+                raise UsageError("is the run being analysed: give --baseline an earlier run", file=p)
+            found.setdefault(_identity(p), p)
             continue
         inside = sorted(d for d in p.rglob("*") if is_run_folder(d))
         # A run folder's own subfolders (requests/, report/) are not runs of their own.
@@ -127,8 +135,20 @@ def find_runs(paths: Sequence[Path | str]) -> list[Path]:
                 "benchmark_results.json)",
                 file=p,
             )
-        found.extend(runs)
-    return found
+        others = [d for d in runs if _identity(d) != skip]
+        if not others:
+            raise UsageError(
+                "holds no run but the one being analysed: give --baseline an earlier run", file=p
+            )
+        for d in others:
+            found.setdefault(_identity(d), d)
+    return list(found.values())
+
+
+def _identity(run: Path | str) -> tuple[Path, str | None]:
+    """What makes two spellings of a run the same run: its folder, resolved, and its CSV prefix."""
+    folder, prefix = resolve_run(run)
+    return folder.resolve(), prefix
 
 
 def _start_order(runs: Sequence[RunData]) -> list[RunData]:

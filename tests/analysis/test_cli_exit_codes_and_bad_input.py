@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def test_exit_1_when_a_regression_fails(tmp_path: Path, thresholds: Path) -> Non
     r = cli(cur, "--thresholds", thresholds, "--baseline", base, "--report", "console")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "REGRESSION POST /api/auth/login" in r.stdout
-    same = cli(base, "--thresholds", thresholds, "--baseline", base, "--report", "none")
+    shutil.copytree(base, tmp_path / "again")  # the same requests in a run folder of its own
+    same = cli(tmp_path / "again", "--thresholds", thresholds, "--baseline", base, "--report", "none")
     assert same.returncode == 0, same.stdout + same.stderr
 
 

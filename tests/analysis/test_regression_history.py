@@ -111,6 +111,15 @@ def test_the_command_exits_0_on_a_steady_history(tmp_path: Path) -> None:
     [
         (["history", "{tmp}/empty"], "is not a run folder and holds none"),
         (["history", "{tmp}/artifacts/performance-run-000"], "a history needs at least two runs, got 1"),
+        # one run named twice is one run
+        (
+            [
+                "history",
+                "{tmp}/artifacts/performance-run-000",
+                "{tmp}/artifacts/../artifacts/performance-run-000/",
+            ],
+            "a history needs at least two runs, got 1",
+        ),
     ],
 )
 def test_bad_history_input_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
@@ -132,3 +141,42 @@ def test_a_folder_of_runs_is_a_several_run_baseline(tmp_path: Path) -> None:
     (search,) = json.loads(report.read_text())["regressions"]
     assert search["baseline_runs"] == 4 and search["baseline_count"] == 6000
     assert "4 baseline runs" in search["message"]
+
+
+def test_a_baseline_folder_that_holds_the_run_gives_the_others(tmp_path: Path) -> None:
+    """CI's artifacts folder holds the run just made too: it is left out of its own baseline, and a run
+    the arguments name twice counts once."""
+    runs = history_runs(tmp_path / "artifacts", [200.0] * 4)
+    r = cli(
+        runs[-1],
+        "--baseline",
+        tmp_path / "artifacts",
+        f"{runs[0]}/",
+        "--report",
+        "json",
+        "--out",
+        tmp_path / "out",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    (report,) = (tmp_path / "out").glob("performance_report_*.json")
+    compared = {c["entry"]: c for c in json.loads(report.read_text())["regressions"]}
+    assert compared["GET /api/evidence/search"]["baseline_runs"] == 3
+    assert (
+        compared["GET /api/evidence/search"]["baseline_count"]
+        == 3 * compared["GET /api/evidence/search"]["current_count"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        ("{run}/", "is the run being analysed: give --baseline an earlier run"),
+        # the first run CI makes, with the artifacts folder it was written into as the baseline
+        ("{tmp}/artifacts", "holds no run but the one being analysed: give --baseline an earlier run"),
+    ],
+)
+def test_a_run_is_not_its_own_baseline(tmp_path: Path, baseline: str, message: str) -> None:
+    (run,) = history_runs(tmp_path / "artifacts", [200.0])
+    r = cli(run, "--baseline", baseline.format(tmp=tmp_path, run=run), "--report", "none")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
