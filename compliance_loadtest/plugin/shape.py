@@ -425,6 +425,17 @@ def _our_shape(environment: Any) -> LoadProfileShape | None:
     return None
 
 
+def _shape_for_a_locustfile_without_one(environment: Any) -> LoadProfileShape:
+    """The shape for a locustfile that imports the library but not `LoadProfileShape` (Locust finds
+    shape classes only among a locustfile's names): without it `--load-profile`, and the web UI's
+    load_profile field, would be ignored, and a headless run without `-t` would never end. Locust's
+    class picker lists it as it lists the shipped one."""
+    shape = LoadProfileShape()
+    if environment.available_shape_classes is not None:
+        environment.available_shape_classes[type(shape).__name__] = shape
+    return shape
+
+
 def read_profile(value: str, time_scale: float, class_names: list[str]) -> Profile:
     """Load, check against the run's user classes, and compress a profile."""
     profile = load_profile(value, known_classes=class_names)
@@ -442,11 +453,20 @@ def _time_scale(raw: object) -> float:
 
 
 def on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs: Any) -> None:
-    shape = _our_shape(environment)
     options = environment.parsed_options
     value = (getattr(options, "load_profile", "") or "").strip() if options else ""
+    shape = _our_shape(environment)
     if shape is None:
-        return
+        if environment.shape_class is not None:
+            # A shape class of the locustfile's own runs the run, and nothing of ours touches it.
+            if value:
+                raise ProfileError(
+                    "--load-profile",
+                    f"the locustfile's shape class {type(environment.shape_class).__name__} already "
+                    "shapes the run: drop --load-profile, or that class",
+                )
+            return
+        shape = _shape_for_a_locustfile_without_one(environment)
     if not value:
         shape.configure(None)
         if environment.shape_class is shape:

@@ -64,9 +64,11 @@ def start_locust(
     locustfiles: Sequence[str] = (),
     csv_history: bool = True,
     env: dict[str, str] | None = None,
+    with_scenarios: bool = True,
 ) -> Run:
-    """Start `locust -f locust_scenarios[,extra files] ARGS` in `tmp` (so no locust.conf applies)."""
-    files = ",".join([SCENARIOS, *locustfiles])
+    """Start `locust -f locust_scenarios[,extra files] ARGS` in `tmp` (so no locust.conf applies);
+    `with_scenarios=False` leaves the library's folder out (the extra files alone)."""
+    files = ",".join([*([SCENARIOS] if with_scenarios else []), *locustfiles])
     prefix = tmp / label if csv_history else None
     cmd = [sys.executable, "-m", "locust", "-f", files, "--only-summary", *args]
     if prefix is not None:

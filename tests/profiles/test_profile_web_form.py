@@ -20,9 +20,13 @@ from tests.profiles.runs import Run, start_locust
 
 @pytest.fixture
 def web(backend: Backend, tmp_path: Path) -> Iterator[tuple[str, Run]]:
+    yield from open_web(tmp_path, ["ComplianceUser", "--host", backend.url])
+
+
+def open_web(tmp_path: Path, args: list[str], **start: Any) -> Iterator[tuple[str, Run]]:
     port = free_port()
-    args = ["ComplianceUser", "--web-host", "127.0.0.1", "--web-port", str(port), "--host", backend.url]
-    run = start_locust(tmp_path, "web", args, csv_history=False)
+    args = [*args, "--web-host", "127.0.0.1", "--web-port", str(port)]
+    run = start_locust(tmp_path, "web", args, csv_history=False, **start)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -116,3 +120,38 @@ def test_web_form_with_the_library_fields_left_empty_starts_a_seeded_run(web: tu
     assert answer["success"] is True, answer
     wait_users(url, 2)
     post(url, "/stop")
+
+
+STEPS_ONLY = """
+from locust import constant, task
+from locust_scenarios import ApiUser, dashboards
+
+
+class StatusUser(ApiUser):
+    wait_time = constant(0.5)
+
+    @task
+    def status(self):
+        dashboards.compliance_status(self)
+"""
+
+
+def test_web_form_runs_a_profile_for_a_locustfile_that_imports_steps_but_not_the_shape(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Locust finds shape classes only among a locustfile's names; the profile typed in the form is
+    run all the same (it was ignored: the form's user count ran instead)."""
+    mine = tmp_path / "steps_only.py"
+    mine.write_text(STEPS_ONLY)
+    profile = tmp_path / "two.yaml"
+    profile.write_text("stages:\n  - {duration: 30, users: 2, spawn_rate: 2}\n")
+    web = open_web(tmp_path, ["--host", backend.url], locustfiles=[str(mine)], with_scenarios=False)
+    url, run = next(web)
+    try:
+        answer = post(url, "/swarm", {"user_count": "3", "spawn_rate": "3", "load_profile": str(profile)})
+        assert answer["success"] is True and "LoadProfileShape" in answer["message"], answer
+        wait_users(url, 2)  # the profile's 2 users, not the form's 3
+        post(url, "/stop")
+        assert "Load profile two (closed, 1 stages, 30s)" in run.output()
+    finally:
+        web.close()
