@@ -32,9 +32,15 @@ def must_find(user: Any, item: Evidence, query: str | None = None) -> dict[str, 
     params = {"q": q, "page": 1, "page_size": user.api.MAX_PAGE_SIZE}
 
     def finds_it(body: dict[str, Any]) -> str | None:
-        if any(str(r.get("id")) == item.id for r in body["results"]):
+        results, total = body["results"], body["total_count"]
+        if any(str(r.get("id")) == item.id for r in results):
             return None
-        return f"search for {q!r} did not return the evidence just uploaded ({body['total_count']} results)"
+        if total > len(results):  # other evidence with the same words may outrank it
+            return (
+                f"search for {q!r} did not return the evidence just uploaded among the first "
+                f"{len(results)} of {total} results: a query that only it matches (query=...) finds it"
+            )
+        return f"search for {q!r} did not return the evidence just uploaded ({total} results)"
 
     body = user.call("GET", "evidence.search", params=params, check=finds_it)
     return required(user, body, "find the uploaded evidence")
