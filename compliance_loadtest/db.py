@@ -16,6 +16,7 @@ This module must not import psycopg at import time, nor hold state shared betwee
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
@@ -39,8 +40,24 @@ class DatabaseUrlError(UsageError):
     """A database URL that cannot be used; the message says which option or value and why."""
 
 
+POSTGRES_EXTRA = "pip install 'compliance-loadtest[postgres]'"
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
+
+
+def check_driver(url: str) -> None:
+    """Refuse a PostgreSQL URL when psycopg 3 is not installed (it is the `postgres` extra), before
+    any process starts on it; psycopg itself is not imported here."""
+    if not is_postgres(url):
+        return
+    try:
+        installed = importlib.util.find_spec("psycopg") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        raise DatabaseUrlError(f"PostgreSQL needs psycopg 3, which is not installed: {POSTGRES_EXTRA}")
 
 
 def sqlite_path(url: str) -> Path:
@@ -96,10 +113,7 @@ def _connect_postgres(url: str, connect_timeout: float) -> Connection:
         import psycopg
         import psycopg.waiting
     except ImportError as exc:
-        raise ImportError(
-            "PostgreSQL needs psycopg 3: install the postgres extra "
-            "(pip install 'compliance-loadtest[postgres]')"
-        ) from exc
+        raise ImportError(f"PostgreSQL needs psycopg 3, the postgres extra: {POSTGRES_EXTRA}") from exc
     if _gevent_patched() and getattr(psycopg.waiting, "wait_c", None) is psycopg.waiting.wait:
         raise RuntimeError(
             "psycopg was imported before gevent patched the process, so its queries would block every "

@@ -104,6 +104,7 @@ def limit_malloc_arenas() -> bool:
 
 def serve(args: argparse.Namespace) -> int:
     from reference_backend.app import create_app, is_loopback
+    from reference_backend.db import MissingDriver
 
     # Before any worker thread exists: arenas are assigned to threads as they first allocate.
     limit_malloc_arenas()
@@ -122,6 +123,9 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except FaultRuleError as exc:
         print(f"error: CGPT_FAULTS / --faults: {exc}", file=sys.stderr)
+        return 2
+    except MissingDriver as exc:
+        print(f"error: --database-url / DATABASE_URL: {exc}", file=sys.stderr)
         return 2
 
     import uvicorn
@@ -167,6 +171,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def seed(args: argparse.Namespace) -> int:
+    from reference_backend.db import MissingDriver
     from reference_backend.seed import SeedError, run_seed
 
     url = args.database_url or os.environ.get("DATABASE_URL")
@@ -194,6 +199,9 @@ def seed(args: argparse.Namespace) -> int:
         )
     except SeedError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MissingDriver as exc:
+        print(f"error: --database-url / DATABASE_URL: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result))
     return 0

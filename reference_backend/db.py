@@ -43,6 +43,10 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached (the message never contains the DSN)."""
 
 
+class MissingDriver(RuntimeError):
+    """PostgreSQL was asked for and psycopg 3, the `postgres` extra, is not installed."""
+
+
 def now_iso() -> str:
     """The current UTC time as the text every timestamp column stores on SQLite."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
@@ -77,6 +81,13 @@ class Database:
         self._all_connections: list[Any] = []
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if url and url.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg  # noqa: F401  (said here, not by the first request that connects)
+            except ImportError:
+                raise MissingDriver(
+                    "PostgreSQL needs psycopg 3, which is not installed: "
+                    "pip install 'compliance-loadtest[postgres]'"
+                ) from None
             self.dialect = "postgres"
             self.url = url
             self.path: Path | None = None

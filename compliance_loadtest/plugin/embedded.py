@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from compliance_loadtest.backend import BackendProcess, launch_backend
-from compliance_loadtest.db import DatabaseUrlError
+from compliance_loadtest.db import DatabaseUrlError, check_driver
 from compliance_loadtest.errors import BackendStartError, exit_code_for
 from compliance_loadtest.plugin.guard import RemoteHostNotAllowed, check_target
 
@@ -145,6 +145,11 @@ def _after_parse(options: Any) -> None:
         # A process forked by a run that already has one (never start a second).
         options.host = json.loads(os.environ[ENV_VAR])["url"]
         return
+    try:
+        check_driver(getattr(options, "backend_database_url", "") or "")
+    except DatabaseUrlError as exc:
+        sys.stderr.write(f"compliance scenarios: --backend-database-url: {exc}\n")
+        sys.exit(exit_code_for(exc))
     try:
         info = start(options)
     except BackendStartError as exc:

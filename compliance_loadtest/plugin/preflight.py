@@ -14,7 +14,7 @@ import gevent
 from locust.runners import WorkerRunner
 
 from compliance_loadtest.api import Api, api_for
-from compliance_loadtest.db import DatabaseUrlError, is_postgres, sqlite_path
+from compliance_loadtest.db import DatabaseUrlError, check_driver, is_postgres, sqlite_path
 from compliance_loadtest.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -37,11 +37,13 @@ def on_init(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
 
 
 def _check_db_url(environment: Any) -> None:
-    """A `--db-url` naming a SQLite file that does not exist, or an unknown scheme, is refused."""
+    """A `--db-url` naming a SQLite file that does not exist, an unknown scheme, or PostgreSQL without
+    psycopg installed, is refused."""
     url = str(getattr(environment.parsed_options, "db_url", "") or "")
     if not url:
         return
     try:
+        check_driver(url)
         if not is_postgres(url) and not sqlite_path(url).is_file():
             raise DatabaseUrlError(f"SQLite database {str(sqlite_path(url))!r} does not exist")
     except DatabaseUrlError as exc:
