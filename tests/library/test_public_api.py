@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.library.locustfiles import MINE
 from tests.scenarios.locust_run import REPO, clean_env
 from tests.streaming.headless import run_locust, write_locustfile
 
@@ -81,23 +82,10 @@ def test_a_locustfile_that_imports_only_the_shape_gets_every_option_and_a_run_fo
     assert len(run.record()) == run.requests("GET", "/health")
 
 
-STEPS_ONLY = """
-from locust import constant, task
-from locust_scenarios import ApiUser, dashboards
-
-
-class StatusUser(ApiUser):
-    wait_time = constant(0.2)
-
-    @task
-    def status(self):
-        dashboards.compliance_status(self)
-"""
-
 ARRIVAL = """
 description: three iterations a second for two seconds
 model: arrival
-workflow: StatusUser
+workflow: MineUser
 max_users: 2
 stages:
   - {duration: 2, rate: 3}
@@ -110,7 +98,7 @@ def test_a_locustfile_that_imports_steps_but_not_the_shape_runs_its_profile(
 ) -> None:
     """Locust finds shape classes only among a locustfile's names: without the library's own shape,
     --load-profile was ignored and the run went on with one user until -t (forever without it)."""
-    locustfile = write_locustfile(tmp_path, "steps_only", STEPS_ONLY)
+    locustfile = write_locustfile(tmp_path, "mine", MINE)
     profile = tmp_path / "arrive.yaml"
     profile.write_text(ARRIVAL)
     run = run_locust(
@@ -121,27 +109,20 @@ def test_a_locustfile_that_imports_steps_but_not_the_shape_runs_its_profile(
     assert "Load profile arrive" in run.output and "completed after" in run.output, run.output[-3000:]
     assert "Shape test completed" in run.output  # the profile ended the run, not -t
     arrival = json.loads((run.run_dir / "arrival.json").read_text())
-    assert arrival["stages"][0]["workflow"] == "StatusUser"
+    assert arrival["stages"][0]["workflow"] == "MineUser"
     assert run.requests("GET", "/api/compliance/status") >= 3
 
 
-OWN_SHAPE = """
-from locust import LoadTestShape, constant, task
-from locust_scenarios import ApiUser, dashboards
-
-
-class StatusUser(ApiUser):
-    wait_time = constant(0.2)
-
-    @task
-    def status(self):
-        dashboards.compliance_status(self)
-
+OWN_SHAPE = (
+    "from locust import LoadTestShape\n"
+    + MINE
+    + """
 
 class TwoUsers(LoadTestShape):
     def tick(self):
         return (2, 2) if self.get_run_time() < 2 else None
 """
+)
 
 
 def test_a_profile_beside_a_shape_class_of_the_locustfiles_own_is_refused(tmp_path: Path) -> None:
@@ -155,19 +136,6 @@ def test_a_profile_beside_a_shape_class_of_the_locustfiles_own_is_refused(tmp_pa
     assert "the locustfile's shape class TwoUsers already shapes the run" in run.output
     assert "Traceback" not in run.output and run.stats == []
 
-
-MINE = """
-from locust import constant, task
-from locust_scenarios import ApiUser, dashboards
-
-
-class MineUser(ApiUser):
-    wait_time = constant(0.2)
-
-    @task
-    def status(self):
-        dashboards.compliance_status(self)
-"""
 
 WIRING = """
 import json, sys

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.backend_process import Backend, free_port
+from tests.library.locustfiles import MINE
 from tests.profiles.runs import Run, start_locust
 
 
@@ -122,27 +123,13 @@ def test_web_form_with_the_library_fields_left_empty_starts_a_seeded_run(web: tu
     post(url, "/stop")
 
 
-STEPS_ONLY = """
-from locust import constant, task
-from locust_scenarios import ApiUser, dashboards
-
-
-class StatusUser(ApiUser):
-    wait_time = constant(0.5)
-
-    @task
-    def status(self):
-        dashboards.compliance_status(self)
-"""
-
-
 def test_web_form_runs_a_profile_for_a_locustfile_that_imports_steps_but_not_the_shape(
     backend: Backend, tmp_path: Path
 ) -> None:
     """Locust finds shape classes only among a locustfile's names; the profile typed in the form is
     run all the same (it was ignored: the form's user count ran instead)."""
     mine = tmp_path / "steps_only.py"
-    mine.write_text(STEPS_ONLY)
+    mine.write_text(MINE)
     profile = tmp_path / "two.yaml"
     profile.write_text("stages:\n  - {duration: 30, users: 2, spawn_rate: 2}\n")
     web = open_web(tmp_path, ["--host", backend.url], locustfiles=[str(mine)], with_scenarios=False)
