@@ -426,7 +426,12 @@ def history_command(argv: Sequence[str]) -> int:
         "regression. Exit 0 no, 1 yes, 2 bad input.",
     )
     p.add_argument("runs", metavar="RUN", nargs="+", help="run folders, or folders holding run folders")
-    p.add_argument("--out", metavar="DIR", default=".", help="folder for history.json and history.html")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=".",
+        help="folder for history.json and history.html (default: the current folder)",
+    )
     p.add_argument("--thresholds", metavar="FILE", default=None, help="its regression block decides")
     args = p.parse_args(argv)
     settings = load_thresholds(args.thresholds).regression
