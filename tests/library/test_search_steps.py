@@ -33,7 +33,7 @@ class FinderUser(ApiUser):
 
 
 def test_must_find_passes_on_the_item_and_fails_naming_the_query_otherwise(tmp_path: Path) -> None:
-    run = run_locust(write_locustfile(tmp_path, "finder", FINDER), tmp_path, host=None, users=1, seconds=6)
+    run = run_locust(write_locustfile(tmp_path, "finder", FINDER), tmp_path, host=None, users=1, seconds=3)
     assert run.returncode == 1, run.output[-3000:]  # failed requests fail the run
     assert run.requests("GET", "/api/evidence/search") == 3, run.output[-3000:]
     assert sorted(run.errors()) == [
