@@ -122,9 +122,10 @@ def find_runs(paths: Sequence[Path | str], leave_out: Path | str | None = None) 
     for given in paths:
         p = Path(given)
         if is_run_folder(p) or not p.is_dir():
-            if _identity(p) == skip:
+            key = _identity(p)
+            if key == skip:
                 raise UsageError("is the run being analysed: give --baseline an earlier run", file=p)
-            found.setdefault(_identity(p), p)
+            found.setdefault(key, p)
             continue
         inside = sorted(d for d in p.rglob("*") if is_run_folder(d))
         # A run folder's own subfolders (requests/, report/) are not runs of their own.
@@ -135,13 +136,13 @@ def find_runs(paths: Sequence[Path | str], leave_out: Path | str | None = None) 
                 "benchmark_results.json)",
                 file=p,
             )
-        others = [d for d in runs if _identity(d) != skip]
+        others = {key: d for d in runs if (key := _identity(d)) != skip}
         if not others:
             raise UsageError(
                 "holds no run but the one being analysed: give --baseline an earlier run", file=p
             )
-        for d in others:
-            found.setdefault(_identity(d), d)
+        for key, d in others.items():
+            found.setdefault(key, d)
     return list(found.values())
 
 
