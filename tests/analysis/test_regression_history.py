@@ -160,11 +160,9 @@ def test_a_baseline_folder_that_holds_the_run_gives_the_others(tmp_path: Path) -
     assert r.returncode == 0, r.stdout + r.stderr
     (report,) = (tmp_path / "out").glob("performance_report_*.json")
     compared = {c["entry"]: c for c in json.loads(report.read_text())["regressions"]}
-    assert compared["GET /api/evidence/search"]["baseline_runs"] == 3
-    assert (
-        compared["GET /api/evidence/search"]["baseline_count"]
-        == 3 * compared["GET /api/evidence/search"]["current_count"]
-    )
+    search = compared["GET /api/evidence/search"]
+    assert search["baseline_runs"] == 3
+    assert search["baseline_count"] == 3 * search["current_count"]
 
 
 @pytest.mark.parametrize(
