@@ -183,6 +183,10 @@ def compute_stats(run: RunData, keep_record: bool = True, with_timeline: bool = 
     notes: list[str] = []
     if run.record is not None and len(run.record):
         st = _from_record(run.record, keep_record)
+    elif run.record is not None:
+        # The record is the source even when none of its requests counts (all of them started within
+        # the warm-up): Locust's outputs would bring back the requests the warm-up left out.
+        st = _empty()
     elif run.locust_json is not None:
         st = _from_locust_json(run.locust_json)
     elif run.stats is not None:

@@ -144,6 +144,39 @@ def test_a_run_whose_requests_all_fall_in_the_warm_up_is_invalid_and_says_why(
     assert "all 51 requests started within the warm-up (the first 60 s" in capsys.readouterr().out
 
 
+def test_locusts_outputs_do_not_bring_back_a_warm_up_that_held_every_request(
+    run: Path, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run folder also holds locust.json, counting the same requests as the record: when the
+    warm-up leaves out all of them, the analysis must not fall back to Locust's counts."""
+    (run / "locust.json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": name,
+                    "method": "POST",
+                    "num_requests": len(times),
+                    "num_failures": 0,
+                    "total_response_time": sum(times),
+                    "max_response_time": max(times),
+                    "min_response_time": min(times),
+                    "response_times": {str(round(t)): times.count(t) for t in set(times)},
+                }
+                for name, times in [
+                    ("/api/auth/login", [60_000.0] + [20.0] * 49),
+                    ("/api/chat/send", [3600.0]),
+                ]
+            ]
+        )
+    )
+    assert analyse(load_run(run), load_thresholds(rules), warmup_s=0).stats.total_count == 51
+    assert main([str(run), "--thresholds", str(rules), "--warmup", "60s", "--report", "console"]) == 3
+    out = capsys.readouterr().out
+    assert "all 51 requests started within the warm-up (the first 60 s" in out
+    assert "Percentiles from: none" in out
+    assert "/api/auth/login" not in out.split("Thresholds:")[1]
+
+
 def test_benchmark_rounds_are_never_part_of_the_warm_up(tmp_path: Path) -> None:
     d = tmp_path / "run"
     write_record(
