@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from compliance_loadtest.errors import UsageError
+from compliance_loadtest.errors import UsageError, did_you_mean
 
 __all__ = [
     "EVIDENCE_STATUSES",
@@ -83,9 +83,15 @@ class Route(NamedTuple):
     """Sent without the bearer token, and never answered by refreshing it (login, health, ...)."""
 
 
+def _unknown_key(key: str, known: Iterable[str]) -> str:
+    """What a mistyped endpoint key gets told: the closest key, then every key."""
+    names = sorted(known)
+    return f"unknown endpoint key {key!r}{did_you_mean(key, names)}; known keys: {', '.join(names)}"
+
+
 class _Routes(dict[str, Route]):
     def __missing__(self, key: str) -> Route:
-        raise KeyError(f"unknown endpoint key {key!r}; known keys: {', '.join(sorted(self))}")
+        raise KeyError(_unknown_key(key, self))
 
 
 class ApiPathsError(UsageError):
@@ -255,10 +261,7 @@ class Api:
         overrides: dict[str, str] = {}
         for key, value in data.items():
             if key not in cls.PATHS:
-                raise ApiPathsError(
-                    f"--api-paths {source}: unknown endpoint key {key!r}; "
-                    f"known keys: {', '.join(sorted(cls.PATHS))}"
-                )
+                raise ApiPathsError(f"--api-paths {source}: {_unknown_key(key, cls.PATHS)}")
             if not isinstance(value, str) or not value.startswith("/"):
                 raise ApiPathsError(
                     f"--api-paths {source}: key {key!r}: path must be a string starting with '/'"

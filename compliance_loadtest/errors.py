@@ -20,6 +20,8 @@ Locust and is safe to import anywhere (the analysis, the suite runner, tests).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -76,6 +78,14 @@ class SuiteRunError(LoadTestError, RuntimeError):
     give a verdict on, so exit 3 as the analysis gives an invalid run, not 1 (a threshold failed)."""
 
     exit_code = EXIT_INVALID_RUN
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` naming the known word closest to a mistyped one, or "" when none is close."""
+    import difflib  # only an error's message needs it
+
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def exit_code_for(exc: BaseException) -> int:

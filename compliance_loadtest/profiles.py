@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from compliance_loadtest.errors import ProfileError
+from compliance_loadtest.errors import ProfileError, did_you_mean
 
 if TYPE_CHECKING:
     from compliance_loadtest.capacity import CapacitySpec
@@ -257,7 +257,8 @@ def resolve_profile_path(name_or_path: str) -> Path:
     if not shipped.is_file():
         raise ProfileError(
             value,
-            f"unknown profile; shipped profiles are {', '.join(available_profiles())}, or give a YAML path",
+            f"unknown profile{did_you_mean(value, available_profiles())}; shipped profiles are "
+            f"{', '.join(available_profiles())}, or give a YAML path",
         )
     return shipped
 

@@ -80,6 +80,11 @@ def test_unknown_profile_name_lists_the_shipped_ones() -> None:
         load_profile("no-such-profile")
 
 
+def test_a_mistyped_profile_name_gets_the_closest_shipped_one() -> None:
+    with pytest.raises(ProfileError, match=r"rmp: unknown profile \(did you mean 'ramp'\?\); shipped"):
+        load_profile("rmp")
+
+
 def test_missing_profile_path_is_named(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"gone\.yaml: no such file"):
         load_profile(str(tmp_path / "gone.yaml"))

@@ -50,6 +50,16 @@ def test_payloads_are_reproducible_from_the_seeds() -> None:
     assert payloads(3) != payloads(4)
 
 
+def test_a_call_with_a_mistyped_key_names_the_closest_key_and_every_key() -> None:
+    with pytest.raises(KeyError) as raised:
+        Api().routes["evidence.lst"]
+    message = raised.value.args[0]
+    assert message.startswith(
+        "unknown endpoint key 'evidence.lst' (did you mean 'evidence.list'?); known keys: "
+    )
+    assert message.endswith(", ".join(sorted(Api.PATHS)))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -62,7 +72,11 @@ def test_payloads_are_reproducible_from_the_seeds() -> None:
             '{"paths": {"evidence.list": "x"}}',
             r"map\.json: key 'evidence\.list': path must be a string starting",
         ),
-        ('{"routes": {}}', r"map\.json: unknown endpoint key 'routes'"),
+        ('{"routes": {}}', r"map\.json: unknown endpoint key 'routes'; known keys: analytics"),
+        (
+            '{"paths": {"evidence.lst": "/x"}}',
+            r"map\.json: unknown endpoint key 'evidence\.lst' \(did you mean 'evidence\.list'\?\);",
+        ),
         ('["/api"]', r"map\.json: expected a mapping"),
         ("{not json", r"map\.json: not valid JSON or YAML"),
     ],
