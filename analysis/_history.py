@@ -45,6 +45,8 @@ FloatArray = npt.NDArray[np.float64]
 METRICS = ("p50", "p95", "p99", "failure_ratio", "rps", "ttft_p50", "itl_p50")
 LOWER_IS_WORSE = frozenset({"rps"})
 LOG_SCALE = frozenset({"p50", "p95", "p99", "rps", "ttft_p50", "itl_p50"})
+MIN_CHANGE_POINT_RUNS = 4
+"""Values of a series below which no change point is looked for: a split needs two on each side."""
 BASELINE_RUNS = 10
 """The newest run is compared with at most this many runs of the stretch before it."""
 FAILURE_STEP = 0.01
@@ -255,7 +257,7 @@ def _trend(
     present = np.array([values[i] for i in where], dtype=np.float64)
     scaled = np.log(present) if metric in LOG_SCALE else present
     points = []
-    cuts = e_divisive(scaled) if len(present) >= 4 else []
+    cuts = e_divisive(scaled) if len(present) >= MIN_CHANGE_POINT_RUNS else []
     edges = [0, *(c for c, _ in cuts), len(present)]
     for n, (cut, p) in enumerate(cuts):
         before = float(np.median(present[edges[n] : cut]))
@@ -311,7 +313,7 @@ def _newest_against_stretch(
     if not earlier:
         return None
     medians = [float(np.log(max(np.median(v), 1e-3))) for _, v in earlier]
-    cuts = e_divisive(medians) if len(medians) >= 4 else []
+    cuts = e_divisive(medians) if len(medians) >= MIN_CHANGE_POINT_RUNS else []
     start = cuts[-1][0] if cuts else 0
     stretch = [v for _, v in earlier[start:]][-BASELINE_RUNS:]
     pooled = np.sort(np.concatenate(stretch))
@@ -348,6 +350,20 @@ def history_document(h: History) -> dict[str, Any]:
     return doc
 
 
+def change_points_summary(h: History) -> str:
+    """How many change points the history has, how many worse; when none, why there can be none."""
+    points = [c for t in h.trends for c in t.change_points]
+    if points:
+        worse = sum(c.worse for c in points)
+        return f"{len(points)} change point(s), {worse} of them worse"
+    if len(h.runs) < MIN_CHANGE_POINT_RUNS:
+        return (
+            f"no change points: looking for one needs at least {MIN_CHANGE_POINT_RUNS} runs of an "
+            f"entry, and there are {len(h.runs)}"
+        )
+    return "no change points: no entry's trend steps significantly (p < 0.05) across these runs"
+
+
 def to_history_html(h: History) -> str:
     newest = h.runs[-1]
     verdict = (
@@ -372,11 +388,14 @@ def to_history_html(h: History) -> str:
         parts.append(
             f"<tr{cls}><td>{escape(redact_text(r.entry))}</td><td>{escape(redact_text(r.message))}</td></tr>"
         )
-    parts.append("</table><h2>Change points</h2><table>")
-    parts.append(
-        "<tr><th>entry</th><th>metric</th><th>at run</th><th>before</th><th>after</th>"
-        "<th>change</th><th>p</th></tr>"
-    )
+    parts.append("</table><h2>Change points</h2>")
+    if not any(t.change_points for t in h.trends):
+        parts.append(f"<p class='muted'>{escape(change_points_summary(h), quote=False)}</p>")
+    else:
+        parts.append(
+            "<table><tr><th>entry</th><th>metric</th><th>at run</th><th>before</th><th>after</th>"
+            "<th>change</th><th>p</th></tr>"
+        )
     for t in h.trends:
         for c in t.change_points:
             cls = " class='fail'" if c.worse else ""
@@ -386,7 +405,9 @@ def to_history_html(h: History) -> str:
                 f"<td>{c.index + 1}: {escape(redact_text(c.run))}</td><td>{c.before:.4g}</td>"
                 f"<td>{c.after:.4g}</td><td>{change}</td><td>{c.p_value:.2g}</td></tr>"
             )
-    parts.append("</table><h2>Trends</h2>")
+    if any(t.change_points for t in h.trends):
+        parts.append("</table>")
+    parts.append("<h2>Trends</h2>")
     for t in h.trends:
         xs = [float(i + 1) for i, v in enumerate(t.values) if v is not None]
         ys = [float(v) for v in t.values if v is not None]
@@ -455,6 +476,7 @@ def history_command(argv: Sequence[str]) -> int:
         ) from None
     for r in h.regressed:
         print(redact_text(f"regression in the newest run: {r.entry}: {r.message}"))
+    print(f"{len(h.runs)} runs; {change_points_summary(h)}")
     if not h.regressed:
-        print(f"{len(h.runs)} runs; the newest starts no regression")
+        print("the newest run starts no regression")
     return h.exit_code

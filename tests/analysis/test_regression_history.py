@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from analysis import load_run
-from analysis._history import e_divisive, find_runs, history
+from analysis._history import change_points_summary, e_divisive, find_runs, history, to_history_html
 from tests.analysis.runs import Entry, lognormal, simple_run
 
 LOGIN, SEARCH = ("POST", "/api/auth/login"), ("GET", "/api/evidence/search")
@@ -82,6 +82,12 @@ def test_history_of_runs_reports_the_step_per_entry_and_metric(tmp_path: Path) -
     }
     # The newest run belongs to the slower stretch, which it did not start: no alarm.
     assert h.exit_code == 0 and not h.regressed
+    points = sum(len(t.change_points) for t in h.trends)
+    worse = sum(c.worse for t in h.trends for c in t.change_points)
+    assert change_points_summary(h) == f"{points} change point(s), {worse} of them worse"
+    html = to_history_html(h)
+    assert html.count("<th>at run</th>") == 1 and html.count("<table>") == html.count("</table>") == 2
+    assert html.count("<tr class='fail'><td>GET /api/evidence/search</td><td>p50</td><td>9: ") == 1
 
 
 def test_the_command_exits_1_when_the_newest_run_starts_a_regression(tmp_path: Path) -> None:
@@ -97,13 +103,28 @@ def test_the_command_exits_1_when_the_newest_run_starts_a_regression(tmp_path: P
     assert newest["POST /api/auth/login"]["regressed"] is False
     html = (tmp_path / "out" / "history.html").read_text()
     assert "the newest run starts a regression" in html and html.count("<svg") == len(doc["trends"])
+    assert html.count("<table>") == html.count("</table>")
 
 
 def test_the_command_exits_0_on_a_steady_history(tmp_path: Path) -> None:
     history_runs(tmp_path / "artifacts", [200.0] * 6)
     r = cli("history", tmp_path / "artifacts", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "6 runs; the newest starts no regression" in r.stdout
+    assert (
+        "6 runs; no change points: no entry's trend steps significantly (p < 0.05) across these runs\n"
+        "the newest run starts no regression" in r.stdout
+    )
+    html = (tmp_path / "out" / "history.html").read_text()
+    assert "<th>at run</th>" not in html and "no change points: no entry's trend steps" in html
+
+
+def test_a_history_too_short_for_change_points_says_so(tmp_path: Path) -> None:
+    history_runs(tmp_path / "artifacts", [200.0] * 3)
+    r = cli("history", tmp_path / "artifacts", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stdout + r.stderr
+    why = "no change points: looking for one needs at least 4 runs of an entry, and there are 3"
+    assert f"3 runs; {why}" in r.stdout
+    assert why in (tmp_path / "out" / "history.html").read_text()
 
 
 @pytest.mark.parametrize(
