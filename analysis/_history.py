@@ -389,24 +389,23 @@ def to_history_html(h: History) -> str:
             f"<tr{cls}><td>{escape(redact_text(r.entry))}</td><td>{escape(redact_text(r.message))}</td></tr>"
         )
     parts.append("</table><h2>Change points</h2>")
-    if not any(t.change_points for t in h.trends):
-        parts.append(f"<p class='muted'>{escape(change_points_summary(h), quote=False)}</p>")
-    else:
+    if any(t.change_points for t in h.trends):
         parts.append(
             "<table><tr><th>entry</th><th>metric</th><th>at run</th><th>before</th><th>after</th>"
             "<th>change</th><th>p</th></tr>"
         )
-    for t in h.trends:
-        for c in t.change_points:
-            cls = " class='fail'" if c.worse else ""
-            change = f"{c.change:+.3f}" if t.metric == "failure_ratio" else f"{c.change:+.1%}"
-            parts.append(
-                f"<tr{cls}><td>{escape(redact_text(t.entry))}</td><td>{t.metric}</td>"
-                f"<td>{c.index + 1}: {escape(redact_text(c.run))}</td><td>{c.before:.4g}</td>"
-                f"<td>{c.after:.4g}</td><td>{change}</td><td>{c.p_value:.2g}</td></tr>"
-            )
-    if any(t.change_points for t in h.trends):
+        for t in h.trends:
+            for c in t.change_points:
+                cls = " class='fail'" if c.worse else ""
+                change = f"{c.change:+.3f}" if t.metric == "failure_ratio" else f"{c.change:+.1%}"
+                parts.append(
+                    f"<tr{cls}><td>{escape(redact_text(t.entry))}</td><td>{t.metric}</td>"
+                    f"<td>{c.index + 1}: {escape(redact_text(c.run))}</td><td>{c.before:.4g}</td>"
+                    f"<td>{c.after:.4g}</td><td>{change}</td><td>{c.p_value:.2g}</td></tr>"
+                )
         parts.append("</table>")
+    else:
+        parts.append(f"<p class='muted'>{escape(change_points_summary(h), quote=False)}</p>")
     parts.append("<h2>Trends</h2>")
     for t in h.trends:
         xs = [float(i + 1) for i, v in enumerate(t.values) if v is not None]

@@ -255,10 +255,11 @@ def resolve_profile_path(name_or_path: str) -> Path:
         return candidate
     shipped = _shipped_dir() / f"{value}.yaml"
     if not shipped.is_file():
+        names = available_profiles()
         raise ProfileError(
             value,
-            f"unknown profile{did_you_mean(value, available_profiles())}; shipped profiles are "
-            f"{', '.join(available_profiles())}, or give a YAML path",
+            f"unknown profile{did_you_mean(value, names)}; shipped profiles are {', '.join(names)}, "
+            "or give a YAML path",
         )
     return shipped
 
